@@ -1,0 +1,78 @@
+"""esframework: typed event-sourced domain models, on SQLite and PostgreSQL.
+
+Define events with `@event`, aggregates with `@aggregate` and `@applies`, change them with
+commands that `emit` events, and keep them with a `Repository` over an event store.
+"""
+
+from esframework import errors
+from esframework._aggregates import (
+    PendingEvent,
+    SnapshotPolicy,
+    aggregate,
+    aggregate_id,
+    aggregate_version,
+    applies,
+    emit,
+    new,
+    pending_events,
+)
+from esframework._envelope import Envelope, Metadata
+from esframework._events import EventType, event, event_type_of
+from esframework._memory import InMemoryEventStore
+from esframework._records import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    SnapshotRecord,
+    StoredEvent,
+)
+from esframework._repository import Repository
+from esframework._serialization import Serializer
+from esframework._sqlite import SQLiteEventStore
+from esframework._store import EventStore
+from esframework._upcasting import Upcaster, Upcasters, upcaster
+from esframework.errors import (
+    AggregateNotFoundError,
+    ConcurrencyError,
+    EsframeworkError,
+)
+
+__all__ = [
+    "AggregateNotFoundError",
+    "AppendResult",
+    "ConcurrencyError",
+    "Envelope",
+    "EsframeworkError",
+    "EventStore",
+    "EventType",
+    "ExpectedVersion",
+    "InMemoryEventStore",
+    "Metadata",
+    "NewEvent",
+    "PendingEvent",
+    "Repository",
+    "SQLiteEventStore",
+    "Serializer",
+    "SnapshotPolicy",
+    "SnapshotRecord",
+    "StoredEvent",
+    "Upcaster",
+    "Upcasters",
+    "aggregate",
+    "aggregate_id",
+    "aggregate_version",
+    "applies",
+    "emit",
+    "errors",
+    "event",
+    "event_type_of",
+    "new",
+    "pending_events",
+    "upcaster",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("esframework._"):
+        _obj.__module__ = "esframework"
+del _name, _obj

@@ -1,0 +1,124 @@
+"""An event store in a Python list, for fast tests and experiments."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from esframework._records import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    SnapshotRecord,
+    StoredEvent,
+)
+from esframework._store import (
+    DEFAULT_PAGE_SIZE,
+    EventStore,
+    check_expected_version,
+    expected_as_int,
+    match_retry,
+    validate_stream_id,
+)
+
+__all__ = ["InMemoryEventStore"]
+
+
+class InMemoryEventStore(EventStore):
+    """Keeps events in memory, with the same semantics as the durable stores.
+
+    Safe to share between threads. Everything is lost when the process ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[StoredEvent] = []  # index = position - 1
+        self._streams: dict[str, list[StoredEvent]] = {}
+        self._by_id: dict[UUID, StoredEvent] = {}
+        self._snapshots: dict[str, SnapshotRecord] = {}
+
+    def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion,
+    ) -> AppendResult:
+        validate_stream_id(stream_id)
+        expected = expected_as_int(expected_version)
+        with self._lock:
+            stored = {
+                e.event_id: self._by_id[e.event_id] for e in events if e.event_id in self._by_id
+            }
+            retry = match_retry(stream_id, events, stored)
+            if retry is not None:
+                return retry
+            stream = self._streams.get(stream_id, [])
+            check_expected_version(stream_id, expected, len(stream))
+            now = datetime.now(UTC)
+            new = [
+                StoredEvent(
+                    event_id=e.event_id,
+                    stream_id=stream_id,
+                    stream_type=stream_type,
+                    event_type=e.event_type,
+                    schema_version=e.schema_version,
+                    data=e.data,
+                    metadata=e.metadata,
+                    version=len(stream) + i,
+                    position=len(self._events) + i,
+                    recorded_at=now,
+                )
+                for i, e in enumerate(events, start=1)
+            ]
+            self._events.extend(new)
+            self._streams[stream_id] = stream + new
+            self._by_id.update((e.event_id, e) for e in new)
+        return AppendResult(
+            stream_id=stream_id,
+            version=len(stream) + len(new),
+            positions=tuple(e.position for e in new),
+        )
+
+    def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[StoredEvent]:
+        stream = self._streams.get(stream_id, [])
+        yield from stream[max(from_version, 1) - 1 : to_version]
+
+    def stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE_SIZE,
+        stream_types: Collection[str] | None = None,
+        event_types: Collection[str] | None = None,
+    ) -> list[StoredEvent]:
+        page: list[StoredEvent] = []
+        for e in self._events[max(after, 0) :]:
+            if len(page) == limit:
+                break
+            if (stream_types is None or e.stream_type in stream_types) and (
+                event_types is None or e.event_type in event_types
+            ):
+                page.append(e)
+        return page
+
+    def head(self) -> int:
+        return len(self._events)
+
+    def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        return self._snapshots.get(stream_id)
+
+    def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        with self._lock:
+            self._snapshots[snapshot.stream_id] = snapshot
+
+    def close(self) -> None:
+        """Do nothing: there is nothing to release."""

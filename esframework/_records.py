@@ -1,0 +1,82 @@
+"""The store's vocabulary: what goes in, what comes out.
+
+Stores see records, never aggregates or event classes: payloads are JSON bytes encoded and
+decoded by the `Serializer`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+__all__ = ["AppendResult", "ExpectedVersion", "NewEvent", "SnapshotRecord", "StoredEvent"]
+
+
+class ExpectedVersion(enum.Enum):
+    """Version expectations that are not a plain stream version."""
+
+    ANY = "any"
+    """Append whatever the stream's version: no concurrency check."""
+    NO_STREAM = "no_stream"
+    """The stream must not exist yet (the same as expecting version 0)."""
+
+
+@attrs.frozen(kw_only=True)
+class NewEvent:
+    """An event to append: its id, stored type and JSON payload."""
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes = b"{}"
+
+
+@attrs.frozen(kw_only=True)
+class StoredEvent:
+    """An event as the store recorded it."""
+
+    event_id: UUID
+    stream_id: str
+    stream_type: str
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+    version: int
+    position: int
+    recorded_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class AppendResult:
+    """Where appended events landed.
+
+    Attributes:
+        stream_id: The stream appended to.
+        version: The stream's version after the append (the last event's version).
+        positions: The global position of each event, in the order given.
+    """
+
+    stream_id: str
+    version: int
+    positions: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotRecord:
+    """An aggregate's encoded state at one version of its stream.
+
+    Attributes:
+        state_schema: Identifies the aggregate's state shape; a snapshot whose schema differs
+            from the aggregate's current one is ignored.
+    """
+
+    stream_id: str
+    stream_type: str
+    state_schema: str
+    version: int
+    data: bytes

@@ -1,0 +1,194 @@
+"""The codec: events and aggregate state to JSON bytes and back, with cattrs and orjson."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+import cattrs
+import orjson
+from cattrs.preconf.orjson import make_converter
+
+from esframework._envelope import Envelope, Metadata
+from esframework._events import event_type_of, registry
+from esframework._records import NewEvent, StoredEvent
+from esframework._upcasting import Located, Upcasters, upcasters
+from esframework.errors import CorruptEventError, EventEncodingError
+
+__all__ = ["Serializer", "make_event_converter"]
+
+_INT64_MIN: Final = -(2**63)
+_UINT64_MAX: Final = 2**64 - 1
+_EMPTY_METADATA: Final = Metadata()
+
+
+def _unstructure_int(value: int) -> int | str:
+    # orjson refuses integers outside 64 bits; store those as decimal strings. Decoding goes by
+    # the declared field type, and int() reads both forms.
+    return value if _INT64_MIN <= value <= _UINT64_MAX else str(value)
+
+
+def _unstructure_float(value: float) -> float:
+    # orjson would silently write NaN and infinities as null: refuse them before writing.
+    if not math.isfinite(value):
+        msg = f"{value} is not a finite number, and JSON cannot store it"
+        raise ValueError(msg)
+    return value
+
+
+def _structure_decimal(value: object, _: type[Decimal]) -> Decimal:
+    if isinstance(value, float):  # a float would carry binary rounding into the Decimal
+        msg = f"expected a decimal string, got the float {value!r}"
+        raise TypeError(msg)
+    return Decimal(str(value))
+
+
+def make_event_converter() -> cattrs.Converter:
+    """Return the cattrs converter esframework encodes events and snapshots with.
+
+    Based on cattrs' orjson preset, plus exact `Decimal` (orjson has no decimal type, so
+    decimals are stored as strings: no precision is lost), integers beyond 64 bits, finite
+    floats only, and `UUID`.
+    """
+    converter = make_converter()
+    converter.register_unstructure_hook(int, _unstructure_int)
+    converter.register_unstructure_hook(float, _unstructure_float)
+    converter.register_unstructure_hook(Decimal, str)
+    converter.register_structure_hook(Decimal, _structure_decimal)
+    converter.register_unstructure_hook(UUID, str)
+    converter.register_structure_hook(UUID, lambda v, _: UUID(v))
+    return converter
+
+
+Unstructure = Callable[[Any], Any]
+Structure = Callable[[Any, Any], Any]
+
+
+class Serializer:
+    """Encodes events to records and decodes records to typed envelopes.
+
+    Hooks are compiled once per event class and cached, so decoding costs one orjson parse
+    and one generated cattrs function call per event.
+
+    Args:
+        upcasters: The upcaster chains to run on read; defaults to the ones registered with
+            `esframework.upcaster`.
+    """
+
+    def __init__(self, *, upcasters: Upcasters = upcasters) -> None:
+        self._upcasters = upcasters
+        self._converter = make_event_converter()
+        self._unstructure: dict[type[Any], Unstructure] = {}
+        self._structure: dict[type[Any], Structure] = {}
+
+    def encode(
+        self, event: object, *, event_id: UUID, metadata: Metadata = _EMPTY_METADATA
+    ) -> NewEvent:
+        """Encode an event for appending.
+
+        Raises:
+            EventEncodingError: A value cannot be stored faithfully (NaN, an unsupported type).
+        """
+        kind = event_type_of(type(event))
+        try:
+            data = orjson.dumps(self._unstructure_hook(type(event))(event))
+        except (ValueError, TypeError, orjson.JSONEncodeError) as error:
+            raise EventEncodingError(kind.name, str(error)) from error
+        return NewEvent(
+            event_id=event_id,
+            event_type=kind.name,
+            schema_version=kind.version,
+            data=data,
+            metadata=self.encode_metadata(metadata),
+        )
+
+    def decode(self, record: StoredEvent) -> Envelope[Any]:
+        """Decode a stored event into its current event class, upcasting it if needed.
+
+        Raises:
+            UnknownEventTypeError: The event type is not registered.
+            MissingUpcasterError: The event is at an old version with no way up.
+            CorruptEventError: The payload is not valid JSON or does not fit the class.
+        """
+        return Envelope(
+            event=self.decode_event(record),
+            event_id=record.event_id,
+            stream_id=record.stream_id,
+            stream_type=record.stream_type,
+            version=record.version,
+            position=record.position,
+            recorded_at=record.recorded_at,
+            metadata=self.decode_metadata(record),
+        )
+
+    def decode_event(self, record: StoredEvent) -> Any:
+        """Decode just the event of a stored record (see `decode`)."""
+        name, version = record.event_type, record.schema_version
+        try:
+            data = orjson.loads(record.data)
+            if registry.current_version(name) != version:
+                where = Located(record.stream_id, record.version, record.position)
+                name, version, data = self._upcasters.upcast(name, version, data, where)
+            cls = registry.get(name, version)
+            assert cls is not None  # noqa: S101 -- upcast() ends at a registered version
+            return self._structure_hook(cls)(data, cls)
+        except (orjson.JSONDecodeError, cattrs.BaseValidationError, ValueError, TypeError) as e:
+            raise _corrupt(record, f"the payload does not fit: {e}") from e
+
+    def encode_metadata(self, metadata: Metadata) -> bytes:
+        if metadata is _EMPTY_METADATA:
+            return b"{}"
+        fields: dict[str, Any] = dict(metadata.extra)
+        if metadata.correlation_id is not None:
+            fields["correlation_id"] = str(metadata.correlation_id)
+        if metadata.causation_id is not None:
+            fields["causation_id"] = str(metadata.causation_id)
+        return orjson.dumps(fields)
+
+    def decode_metadata(self, record: StoredEvent) -> Metadata:
+        if record.metadata in (b"{}", b"", "{}"):
+            return _EMPTY_METADATA
+        try:
+            fields = orjson.loads(record.metadata)
+            correlation = fields.pop("correlation_id", None)
+            causation = fields.pop("causation_id", None)
+            return Metadata(
+                correlation_id=None if correlation is None else UUID(correlation),
+                causation_id=None if causation is None else UUID(causation),
+                extra=fields,
+            )
+        except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError) as e:
+            raise _corrupt(record, f"the metadata is not valid: {e}") from e
+
+    def encode_state(self, state: object) -> bytes:
+        """Encode an attrs instance (an aggregate's state) to JSON bytes."""
+        return orjson.dumps(self._unstructure_hook(type(state))(state))
+
+    def decode_state(self, cls: type[Any], data: bytes) -> Any:
+        """Decode JSON bytes made by `encode_state` into an instance of `cls`."""
+        return self._structure_hook(cls)(orjson.loads(data), cls)
+
+    def _unstructure_hook(self, cls: type[Any]) -> Unstructure:
+        hook = self._unstructure.get(cls)
+        if hook is None:
+            hook = self._unstructure[cls] = self._converter.get_unstructure_hook(cls)
+        return hook
+
+    def _structure_hook(self, cls: type[Any]) -> Structure:
+        hook = self._structure.get(cls)
+        if hook is None:
+            hook = self._structure[cls] = self._converter.get_structure_hook(cls)
+        return hook
+
+
+def _corrupt(record: StoredEvent, reason: str) -> CorruptEventError:
+    return CorruptEventError(
+        reason,
+        event_type=record.event_type,
+        stream_id=record.stream_id,
+        version=record.version,
+        position=record.position,
+    )

@@ -1,0 +1,382 @@
+"""The embedded event store: one SQLite file, stdlib `sqlite3`, WAL journal."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+from uuid import UUID
+
+from esframework._records import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    SnapshotRecord,
+    StoredEvent,
+)
+from esframework._store import (
+    DEFAULT_PAGE_SIZE,
+    EventStore,
+    check_expected_version,
+    expected_as_int,
+    match_retry,
+    stored_by_id,
+    validate_stream_id,
+)
+from esframework.errors import StoreError, StoreUnavailableError
+
+__all__ = ["SQLiteEventStore"]
+
+# The tables and columns of the PostgreSQL seed schema, in SQLite's types. `user_version`
+# records which of these statements a file has, so later releases can add to the list.
+_SCHEMA: Final = (
+    """
+    CREATE TABLE events (
+        global_position INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        stream_id TEXT NOT NULL CHECK (length(stream_id) BETWEEN 1 AND 255),
+        stream_type TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        schema_version INTEGER NOT NULL DEFAULT 1,
+        event_data TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        version INTEGER NOT NULL CHECK (version >= 1),
+        created_at TEXT NOT NULL,
+        CONSTRAINT unique_stream_version UNIQUE (stream_id, version)
+    )
+    """,
+    "CREATE INDEX idx_events_event_type ON events(event_type)",
+    "CREATE INDEX idx_events_created_at ON events(created_at)",
+    """
+    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE is not allowed'); END
+    """,
+    """
+    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE is not allowed'); END
+    """,
+    """
+    CREATE TABLE snapshots (
+        stream_id TEXT PRIMARY KEY,
+        stream_type TEXT NOT NULL,
+        snapshot_data TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        state_schema TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE subscription_checkpoints (
+        subscription_id TEXT PRIMARY KEY,
+        last_position INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    )
+    """,
+)
+
+_COLUMNS: Final = (
+    "id, stream_id, stream_type, event_type, schema_version, CAST(event_data AS BLOB), "
+    "CAST(metadata AS BLOB), version, global_position, created_at"
+)
+
+
+def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(
+        event_id=UUID(row[0]),
+        stream_id=row[1],
+        stream_type=row[2],
+        event_type=row[3],
+        schema_version=row[4],
+        data=row[5],
+        metadata=row[6],
+        version=row[7],
+        position=row[8],
+        recorded_at=datetime.fromisoformat(row[9]),
+    )
+
+
+class SQLiteEventStore(EventStore):
+    """An event store in one SQLite file: the embedded default.
+
+    Several threads may share one store, and several processes may open the same file: each
+    append takes SQLite's write lock (`BEGIN IMMEDIATE`), so positions follow commit order.
+    The file is created, and its tables with it, on first use.
+
+    Args:
+        path: The database file (``":memory:"`` for a private in-memory database).
+        timeout: Seconds to wait for another process's write lock before failing.
+        synchronous: SQLite's `synchronous` setting. ``"FULL"`` (the default) makes every
+            commit durable across power loss; ``"NORMAL"`` is faster and durable across
+            application crashes only.
+    """
+
+    def __init__(
+        self, path: str | Path, *, timeout: float = 10.0, synchronous: str = "FULL"
+    ) -> None:
+        if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            msg = f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}"
+            raise ValueError(msg)
+        self.path = str(path)
+        self._timeout = timeout
+        self._synchronous = synchronous
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion,
+    ) -> AppendResult:
+        validate_stream_id(stream_id)
+        expected = expected_as_int(expected_version)
+        if not events:
+            msg = "append needs at least one event"
+            raise ValueError(msg)
+        with self._lock, self._errors("append to", stream_id):
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._append_locked(db, stream_id, stream_type, events, expected)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+    def _append_locked(
+        self,
+        db: sqlite3.Connection,
+        stream_id: str,
+        stream_type: str,
+        events: Sequence[NewEvent],
+        expected: int | None,
+    ) -> AppendResult:
+        ids = [str(e.event_id) for e in events]
+        marks = ",".join("?" * len(ids))
+        stored = db.execute(f"SELECT {_COLUMNS} FROM events WHERE id IN ({marks})", ids)
+        retry = match_retry(stream_id, events, stored_by_id(map(_to_stored, stored)))
+        if retry is not None:
+            return retry
+        (actual,) = db.execute(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+        ).fetchone()
+        check_expected_version(stream_id, expected, actual)
+        now = datetime.now(UTC).isoformat()
+        db.executemany(
+            "INSERT INTO events (id, stream_id, stream_type, event_type, schema_version, "
+            "event_data, metadata, version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    ids[i],
+                    stream_id,
+                    stream_type,
+                    e.event_type,
+                    e.schema_version,
+                    e.data.decode(),
+                    e.metadata.decode(),
+                    actual + 1 + i,
+                    now,
+                )
+                for i, e in enumerate(events)
+            ],
+        )
+        positions = db.execute(
+            "SELECT global_position FROM events WHERE stream_id = ? AND version > ? "
+            "ORDER BY version",
+            (stream_id, actual),
+        )
+        return AppendResult(
+            stream_id=stream_id,
+            version=actual + len(events),
+            positions=tuple(p for (p,) in positions),
+        )
+
+    def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[StoredEvent]:
+        last = to_version if to_version is not None else 2**62
+        while True:
+            with self._lock, self._errors("read", stream_id):
+                rows = (
+                    self._db()
+                    .execute(
+                        f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
+                        "AND version <= ? ORDER BY version LIMIT ?",
+                        (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
+                    )
+                    .fetchall()
+                )
+            yield from map(_to_stored, rows)
+            if len(rows) < DEFAULT_PAGE_SIZE:
+                return
+            from_version = rows[-1][7] + 1
+
+    def stream_version(self, stream_id: str) -> int:
+        with self._lock, self._errors("read", stream_id):
+            (version,) = (
+                self._db()
+                .execute(
+                    "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?",
+                    (stream_id,),
+                )
+                .fetchone()
+            )
+        return int(version)
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE_SIZE,
+        stream_types: Collection[str] | None = None,
+        event_types: Collection[str] | None = None,
+    ) -> list[StoredEvent]:
+        where = "global_position > ?"
+        params: list[Any] = [after]
+        for column, values in (("stream_type", stream_types), ("event_type", event_types)):
+            if values is not None:
+                where += f" AND {column} IN ({','.join('?' * len(values))})"
+                params.extend(values)
+        with self._lock, self._errors("read", f"position {after}"):
+            rows = self._db().execute(
+                f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
+                [*params, limit],
+            )
+            return list(map(_to_stored, rows))
+
+    def head(self) -> int:
+        with self._lock, self._errors("read", "the head"):
+            (position,) = (
+                self._db()
+                .execute("SELECT coalesce(max(global_position), 0) FROM events")
+                .fetchone()
+            )
+        return int(position)
+
+    def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        with self._lock, self._errors("read the snapshot of", stream_id):
+            row = (
+                self._db()
+                .execute(
+                    "SELECT stream_type, state_schema, version, CAST(snapshot_data AS BLOB) "
+                    "FROM snapshots WHERE stream_id = ?",
+                    (stream_id,),
+                )
+                .fetchone()
+            )
+        if row is None:
+            return None
+        return SnapshotRecord(
+            stream_id=stream_id,
+            stream_type=row[0],
+            state_schema=row[1],
+            version=row[2],
+            data=row[3],
+        )
+
+    def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        with self._lock, self._errors("snapshot", snapshot.stream_id):
+            # An older snapshot (from a slower writer) never replaces a newer one.
+            self._db().execute(
+                "INSERT INTO snapshots (stream_id, stream_type, snapshot_data, version, "
+                "state_schema, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (stream_id) DO UPDATE SET stream_type = excluded.stream_type, "
+                "snapshot_data = excluded.snapshot_data, version = excluded.version, "
+                "state_schema = excluded.state_schema, created_at = excluded.created_at "
+                "WHERE excluded.version >= snapshots.version",
+                (
+                    snapshot.stream_id,
+                    snapshot.stream_type,
+                    snapshot.data.decode(),
+                    snapshot.version,
+                    snapshot.state_schema,
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+
+    def connection(self) -> sqlite3.Connection:
+        """Return the store's connection, for read models kept in the same file.
+
+        Hold `lock` while using it from several threads.
+        """
+        return self._db()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that serializes this store's use of its connection."""
+        return self._lock
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            db.execute("BEGIN IMMEDIATE")
+            (applied,) = db.execute("PRAGMA user_version").fetchone()
+            if applied > len(_SCHEMA):
+                db.close()
+                msg = f"SQLite store {self.path} was written by a newer esframework release"
+                raise StoreError(msg)
+            for statement in _SCHEMA[applied:]:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {len(_SCHEMA)}")
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            db.close()
+            raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {error}") from error
+        return db
+
+    def _errors(self, action: str, what: str) -> _SQLiteErrors:
+        return _SQLiteErrors(f"could not {action} {what!s} in SQLite store {self.path}")
+
+
+class _SQLiteErrors:
+    """Turns sqlite3 errors into the framework's, keeping the original as the cause."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise StoreUnavailableError(f"{self._message}: {exc}") from exc
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"{self._message}: {exc}") from exc

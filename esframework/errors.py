@@ -1,0 +1,222 @@
+"""The exceptions esframework raises.
+
+Every error derives from `EsframeworkError`, keeps its facts as attributes and builds its
+message from them. Errors pickle cleanly, so they can cross process boundaries::
+
+    EsframeworkError
+    ├── DefinitionError
+    │   ├── DuplicateEventTypeError (name, version, classes)
+    │   └── MissingHandlerError (aggregate type, event type)
+    ├── InvalidStreamIdError (also ValueError)
+    ├── AggregateNotFoundError (also LookupError)
+    ├── ConcurrencyError (stream id, expected, actual)
+    ├── IdempotencyConflictError (event id, stream id)
+    ├── EventEncodingError (also ValueError): a value that cannot be stored, such as NaN
+    ├── EventDecodingError (event type, stream id, version, position)
+    │   ├── UnknownEventTypeError
+    │   ├── MissingUpcasterError (from version, to version)
+    │   └── CorruptEventError
+    └── StoreError: the backend failed
+        └── StoreUnavailableError: the backend cannot be reached
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AggregateNotFoundError",
+    "ConcurrencyError",
+    "CorruptEventError",
+    "DefinitionError",
+    "DuplicateEventTypeError",
+    "EsframeworkError",
+    "EventDecodingError",
+    "EventEncodingError",
+    "IdempotencyConflictError",
+    "InvalidStreamIdError",
+    "MissingHandlerError",
+    "MissingUpcasterError",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownEventTypeError",
+]
+
+
+class EsframeworkError(Exception):
+    """The base of every error esframework raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors are built from keyword facts, not from their message: pickle those.
+        return _rebuild, (type(self), self.__dict__)
+
+
+def _rebuild(cls: type[EsframeworkError], state: dict[str, Any]) -> EsframeworkError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, str(error))
+    return error
+
+
+class DefinitionError(EsframeworkError):
+    """An event or aggregate class is defined in a way esframework cannot use."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DuplicateEventTypeError(DefinitionError):
+    """Two different classes claim the same event type name and schema version."""
+
+    def __init__(self, name: str, version: int, existing: str, new: str) -> None:
+        self.name = name
+        self.version = version
+        self.existing = existing
+        self.new = new
+        super().__init__(
+            f"event type {name!r} version {version} is already registered to {existing}; "
+            f"cannot register {new} under the same name and version"
+        )
+
+
+class MissingHandlerError(DefinitionError):
+    """An aggregate was given an event it has no `@applies` handler for."""
+
+    def __init__(self, aggregate_type: str, event_type: str) -> None:
+        self.aggregate_type = aggregate_type
+        self.event_type = event_type
+        super().__init__(
+            f"aggregate {aggregate_type} has no @applies({event_type}) handler; "
+            "every event an aggregate emits or loads needs one"
+        )
+
+
+class InvalidStreamIdError(EsframeworkError, ValueError):
+    """A stream id is empty or longer than the stores accept."""
+
+    def __init__(self, stream_id: str, reason: str) -> None:
+        self.stream_id = stream_id
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"invalid stream id {self.stream_id[:80]!r}: {self.reason}"
+
+
+class AggregateNotFoundError(EsframeworkError, LookupError):
+    """No events are stored for the stream asked for."""
+
+    def __init__(self, stream_id: str, aggregate_type: str, version: int | None = None) -> None:
+        self.stream_id = stream_id
+        self.aggregate_type = aggregate_type
+        self.version = version
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.version is None:
+            return f"{self.aggregate_type} {self.stream_id!r} not found: the stream has no events"
+        return f"{self.aggregate_type} {self.stream_id!r} has no version {self.version}"
+
+
+class ConcurrencyError(EsframeworkError):
+    """A save expected the stream at one version and found it at another; nothing was written.
+
+    Load the aggregate again, re-run the command on the fresh state and save again.
+    """
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        expected = "a new stream" if self.expected == 0 else f"version {self.expected}"
+        return (
+            f"concurrency conflict on stream {self.stream_id!r}: expected {expected}, "
+            f"found version {self.actual}; nothing was written"
+        )
+
+
+class IdempotencyConflictError(EsframeworkError):
+    """An event id is already stored with different content; nothing was written."""
+
+    def __init__(self, event_id: str, stream_id: str) -> None:
+        self.event_id = event_id
+        self.stream_id = stream_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"event id {self.event_id} is already stored with different content "
+            f"(appending to stream {self.stream_id!r}); nothing was written"
+        )
+
+
+class EventEncodingError(EsframeworkError, ValueError):
+    """An event holds a value that cannot be stored faithfully; nothing was written."""
+
+    def __init__(self, event_type: str, reason: str) -> None:
+        self.event_type = event_type
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"cannot encode event {self.event_type}: {self.reason}"
+
+
+class EventDecodingError(EsframeworkError):
+    """A stored event cannot be turned back into its event class."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        event_type: str,
+        stream_id: str,
+        version: int,
+        position: int | None,
+    ) -> None:
+        self.reason = reason
+        self.event_type = event_type
+        self.stream_id = stream_id
+        self.version = version
+        self.position = position
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"stream {self.stream_id!r} version {self.version}"
+        if self.position is not None:
+            where += f" (global position {self.position})"
+        return f"cannot decode event {self.event_type!r} at {where}: {self.reason}"
+
+
+class UnknownEventTypeError(EventDecodingError):
+    """A stored event's type is registered to no event class and no upcaster."""
+
+
+class MissingUpcasterError(EventDecodingError):
+    """A stored event is at an old schema version and no upcaster takes it further."""
+
+
+class CorruptEventError(EventDecodingError):
+    """A stored payload is not valid JSON or does not fit its event class."""
+
+
+class StoreError(EsframeworkError):
+    """The storage backend failed; see `__cause__` for the backend's own error."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StoreUnavailableError(StoreError):
+    """The storage backend cannot be reached (connection lost, pool exhausted)."""
