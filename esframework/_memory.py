@@ -118,7 +118,9 @@ class InMemoryEventStore(EventStore):
 
     def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         with self._lock:
-            self._snapshots[snapshot.stream_id] = snapshot
+            current = self._snapshots.get(snapshot.stream_id)
+            if current is None or current.version <= snapshot.version:
+                self._snapshots[snapshot.stream_id] = snapshot
 
     def close(self) -> None:
         """Do nothing: there is nothing to release."""

@@ -46,14 +46,49 @@ def _structure_decimal(value: object, _: type[Decimal]) -> Decimal:
     return Decimal(str(value))
 
 
+def _structure_str(value: object, _: type[str]) -> str:
+    if type(value) is not str:
+        msg = f"expected a string, got {value!r}"
+        raise TypeError(msg)
+    return value
+
+
+def _structure_int(value: object, _: type[int]) -> int:
+    if type(value) is int:
+        return value
+    if type(value) is str and value.lstrip("-").isdigit():  # beyond 64 bits, see above
+        return int(value)
+    msg = f"expected an integer, got {value!r}"
+    raise TypeError(msg)
+
+
+def _structure_float(value: object, _: type[float]) -> float:
+    if type(value) not in (float, int):
+        msg = f"expected a number, got {value!r}"
+        raise TypeError(msg)
+    return float(value)  # type: ignore[arg-type]
+
+
+def _structure_bool(value: object, _: type[bool]) -> bool:
+    if type(value) is not bool:
+        msg = f"expected true or false, got {value!r}"
+        raise TypeError(msg)
+    return value
+
+
 def make_event_converter() -> cattrs.Converter:
     """Return the cattrs converter esframework encodes events and snapshots with.
 
-    Based on cattrs' orjson preset, plus exact `Decimal` (orjson has no decimal type, so
-    decimals are stored as strings: no precision is lost), integers beyond 64 bits, finite
-    floats only, and `UUID`.
+    Based on cattrs' orjson preset, with strict primitive types, plus exact `Decimal` (orjson
+    has no decimal type, so decimals are stored as strings: no precision is lost), integers
+    beyond 64 bits, finite floats only, and `UUID`.
     """
     converter = make_converter()
+    # Strict primitives: a stored value of the wrong type is corruption, not something to coerce.
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(bool, _structure_bool)
     converter.register_unstructure_hook(int, _unstructure_int)
     converter.register_unstructure_hook(float, _unstructure_float)
     converter.register_unstructure_hook(Decimal, str)
@@ -135,7 +170,10 @@ class Serializer:
             cls = registry.get(name, version)
             assert cls is not None  # noqa: S101 -- upcast() ends at a registered version
             return self._structure_hook(cls)(data, cls)
-        except (orjson.JSONDecodeError, cattrs.BaseValidationError, ValueError, TypeError) as e:
+        except cattrs.BaseValidationError as e:
+            details = "; ".join(cattrs.transform_error(e, path="data"))
+            raise _corrupt(record, f"the payload does not fit: {details}") from e
+        except (orjson.JSONDecodeError, ValueError, TypeError) as e:
             raise _corrupt(record, f"the payload does not fit: {e}") from e
 
     def encode_metadata(self, metadata: Metadata) -> bytes:

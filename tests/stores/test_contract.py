@@ -1,0 +1,276 @@
+"""The store contract: every backend keeps the same promises."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from esframework import (
+    ConcurrencyError,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    SnapshotRecord,
+)
+from esframework.errors import IdempotencyConflictError, InvalidStreamIdError
+
+
+def make(n: int = 1, *, kind: str = "Happened", **data: object) -> list[NewEvent]:
+    return [
+        NewEvent(
+            event_id=uuid.uuid4(),
+            event_type=kind,
+            schema_version=1,
+            data=orjson.dumps({"n": i, **data}),
+            metadata=orjson.dumps({"i": i}),
+        )
+        for i in range(n)
+    ]
+
+
+def test_append_assigns_contiguous_versions_and_increasing_positions(store: EventStore) -> None:
+    """Appends number a stream's events 1, 2, 3 and give them increasing global positions."""
+    first = store.append("s-1", "S", make(2), expected_version=ExpectedVersion.NO_STREAM)
+    second = store.append("s-1", "S", make(3), expected_version=2)
+    assert (first.version, second.version) == (2, 5)
+    positions = first.positions + second.positions
+    assert list(positions) == sorted(positions)
+    assert len(set(positions)) == 5
+    stored = list(store.read_stream("s-1"))
+    assert [e.version for e in stored] == [1, 2, 3, 4, 5]
+    assert [e.position for e in stored] == list(positions)
+    assert store.stream_version("s-1") == 5
+
+
+def test_read_stream_returns_what_was_appended(store: EventStore) -> None:
+    """Every field of an appended event reads back as it was given."""
+    events = make(2, kind="Deposited", amount="1.50")
+    store.append("acc", "Account", events, expected_version=0)
+    for new, stored in zip(events, store.read_stream("acc"), strict=True):
+        assert stored.event_id == new.event_id
+        assert stored.stream_id == "acc"
+        assert stored.stream_type == "Account"
+        assert stored.event_type == "Deposited"
+        assert stored.schema_version == 1
+        assert orjson.loads(stored.data) == orjson.loads(new.data)
+        assert orjson.loads(stored.metadata) == orjson.loads(new.metadata)
+        assert stored.recorded_at.utcoffset() is not None
+
+
+def test_read_stream_from_and_to_version(store: EventStore) -> None:
+    """A stream can be read from one version to another, inclusive."""
+    store.append("s", "S", make(10), expected_version=0)
+    assert [e.version for e in store.read_stream("s", from_version=4)] == [4, 5, 6, 7, 8, 9, 10]
+    assert [e.version for e in store.read_stream("s", from_version=3, to_version=5)] == [3, 4, 5]
+    assert list(store.read_stream("s", from_version=11)) == []
+    assert list(store.read_stream("missing")) == []
+    assert store.stream_version("missing") == 0
+
+
+def test_read_stream_pages_through_long_streams(store: EventStore) -> None:
+    """Streams longer than one page read back whole and in order."""
+    store.append("long", "S", make(2500), expected_version=0)
+    assert [e.version for e in store.read_stream("long")] == list(range(1, 2501))
+
+
+def test_stale_expected_version_raises_and_writes_nothing(store: EventStore) -> None:
+    """An append at a stale version names the stream and versions, and writes nothing."""
+    store.append("s", "S", make(2), expected_version=0)
+    head = store.head()
+    with pytest.raises(ConcurrencyError) as caught:
+        store.append("s", "S", make(3), expected_version=1)
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == ("s", 1, 2)
+    assert "'s'" in str(caught.value)
+    assert store.stream_version("s") == 2
+    assert store.head() == head
+
+
+def test_no_stream_expectation_fails_on_existing_stream(store: EventStore) -> None:
+    """Expecting a new stream fails if the stream has events."""
+    store.append("s", "S", make(), expected_version=ExpectedVersion.NO_STREAM)
+    with pytest.raises(ConcurrencyError):
+        store.append("s", "S", make(), expected_version=ExpectedVersion.NO_STREAM)
+
+
+def test_expected_version_ahead_of_stream_fails(store: EventStore) -> None:
+    """Expecting a version the stream has not reached fails instead of leaving a gap."""
+    store.append("s", "S", make(), expected_version=0)
+    with pytest.raises(ConcurrencyError) as caught:
+        store.append("s", "S", make(), expected_version=5)
+    assert caught.value.actual == 1
+    assert [e.version for e in store.read_stream("s")] == [1]
+
+
+def test_any_version_appends_at_the_end(store: EventStore) -> None:
+    """ExpectedVersion.ANY skips the concurrency check."""
+    store.append("s", "S", make(2), expected_version=ExpectedVersion.ANY)
+    result = store.append("s", "S", make(1), expected_version=ExpectedVersion.ANY)
+    assert result.version == 3
+
+
+def test_retried_append_is_a_no_op_reporting_stored_positions(store: EventStore) -> None:
+    """Appending again the same events (a retry) returns the stored positions, writes nothing."""
+    events = make(3)
+    first = store.append("s", "S", events, expected_version=0)
+    store.append("s", "S", make(1), expected_version=3)  # the stream moved on meanwhile
+    again = store.append("s", "S", events, expected_version=0)
+    assert again.positions == first.positions
+    assert again.version == 3
+    assert store.stream_version("s") == 4
+
+
+def test_same_event_id_with_other_content_is_a_conflict(store: EventStore) -> None:
+    """A different event under a stored id is an error, and nothing is written."""
+    (original,) = make()
+    store.append("s", "S", [original], expected_version=0)
+    forged = NewEvent(
+        event_id=original.event_id,
+        event_type=original.event_type,
+        schema_version=1,
+        data=b'{"n": 99}',
+    )
+    with pytest.raises(IdempotencyConflictError) as caught:
+        store.append("s", "S", [forged], expected_version=1)
+    assert caught.value.event_id == str(original.event_id)
+    assert store.stream_version("s") == 1
+
+
+def test_stored_event_id_on_another_stream_is_a_conflict(store: EventStore) -> None:
+    """An event id belongs to one stream: reusing it elsewhere fails."""
+    events = make()
+    store.append("a", "S", events, expected_version=0)
+    with pytest.raises(IdempotencyConflictError):
+        store.append("b", "S", events, expected_version=0)
+    assert store.stream_version("b") == 0
+
+
+def test_batch_mixing_stored_and_new_ids_is_a_conflict(store: EventStore) -> None:
+    """A batch that repeats some stored ids but not all is not a retry; nothing is written."""
+    events = make(2)
+    store.append("s", "S", events, expected_version=0)
+    with pytest.raises(IdempotencyConflictError):
+        store.append("s", "S", [events[1], *make(1)], expected_version=2)
+    assert store.stream_version("s") == 2
+
+
+def test_read_all_in_global_order_with_pages_and_filters(store: EventStore) -> None:
+    """All events read back in global order, in pages, optionally filtered."""
+    store.append("a", "A", make(2, kind="X"), expected_version=0)
+    store.append("b", "B", make(2, kind="Y"), expected_version=0)
+    store.append("a", "A", make(1, kind="Y"), expected_version=2)
+    everything = store.read_all()
+    assert [(e.stream_id, e.version) for e in everything] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("b", 2),
+        ("a", 3),
+    ]
+    positions = [e.position for e in everything]
+    assert positions == sorted(positions)
+    page = store.read_all(after=positions[1], limit=2)
+    assert [e.position for e in page] == positions[2:4]
+    assert [e.stream_id for e in store.read_all(stream_types=["A"])] == ["a", "a", "a"]
+    assert [e.event_type for e in store.read_all(event_types=["Y"])] == ["Y", "Y", "Y"]
+    assert store.read_all(stream_types=["B"], event_types=["X"]) == []
+    assert [e.position for e in store.iter_all(page_size=2)] == positions
+    assert store.head() == positions[-1]
+
+
+def test_empty_store(store: EventStore) -> None:
+    """An empty store has head 0 and reads nothing."""
+    assert store.head() == 0
+    assert store.read_all() == []
+    assert store.load_snapshot("nothing") is None
+
+
+@pytest.mark.parametrize(
+    "stream_id",
+    ['it\'s "quoted"', "back\\slash", "spaces and\ttabs", "ünïcødé-流-🙂", "x" * 255, "'; DROP"],
+)
+def test_unusual_stream_ids_round_trip(store: EventStore, stream_id: str) -> None:
+    """Stream ids with quotes, backslashes, unicode and 255 characters are stored as given."""
+    store.append(stream_id, "S", make(), expected_version=0)
+    (stored,) = store.read_stream(stream_id)
+    assert stored.stream_id == stream_id
+    assert store.stream_version(stream_id) == 1
+
+
+@pytest.mark.parametrize("stream_id", ["", "x" * 256, "nul\x00byte"])
+def test_invalid_stream_ids_are_rejected(store: EventStore, stream_id: str) -> None:
+    """Empty, too long and NUL-holding stream ids fail clearly and write nothing."""
+    with pytest.raises(InvalidStreamIdError):
+        store.append(stream_id, "S", make(), expected_version=0)
+    assert store.head() == 0
+
+
+def test_snapshots_replace_older_ones_only(store: EventStore) -> None:
+    """The latest snapshot wins; an older one arriving late does not replace it."""
+
+    def snap(version: int) -> SnapshotRecord:
+        return SnapshotRecord(
+            stream_id="s",
+            stream_type="S",
+            state_schema="1:abc",
+            version=version,
+            data=orjson.dumps({"v": version}),
+        )
+
+    store.save_snapshot(snap(5))
+    store.save_snapshot(snap(10))
+    store.save_snapshot(snap(7))
+    loaded = store.load_snapshot("s")
+    assert loaded is not None
+    assert (loaded.version, orjson.loads(loaded.data), loaded.state_schema) == (
+        10,
+        {"v": 10},
+        "1:abc",
+    )
+
+
+def test_concurrent_writers_on_one_stream(store: EventStore) -> None:
+    """Many threads appending to one stream: each version has exactly one winner."""
+    acknowledged: list[uuid.UUID] = []
+    conflicts = 0
+    lock = threading.Lock()
+
+    def writer() -> None:
+        nonlocal conflicts
+        for _ in range(15):
+            events = make(2)
+            try:
+                store.append("hot", "S", events, expected_version=store.stream_version("hot"))
+            except ConcurrencyError:
+                with lock:
+                    conflicts += 1
+            else:
+                with lock:
+                    acknowledged.extend(e.event_id for e in events)
+
+    run_threads(writer, 6)
+    stored = list(store.read_stream("hot"))
+    assert [e.version for e in stored] == list(range(1, len(stored) + 1))
+    assert sorted(e.event_id for e in stored) == sorted(acknowledged)
+    assert len(acknowledged) + 2 * conflicts == 6 * 15 * 2
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            target()
+        except BaseException as error:  # surface thread failures in the test
+            errors.append(error)
+            raise
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors

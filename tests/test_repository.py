@@ -1,0 +1,239 @@
+"""The repository loads from snapshots plus later events and saves with optimistic concurrency."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import attrs
+import pytest
+
+from esframework import (
+    AggregateNotFoundError,
+    ConcurrencyError,
+    EventStore,
+    InMemoryEventStore,
+    Metadata,
+    Repository,
+    SnapshotRecord,
+    StoredEvent,
+    aggregate,
+    aggregate_version,
+    applies,
+    pending_events,
+)
+from tests.domain import MoneyAdded, SnapshottedWallet, Wallet, WalletOpened
+
+
+@attrs.define
+class CountingStore:
+    """Wraps a store and counts the events loads read from it."""
+
+    inner: EventStore
+    read: int = 0
+
+    def read_stream(self, stream_id: str, **kwargs: int | None) -> Iterator[StoredEvent]:
+        for record in self.inner.read_stream(stream_id, **kwargs):  # type: ignore[arg-type]
+            self.read += 1
+            yield record
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_save_then_load_round_trips(store: EventStore) -> None:
+    """A saved aggregate loads back with the same state and version."""
+    wallets = Repository(Wallet, store=store)
+    wallet = Wallet.open("w-1", "Ada")
+    wallet.add(Decimal("1.25"))
+    result = wallets.save(wallet)
+    assert result is not None
+    assert result.version == 2
+    assert pending_events(wallet) == ()
+    loaded = wallets.load("w-1")
+    assert loaded == wallet
+    assert aggregate_version(loaded) == 2
+
+
+def test_load_of_missing_stream_raises_not_found(store: EventStore) -> None:
+    """Loading a stream with no events raises AggregateNotFoundError, a LookupError."""
+    with pytest.raises(AggregateNotFoundError, match="'nobody'") as caught:
+        Repository(Wallet, store=store).load("nobody")
+    assert isinstance(caught.value, LookupError)
+
+
+def test_load_at_version_returns_past_state(store: EventStore) -> None:
+    """load(at_version=n) returns the state as of version n."""
+    wallets = Repository(Wallet, store=store)
+    wallet = Wallet.open("w", "Ada")
+    for amount in (1, 2, 3):
+        wallet.add(Decimal(amount))
+    wallets.save(wallet)
+    past = wallets.load("w", at_version=3)
+    assert past.balance == Decimal(3)
+    assert aggregate_version(past) == 3
+    with pytest.raises(AggregateNotFoundError, match="no version 9"):
+        wallets.load("w", at_version=9)
+
+
+def test_stale_save_raises_and_writes_nothing(store: EventStore) -> None:
+    """Two copies loaded at the same version: the second save fails, writing nothing."""
+    wallets = Repository(Wallet, store=store)
+    wallets.save(Wallet.open("w", "Ada"))
+    first, second = wallets.load("w"), wallets.load("w")
+    first.add(Decimal(1))
+    wallets.save(first)
+    second.add(Decimal(100))
+    second.add(Decimal(100))
+    with pytest.raises(ConcurrencyError) as caught:
+        wallets.save(second)
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == ("w", 1, 2)
+    assert wallets.load("w").balance == Decimal(1)
+    assert store.stream_version("w") == 2
+
+
+def test_new_aggregate_on_existing_stream_is_a_conflict(store: EventStore) -> None:
+    """A new aggregate saves only if its stream does not exist yet."""
+    wallets = Repository(Wallet, store=store)
+    wallets.save(Wallet.open("w", "Ada"))
+    with pytest.raises(ConcurrencyError):
+        wallets.save(Wallet.open("w", "Eve"))
+    assert wallets.load("w").owner == "Ada"
+
+
+def test_saving_nothing_is_a_no_op(store: EventStore) -> None:
+    """Saving an aggregate with no pending events writes nothing."""
+    wallets = Repository(Wallet, store=store)
+    wallets.save(Wallet.open("w", "Ada"))
+    loaded = wallets.load("w")
+    assert wallets.save(loaded) is None
+    assert store.head() == 1
+
+
+def test_metadata_is_saved_with_events(store: EventStore) -> None:
+    """Metadata given to save is stored with each pending event."""
+    wallets = Repository(Wallet, store=store)
+    wallet = Wallet.open("w", "Ada")
+    wallet.add(Decimal(1))
+    correlation = uuid.uuid4()
+    wallets.save(wallet, metadata=Metadata(correlation_id=correlation, extra={"user": "ada"}))
+    history = list(wallets.history("w"))
+    assert [h.event for h in history] == [
+        WalletOpened(owner="Ada"),
+        MoneyAdded(amount=Decimal(1), note=""),
+    ]
+    assert {h.metadata.correlation_id for h in history} == {correlation}
+    assert history[0].metadata.extra == {"user": "ada"}
+
+
+def test_snapshot_policy_makes_loads_read_only_later_events(store: EventStore) -> None:
+    """With a snapshot every 5 events, a load reads the snapshot and only the events after it."""
+    counting = CountingStore(store)
+    wallets = Repository(SnapshottedWallet, store=counting)  # type: ignore[arg-type]
+    wallet = SnapshottedWallet.open("w", "Ada")
+    for _ in range(6):
+        wallet.add(Decimal(1))
+    wallets.save(wallet)  # versions 1..7: crosses 5, so a snapshot at 7
+    snapshot = store.load_snapshot("w")
+    assert snapshot is not None
+    assert snapshot.version == 7
+    loaded = wallets.load("w")
+    loaded.add(Decimal(1))
+    wallets.save(loaded)  # version 8: no new snapshot
+    counting.read = 0
+    again = wallets.load("w")
+    assert again.balance == Decimal(7)
+    assert aggregate_version(again) == 8
+    assert counting.read == 1  # only version 8
+
+
+def test_snapshot_on_demand(store: EventStore) -> None:
+    """save(snapshot=True) and take_snapshot store the state whatever the policy."""
+    counting = CountingStore(store)
+    wallets = Repository(Wallet, store=counting)  # type: ignore[arg-type]
+    wallet = Wallet.open("w", "Ada")
+    wallet.add(Decimal(4))
+    wallets.save(wallet, snapshot=True)
+    counting.read = 0
+    assert wallets.load("w").balance == Decimal(4)
+    assert counting.read == 0
+    wallet.add(Decimal(1))
+    with pytest.raises(ValueError, match="save the aggregate"):
+        wallets.take_snapshot(wallet)
+
+
+def test_load_at_version_before_snapshot_replays(store: EventStore) -> None:
+    """A snapshot newer than the version asked for is not used."""
+    wallets = Repository(Wallet, store=store)
+    wallet = Wallet.open("w", "Ada")
+    wallet.add(Decimal(4))
+    wallet.add(Decimal(5))
+    wallets.save(wallet, snapshot=True)
+    assert wallets.load("w", at_version=2).balance == Decimal(4)
+
+
+def test_snapshot_of_another_shape_is_ignored(store: EventStore) -> None:
+    """After the aggregate's fields change, old snapshots are ignored: a full replay."""
+
+    @aggregate(stream_type="TestWallet")
+    class ReshapedWallet:
+        owner: str = ""
+        balance: Decimal = Decimal(0)
+        deposits: int = 0  # a new field: old snapshots lack it
+
+        @applies(WalletOpened)
+        def _on_opened(self, e: WalletOpened) -> None:
+            self.owner = e.owner
+
+        @applies(MoneyAdded)
+        def _on_added(self, e: MoneyAdded) -> None:
+            self.balance += e.amount
+            self.deposits += 1
+
+    wallet = Wallet.open("w", "Ada")
+    wallet.add(Decimal(1))
+    wallet.add(Decimal(2))
+    Repository(Wallet, store=store).save(wallet, snapshot=True)
+    counting = CountingStore(store)
+    loaded = Repository(ReshapedWallet, store=counting).load("w")  # type: ignore[arg-type]
+    assert (loaded.balance, loaded.deposits) == (Decimal(3), 2)
+    assert counting.read == 3
+
+
+def test_unreadable_snapshot_falls_back_to_replay(store: EventStore) -> None:
+    """A snapshot that does not decode is a cache miss, not a failure."""
+    wallets = Repository(Wallet, store=store)
+    wallet = Wallet.open("w", "Ada")
+    wallet.add(Decimal(2))
+    wallets.save(wallet, snapshot=True)
+    good = store.load_snapshot("w")
+    assert good is not None
+    store.save_snapshot(
+        SnapshotRecord(
+            stream_id="w",
+            stream_type=good.stream_type,
+            state_schema=good.state_schema,
+            version=good.version + 1,
+            data=b'{"balance": "not a number"}',
+        )
+    )
+    assert wallets.load("w").balance == Decimal(2)
+
+
+def test_failed_policy_snapshot_does_not_fail_the_save() -> None:
+    """Events are committed before the policy's snapshot; a snapshot failure only logs."""
+
+    class FailingSnapshots(InMemoryEventStore):
+        def save_snapshot(self, snapshot: SnapshotRecord) -> None:  # noqa: ARG002
+            from esframework.errors import StoreError
+
+            raise StoreError("disk full")
+
+    store = FailingSnapshots()
+    wallets = Repository(SnapshottedWallet, store=store)
+    wallet = SnapshottedWallet.open("w", "Ada")
+    for _ in range(5):
+        wallet.add(Decimal(1))
+    assert wallets.save(wallet) is not None
+    assert wallets.load("w").balance == Decimal(5)
