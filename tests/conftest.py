@@ -17,7 +17,7 @@ def sqlite_path(tmp_path: Path) -> Path:
     return tmp_path / "events.db"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, sqlite_path: Path) -> Iterator[EventStore]:
     """Each test using this fixture runs once per store backend."""
     if request.param == "memory":

@@ -1,0 +1,48 @@
+"""How the PostgreSQL stores read psycopg's errors: shared by the sync and async shells."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import PoolTimeout
+
+from esframework.errors import StoreError, StoreUnavailableError
+
+__all__ = ["is_connection_lost", "translate", "violated_constraint"]
+
+# Server sqlstates that mean "this connection is gone", as opposed to "this statement failed".
+_CONNECTION_GONE: Final = {"57P01", "57P02", "57P03"}  # admin shutdown, crash, cannot connect
+
+
+def is_connection_lost(error: psycopg.Error) -> bool:
+    """Return whether `error` lost the connection (so retrying on a fresh one may succeed)."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    state = error.sqlstate
+    return state is None or state.startswith("08") or state in _CONNECTION_GONE
+
+
+def violated_constraint(error: psycopg.Error) -> str | None:
+    """Return the name of the unique constraint `error` violated, if that is what it is."""
+    if isinstance(error, errors.UniqueViolation):
+        return error.diag.constraint_name
+    return None
+
+
+def translate(error: Exception, doing: str) -> StoreError:
+    """Return the framework's error for a psycopg or pool error met while `doing` something."""
+    if isinstance(error, errors.LockNotAvailable):
+        return StoreError(
+            f"could not {doing}: waited longer than lock_timeout for another transaction's "
+            "append to finish (is a transaction that appended left open?)"
+        )
+    if isinstance(error, psycopg.Error) and is_connection_lost(error):
+        return StoreUnavailableError(f"could not {doing}: the connection was lost: {error}")
+    if isinstance(error, PoolTimeout):
+        return StoreUnavailableError(
+            f"could not {doing}: no database connection became free in time (the pool is "
+            f"exhausted; raise max_size or pool_timeout): {error}"
+        )
+    return StoreError(f"could not {doing}: {error}")

@@ -1,0 +1,173 @@
+"""Every SQL statement the PostgreSQL stores run, named once, for one schema.
+
+Shared by the sync and async stores: they differ only in how they run these.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, Final, LiteralString
+from uuid import UUID
+
+from psycopg import sql
+
+from esframework._records import NewEvent, SnapshotRecord, StoredEvent
+
+__all__ = ["Statements", "append_params", "to_stored"]
+
+EVENT_COLUMNS: Final = (
+    "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
+    "version, global_position, created_at"
+)
+
+EventRow = tuple[UUID, str, str, str, int, bytes, bytes, int, int, datetime]
+
+
+def to_stored(row: EventRow) -> StoredEvent:
+    """Map a row of `EVENT_COLUMNS` to a record."""
+    return StoredEvent(
+        event_id=row[0],
+        stream_id=row[1],
+        stream_type=row[2],
+        event_type=row[3],
+        schema_version=row[4],
+        data=row[5],
+        metadata=row[6],
+        version=row[7],
+        position=row[8],
+        recorded_at=row[9],
+    )
+
+
+def append_lock_key(schema: str) -> int:
+    """The advisory lock key appends to `schema` serialize their commits on."""
+    return zlib.crc32(f"esframework append {schema}".encode())
+
+
+class Statements:
+    """The statements for one schema, composed once."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.lock_key = append_lock_key(schema)
+        name = sql.Identifier(schema)
+
+        def q(text: LiteralString) -> sql.Composed:
+            return sql.SQL(text).format(s=name, columns=sql.SQL(EVENT_COLUMNS))
+
+        # One statement, one round trip: the append takes the schema's append lock, checks the
+        # expected version and inserts every event. Positions are drawn after the lock, which is
+        # held until commit, so positions are handed out in commit order: a reader paging by
+        # position never passes an event that commits later with a lower position.
+        self.append = q(
+            """
+            WITH append_lock AS (SELECT pg_advisory_xact_lock(%(lock)s)),
+            head AS (
+                SELECT coalesce(max(version), 0) AS version
+                FROM {s}.events WHERE stream_id = %(stream_id)s
+            )
+            INSERT INTO {s}.events (id, stream_id, stream_type, event_type, schema_version,
+                                    event_data, metadata, version)
+            SELECT e.id, %(stream_id)s, %(stream_type)s, e.event_type, e.schema_version,
+                   e.event_data, e.metadata, head.version + e.n
+            FROM append_lock, head,
+                 unnest(%(ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
+                        %(data)s::jsonb[], %(metadata)s::jsonb[])
+                 WITH ORDINALITY AS e(id, event_type, schema_version, event_data, metadata, n)
+            WHERE %(expected)s::bigint IS NULL OR head.version = %(expected)s::bigint
+            ORDER BY e.n
+            RETURNING global_position, version
+            """
+        )
+        self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
+        self.stream_version = q(
+            "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %s"
+        )
+        self.read_stream = q(
+            "SELECT {columns} FROM {s}.events WHERE stream_id = %s AND version >= %s "
+            "AND version <= %s ORDER BY version LIMIT %s"
+        )
+        self._read_all = {
+            (by_stream, by_event): q(
+                "SELECT {columns} FROM {s}.events WHERE global_position > %(after)s"
+                + (" AND stream_type = ANY(%(stream_types)s)" if by_stream else "")
+                + (" AND event_type = ANY(%(event_types)s)" if by_event else "")
+                + " ORDER BY global_position LIMIT %(limit)s"
+            )
+            for by_stream in (False, True)
+            for by_event in (False, True)
+        }
+        self.head = q("SELECT coalesce(max(global_position), 0) FROM {s}.events")
+        self.load_snapshot = q(
+            "SELECT stream_type, state_schema, version, snapshot_data "
+            "FROM {s}.snapshots WHERE stream_id = %s"
+        )
+        # An older snapshot (from a slower writer) never replaces a newer one.
+        self.save_snapshot = q(
+            """
+            INSERT INTO {s}.snapshots AS old (stream_id, stream_type, snapshot_data, version,
+                                              state_schema)
+            VALUES (%s, %s, %s::jsonb, %s, %s)
+            ON CONFLICT (stream_id) DO UPDATE SET
+                stream_type = excluded.stream_type, snapshot_data = excluded.snapshot_data,
+                version = excluded.version, state_schema = excluded.state_schema,
+                created_at = now()
+            WHERE excluded.version >= old.version
+            """
+        )
+
+    def read_all(
+        self,
+        after: int,
+        limit: int,
+        stream_types: Collection[str] | None,
+        event_types: Collection[str] | None,
+    ) -> tuple[sql.Composed, dict[str, Any]]:
+        """Return the page query for these filters and its parameters."""
+        query = self._read_all[stream_types is not None, event_types is not None]
+        params = {
+            "after": after,
+            "limit": limit,
+            "stream_types": None if stream_types is None else list(stream_types),
+            "event_types": None if event_types is None else list(event_types),
+        }
+        return query, params
+
+
+def append_params(
+    statements: Statements,
+    stream_id: str,
+    stream_type: str,
+    events: Sequence[NewEvent],
+    expected: int | None,
+) -> dict[str, Any]:
+    """Return the parameters of `Statements.append`."""
+    return {
+        "lock": statements.lock_key,
+        "stream_id": stream_id,
+        "stream_type": stream_type,
+        "expected": expected,
+        "ids": [e.event_id for e in events],
+        "types": [e.event_type for e in events],
+        "schema_versions": [e.schema_version for e in events],
+        "data": [e.data.decode() for e in events],
+        "metadata": [e.metadata.decode() for e in events],
+    }
+
+
+def snapshot_params(snapshot: SnapshotRecord) -> tuple[Any, ...]:
+    return (
+        snapshot.stream_id,
+        snapshot.stream_type,
+        snapshot.data.decode(),
+        snapshot.version,
+        snapshot.state_schema,
+    )
+
+
+def to_snapshot(stream_id: str, row: tuple[str, str, int, bytes]) -> SnapshotRecord:
+    return SnapshotRecord(
+        stream_id=stream_id, stream_type=row[0], state_schema=row[1], version=row[2], data=row[3]
+    )
