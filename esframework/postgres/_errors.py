@@ -18,7 +18,7 @@ _CONNECTION_GONE: Final = {"57P01", "57P02", "57P03"}  # admin shutdown, crash, 
 
 def is_connection_lost(error: psycopg.Error) -> bool:
     """Return whether `error` lost the connection (so retrying on a fresh one may succeed)."""
-    if not isinstance(error, psycopg.OperationalError):
+    if not isinstance(error, psycopg.OperationalError) or isinstance(error, PoolTimeout):
         return False
     state = error.sqlstate
     return state is None or state.startswith("08") or state in _CONNECTION_GONE
@@ -38,11 +38,11 @@ def translate(error: Exception, doing: str) -> StoreError:
             f"could not {doing}: waited longer than lock_timeout for another transaction's "
             "append to finish (is a transaction that appended left open?)"
         )
-    if isinstance(error, psycopg.Error) and is_connection_lost(error):
-        return StoreUnavailableError(f"could not {doing}: the connection was lost: {error}")
     if isinstance(error, PoolTimeout):
         return StoreUnavailableError(
             f"could not {doing}: no database connection became free in time (the pool is "
-            f"exhausted; raise max_size or pool_timeout): {error}"
+            f"exhausted, or the server unreachable; raise max_size or pool_timeout): {error}"
         )
+    if isinstance(error, psycopg.Error) and is_connection_lost(error):
+        return StoreUnavailableError(f"could not {doing}: the connection was lost: {error}")
     return StoreError(f"could not {doing}: {error}")
