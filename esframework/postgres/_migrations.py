@@ -101,7 +101,12 @@ def migrate(connection: psycopg.Connection[Any], schema: str = "public") -> list
         connection.execute(
             "SELECT pg_advisory_xact_lock(hashtext('esframework migrate ' || %s))", (schema,)
         )
-        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+        # Only create a missing schema: an owner role without CREATE on the database can
+        # still migrate the schema it was given.
+        if not connection.execute(
+            "SELECT FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).rowcount:
+            connection.execute(sql.SQL("CREATE SCHEMA {}").format(name))
         connection.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}.esframework_migrations ("

@@ -1,0 +1,14 @@
+-- 1. As a superuser: an owner role for the schema, used only to run migrations, and the
+--    application's role.
+CREATE ROLE es_owner LOGIN;
+CREATE ROLE es_app LOGIN;
+CREATE SCHEMA es AUTHORIZATION es_owner;
+
+-- 2. As es_owner:  esframework migrate --dsn "postgresql://es_owner@HOST/DB" --schema es
+
+-- 3. As es_owner: the application may append and read events, but never change or remove
+--    them (the table's triggers refuse that too, for every role), and may keep snapshots
+--    and subscription checkpoints.
+GRANT USAGE ON SCHEMA es TO es_app;
+GRANT SELECT, INSERT ON es.events TO es_app;
+GRANT SELECT, INSERT, UPDATE ON es.snapshots, es.subscription_checkpoints TO es_app;
