@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from sybil import Sybil
@@ -16,7 +17,7 @@ from sybil.parsers.markdown import PythonCodeBlockParser
 
 
 def _enter_temporary_directory(namespace: dict[str, Any]) -> None:
-    namespace["_previous_directory"] = os.getcwd()
+    namespace["_previous_directory"] = Path.cwd()
     os.chdir(tempfile.mkdtemp(prefix="esframework-docs-"))
 
 
