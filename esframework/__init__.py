@@ -27,9 +27,12 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._repository import Repository
+from esframework._repository_async import AsyncRepository
 from esframework._serialization import Serializer
 from esframework._sqlite import SQLiteEventStore
 from esframework._store import EventStore
+from esframework._store_async import AsyncEventStore
+from esframework._threaded import AsyncInMemoryEventStore, AsyncSQLiteEventStore
 from esframework._upcasting import Upcaster, Upcasters, upcaster
 from esframework.errors import (
     AggregateNotFoundError,
@@ -40,6 +43,10 @@ from esframework.errors import (
 __all__ = [
     "AggregateNotFoundError",
     "AppendResult",
+    "AsyncEventStore",
+    "AsyncInMemoryEventStore",
+    "AsyncRepository",
+    "AsyncSQLiteEventStore",
     "ConcurrencyError",
     "Envelope",
     "EsframeworkError",

@@ -15,9 +15,9 @@ from uuid import UUID, uuid4
 import attrs
 from typing_extensions import dataclass_transform
 
+from esframework._checks import validate_stream_id
 from esframework._envelope import Metadata
 from esframework._events import event_type_of
-from esframework._store import validate_stream_id
 from esframework.errors import DefinitionError, MissingHandlerError
 
 __all__ = [

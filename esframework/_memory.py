@@ -7,6 +7,13 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
+from esframework._checks import (
+    DEFAULT_PAGE_SIZE,
+    check_expected_version,
+    expected_as_int,
+    match_retry,
+    validate_stream_id,
+)
 from esframework._records import (
     AppendResult,
     ExpectedVersion,
@@ -14,14 +21,7 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._store import (
-    DEFAULT_PAGE_SIZE,
-    EventStore,
-    check_expected_version,
-    expected_as_int,
-    match_retry,
-    validate_stream_id,
-)
+from esframework._store import EventStore
 
 __all__ = ["InMemoryEventStore"]
 

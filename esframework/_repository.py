@@ -1,3 +1,5 @@
+# WARNING: generated from _repository_async.py by tools/async_to_sync.py: do not edit.
+# Edit the source, then run `python tools/async_to_sync.py`.
 """The repository: load an aggregate from its snapshot and later events; save new events."""
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from esframework._aggregates import (
     pending_events,
     replayed,
 )
+from esframework._checks import validate_stream_id
 from esframework._envelope import Envelope, Metadata
 from esframework._records import AppendResult, SnapshotRecord
-from esframework._serialization import Serializer
-from esframework._store import EventStore, validate_stream_id
+from esframework._serialization import DEFAULT_SERIALIZER, Serializer
+from esframework._store import EventStore
 from esframework.errors import AggregateNotFoundError, EsframeworkError
 
 __all__ = ["Repository"]
@@ -28,8 +31,6 @@ __all__ = ["Repository"]
 A = TypeVar("A")
 
 logger = logging.getLogger(__name__)
-
-_default_serializer = Serializer()
 
 
 class Repository(Generic[A]):
@@ -41,7 +42,7 @@ class Repository(Generic[A]):
         serializer: Encodes and decodes events; the default uses the registered upcasters.
 
     Example:
-        >>> accounts = Repository(Account, store=InMemoryEventStore())  # doctest: +SKIP
+        >>> accounts = Repository(Account, store=store)  # doctest: +SKIP
     """
 
     def __init__(
@@ -49,7 +50,7 @@ class Repository(Generic[A]):
         aggregate_class: type[A],
         *,
         store: EventStore,
-        serializer: Serializer = _default_serializer,
+        serializer: Serializer = DEFAULT_SERIALIZER,
     ) -> None:
         self._type: AggregateType = aggregate_type(aggregate_class)
         self._class = aggregate_class

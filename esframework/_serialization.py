@@ -18,7 +18,7 @@ from esframework._records import NewEvent, StoredEvent
 from esframework._upcasting import Located, Upcasters, upcasters
 from esframework.errors import CorruptEventError, EventEncodingError
 
-__all__ = ["Serializer", "make_event_converter"]
+__all__ = ["DEFAULT_SERIALIZER", "Serializer", "make_event_converter"]
 
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
@@ -230,3 +230,7 @@ def _corrupt(record: StoredEvent, reason: str) -> CorruptEventError:
         version=record.version,
         position=record.position,
     )
+
+
+DEFAULT_SERIALIZER = Serializer()
+"""The serializer repositories and subscriptions use unless given another."""

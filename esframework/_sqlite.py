@@ -11,6 +11,14 @@ from types import TracebackType
 from typing import Any, Final, Self
 from uuid import UUID
 
+from esframework._checks import (
+    DEFAULT_PAGE_SIZE,
+    check_expected_version,
+    expected_as_int,
+    match_retry,
+    stored_by_id,
+    validate_stream_id,
+)
 from esframework._records import (
     AppendResult,
     ExpectedVersion,
@@ -18,15 +26,7 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._store import (
-    DEFAULT_PAGE_SIZE,
-    EventStore,
-    check_expected_version,
-    expected_as_int,
-    match_retry,
-    stored_by_id,
-    validate_stream_id,
-)
+from esframework._store import EventStore
 from esframework.errors import StoreError, StoreUnavailableError
 
 __all__ = ["SQLiteEventStore"]

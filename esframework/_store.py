@@ -1,17 +1,13 @@
-"""The event store contract, and the checks every backend shares.
-
-Backends only run statements; the decisions (is this stream id valid, does this version
-conflict, is this append a retry of one already stored) live here, once.
-"""
+# WARNING: generated from _store_async.py by tools/async_to_sync.py: do not edit.
+# Edit the source, then run `python tools/async_to_sync.py`.
+"""The event store contract."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Protocol
-from uuid import UUID
 
-import orjson
-
+from esframework._checks import DEFAULT_PAGE_SIZE
 from esframework._records import (
     AppendResult,
     ExpectedVersion,
@@ -19,21 +15,8 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework.errors import ConcurrencyError, IdempotencyConflictError, InvalidStreamIdError
 
-__all__ = [
-    "MAX_STREAM_ID_LENGTH",
-    "EventStore",
-    "check_expected_version",
-    "expected_as_int",
-    "match_retry",
-    "validate_stream_id",
-]
-
-MAX_STREAM_ID_LENGTH = 255
-"""The seed schema's `VARCHAR(255)`; every backend enforces the same limit."""
-
-DEFAULT_PAGE_SIZE = 1000
+__all__ = ["EventStore"]
 
 
 class EventStore(Protocol):
@@ -134,82 +117,3 @@ class EventStore(Protocol):
         ):
             yield from page
             after = page[-1].position
-
-
-def validate_stream_id(stream_id: str) -> None:
-    """Raise `InvalidStreamIdError` unless every backend can store `stream_id` as it is."""
-    if not stream_id:
-        raise InvalidStreamIdError(stream_id, "it is empty")
-    if len(stream_id) > MAX_STREAM_ID_LENGTH:
-        raise InvalidStreamIdError(
-            stream_id, f"it has {len(stream_id)} characters, more than {MAX_STREAM_ID_LENGTH}"
-        )
-    if "\x00" in stream_id:
-        raise InvalidStreamIdError(stream_id, "it contains a NUL character")
-
-
-def expected_as_int(expected: int | ExpectedVersion) -> int | None:
-    """Return the version an append expects, or None for `ExpectedVersion.ANY`."""
-    if expected is ExpectedVersion.ANY:
-        return None
-    if expected is ExpectedVersion.NO_STREAM:
-        return 0
-    if expected < 0:
-        msg = f"expected_version must be 0 or more, got {expected}"
-        raise ValueError(msg)
-    return expected
-
-
-def check_expected_version(stream_id: str, expected: int | None, actual: int) -> None:
-    """Raise `ConcurrencyError` if the stream is not at the expected version."""
-    if expected is not None and expected != actual:
-        raise ConcurrencyError(stream_id, expected, actual)
-
-
-def match_retry(
-    stream_id: str, events: Sequence[NewEvent], stored: Mapping[UUID, StoredEvent]
-) -> AppendResult | None:
-    """Decide whether an append repeats one already stored.
-
-    Args:
-        stream_id: The stream being appended to.
-        events: The events being appended.
-        stored: The stored events whose ids are among `events`' ids.
-
-    Returns:
-        None if no event id is stored (a fresh append), or the stored positions if every
-        event is stored with the same content (a retry of a write that committed).
-
-    Raises:
-        IdempotencyConflictError: Some ids are stored and some not, or an id is stored with
-            other content: this is not a retry, and must not be written.
-    """
-    if not stored:
-        return None
-    for new in events:
-        old = stored.get(new.event_id)
-        if old is None or not _same_content(stream_id, new, old):
-            culprit = new if old is not None else next(e for e in events if e.event_id in stored)
-            raise IdempotencyConflictError(str(culprit.event_id), stream_id)
-    found = [stored[e.event_id] for e in events]
-    return AppendResult(
-        stream_id=stream_id,
-        version=max(e.version for e in found),
-        positions=tuple(e.position for e in found),
-    )
-
-
-def _same_content(stream_id: str, new: NewEvent, old: StoredEvent) -> bool:
-    # Compare decoded JSON: a database may store it with other spacing or key order.
-    return (
-        old.stream_id == stream_id
-        and old.event_type == new.event_type
-        and old.schema_version == new.schema_version
-        and orjson.loads(old.data) == orjson.loads(new.data)
-        and orjson.loads(old.metadata) == orjson.loads(new.metadata)
-    )
-
-
-def stored_by_id(events: Iterable[StoredEvent]) -> dict[UUID, StoredEvent]:
-    """Index stored events by their event id (for `match_retry`)."""
-    return {e.event_id: e for e in events}

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
-import attrs
 import pytest
 
 from esframework import (
@@ -17,34 +15,18 @@ from esframework import (
     Metadata,
     Repository,
     SnapshotRecord,
-    StoredEvent,
     aggregate,
     aggregate_version,
     applies,
     pending_events,
 )
+from tests.conftest import Backend
 from tests.domain import MoneyAdded, SnapshottedWallet, Wallet, WalletOpened
 
 
-@attrs.define
-class CountingStore:
-    """Wraps a store and counts the events loads read from it."""
-
-    inner: EventStore
-    read: int = 0
-
-    def read_stream(self, stream_id: str, **kwargs: int | None) -> Iterator[StoredEvent]:
-        for record in self.inner.read_stream(stream_id, **kwargs):  # type: ignore[arg-type]
-            self.read += 1
-            yield record
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-
-def test_save_then_load_round_trips(store: EventStore) -> None:
+def test_save_then_load_round_trips(backend: Backend) -> None:
     """A saved aggregate loads back with the same state and version."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallet = Wallet.open("w-1", "Ada")
     wallet.add(Decimal("1.25"))
     result = wallets.save(wallet)
@@ -56,16 +38,16 @@ def test_save_then_load_round_trips(store: EventStore) -> None:
     assert aggregate_version(loaded) == 2
 
 
-def test_load_of_missing_stream_raises_not_found(store: EventStore) -> None:
+def test_load_of_missing_stream_raises_not_found(backend: Backend) -> None:
     """Loading a stream with no events raises AggregateNotFoundError, a LookupError."""
     with pytest.raises(AggregateNotFoundError, match="'nobody'") as caught:
-        Repository(Wallet, store=store).load("nobody")
+        backend.repository(Wallet).load("nobody")
     assert isinstance(caught.value, LookupError)
 
 
-def test_load_at_version_returns_past_state(store: EventStore) -> None:
+def test_load_at_version_returns_past_state(backend: Backend) -> None:
     """load(at_version=n) returns the state as of version n."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallet = Wallet.open("w", "Ada")
     for amount in (1, 2, 3):
         wallet.add(Decimal(amount))
@@ -77,9 +59,9 @@ def test_load_at_version_returns_past_state(store: EventStore) -> None:
         wallets.load("w", at_version=9)
 
 
-def test_stale_save_raises_and_writes_nothing(store: EventStore) -> None:
+def test_stale_save_raises_and_writes_nothing(backend: Backend, store: EventStore) -> None:
     """Two copies loaded at the same version: the second save fails, writing nothing."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallets.save(Wallet.open("w", "Ada"))
     first, second = wallets.load("w"), wallets.load("w")
     first.add(Decimal(1))
@@ -93,27 +75,27 @@ def test_stale_save_raises_and_writes_nothing(store: EventStore) -> None:
     assert store.stream_version("w") == 2
 
 
-def test_new_aggregate_on_existing_stream_is_a_conflict(store: EventStore) -> None:
+def test_new_aggregate_on_existing_stream_is_a_conflict(backend: Backend) -> None:
     """A new aggregate saves only if its stream does not exist yet."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallets.save(Wallet.open("w", "Ada"))
     with pytest.raises(ConcurrencyError):
         wallets.save(Wallet.open("w", "Eve"))
     assert wallets.load("w").owner == "Ada"
 
 
-def test_saving_nothing_is_a_no_op(store: EventStore) -> None:
+def test_saving_nothing_is_a_no_op(backend: Backend, store: EventStore) -> None:
     """Saving an aggregate with no pending events writes nothing."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallets.save(Wallet.open("w", "Ada"))
     loaded = wallets.load("w")
     assert wallets.save(loaded) is None
     assert store.head() == 1
 
 
-def test_metadata_is_saved_with_events(store: EventStore) -> None:
+def test_metadata_is_saved_with_events(backend: Backend) -> None:
     """Metadata given to save is stored with each pending event."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallet = Wallet.open("w", "Ada")
     wallet.add(Decimal(1))
     correlation = uuid.uuid4()
@@ -127,10 +109,12 @@ def test_metadata_is_saved_with_events(store: EventStore) -> None:
     assert history[0].metadata.extra == {"user": "ada"}
 
 
-def test_snapshot_policy_makes_loads_read_only_later_events(store: EventStore) -> None:
+def test_snapshot_policy_makes_loads_read_only_later_events(
+    backend: Backend, store: EventStore
+) -> None:
     """With a snapshot every 5 events, a load reads the snapshot and only the events after it."""
-    counting = CountingStore(store)
-    wallets = Repository(SnapshottedWallet, store=counting)  # type: ignore[arg-type]
+    counting = backend.counting()
+    wallets = backend.repository(SnapshottedWallet, store=counting)
     wallet = SnapshottedWallet.open("w", "Ada")
     for _ in range(6):
         wallet.add(Decimal(1))
@@ -148,10 +132,10 @@ def test_snapshot_policy_makes_loads_read_only_later_events(store: EventStore) -
     assert counting.read == 1  # only version 8
 
 
-def test_snapshot_on_demand(store: EventStore) -> None:
+def test_snapshot_on_demand(backend: Backend) -> None:
     """save(snapshot=True) and take_snapshot store the state whatever the policy."""
-    counting = CountingStore(store)
-    wallets = Repository(Wallet, store=counting)  # type: ignore[arg-type]
+    counting = backend.counting()
+    wallets = backend.repository(Wallet, store=counting)
     wallet = Wallet.open("w", "Ada")
     wallet.add(Decimal(4))
     wallets.save(wallet, snapshot=True)
@@ -163,9 +147,9 @@ def test_snapshot_on_demand(store: EventStore) -> None:
         wallets.take_snapshot(wallet)
 
 
-def test_load_at_version_before_snapshot_replays(store: EventStore) -> None:
+def test_load_at_version_before_snapshot_replays(backend: Backend) -> None:
     """A snapshot newer than the version asked for is not used."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallet = Wallet.open("w", "Ada")
     wallet.add(Decimal(4))
     wallet.add(Decimal(5))
@@ -173,7 +157,7 @@ def test_load_at_version_before_snapshot_replays(store: EventStore) -> None:
     assert wallets.load("w", at_version=2).balance == Decimal(4)
 
 
-def test_snapshot_of_another_shape_is_ignored(store: EventStore) -> None:
+def test_snapshot_of_another_shape_is_ignored(backend: Backend) -> None:
     """After the aggregate's fields change, old snapshots are ignored: a full replay."""
 
     @aggregate(stream_type="TestWallet")
@@ -194,16 +178,16 @@ def test_snapshot_of_another_shape_is_ignored(store: EventStore) -> None:
     wallet = Wallet.open("w", "Ada")
     wallet.add(Decimal(1))
     wallet.add(Decimal(2))
-    Repository(Wallet, store=store).save(wallet, snapshot=True)
-    counting = CountingStore(store)
-    loaded = Repository(ReshapedWallet, store=counting).load("w")  # type: ignore[arg-type]
+    backend.repository(Wallet).save(wallet, snapshot=True)
+    counting = backend.counting()
+    loaded = backend.repository(ReshapedWallet, store=counting).load("w")
     assert (loaded.balance, loaded.deposits) == (Decimal(3), 2)
     assert counting.read == 3
 
 
-def test_unreadable_snapshot_falls_back_to_replay(store: EventStore) -> None:
+def test_unreadable_snapshot_falls_back_to_replay(backend: Backend, store: EventStore) -> None:
     """A snapshot that does not decode is a cache miss, not a failure."""
-    wallets = Repository(Wallet, store=store)
+    wallets = backend.repository(Wallet)
     wallet = Wallet.open("w", "Ada")
     wallet.add(Decimal(2))
     wallets.save(wallet, snapshot=True)

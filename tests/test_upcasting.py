@@ -12,7 +12,6 @@ import pytest
 from esframework import (
     EventStore,
     NewEvent,
-    Repository,
     Serializer,
     Upcasters,
     aggregate,
@@ -20,6 +19,7 @@ from esframework import (
     event,
 )
 from esframework.errors import DefinitionError, MissingUpcasterError, UnknownEventTypeError
+from tests.conftest import Backend
 
 chains = Upcasters()
 
@@ -62,7 +62,7 @@ def row(event_type: str, version: int, data: dict[str, Any]) -> NewEvent:
     )
 
 
-def test_old_rows_load_through_a_two_step_chain(store: EventStore) -> None:
+def test_old_rows_load_through_a_two_step_chain(backend: Backend, store: EventStore) -> None:
     """Rows stored at versions 1 and 2 load as the version-3 class, renamed and filled in."""
     store.append(
         "f",
@@ -74,7 +74,7 @@ def test_old_rows_load_through_a_two_step_chain(store: EventStore) -> None:
         ],
         expected_version=0,
     )
-    funds = Repository(Funds, store=store, serializer=Serializer(upcasters=chains))
+    funds = backend.repository(Funds, serializer=Serializer(upcasters=chains))
     loaded = funds.load("f")
     assert loaded.total == Decimal("15.50")
     assert loaded.currencies == ("EUR", "EUR", "USD")
@@ -82,12 +82,12 @@ def test_old_rows_load_through_a_two_step_chain(store: EventStore) -> None:
     assert history[0] == FundsAdded(amount=Decimal("12.5"), currency="EUR")
 
 
-def test_missing_link_names_type_and_versions(store: EventStore) -> None:
+def test_missing_link_names_type_and_versions(backend: Backend, store: EventStore) -> None:
     """Without the step from version 2, reading a version-2 row fails naming it."""
     partial = Upcasters()
     partial.register("Credited", from_version=1, rename_to="TestFundsAdded")(_cents_to_amount)
     store.append("f", "TestFunds", [row("Credited", 1, {"cents": 1})], expected_version=0)
-    funds = Repository(Funds, store=store, serializer=Serializer(upcasters=partial))
+    funds = backend.repository(Funds, serializer=Serializer(upcasters=partial))
     with pytest.raises(MissingUpcasterError) as caught:
         funds.load("f")
     message = str(caught.value)
@@ -96,18 +96,18 @@ def test_missing_link_names_type_and_versions(store: EventStore) -> None:
     assert caught.value.stream_id == "f"
 
 
-def test_row_newer_than_the_code_is_an_error(store: EventStore) -> None:
+def test_row_newer_than_the_code_is_an_error(backend: Backend, store: EventStore) -> None:
     """A row at a version newer than any registered class fails instead of guessing."""
     store.append("f", "TestFunds", [row("TestFundsAdded", 7, {})], expected_version=0)
     with pytest.raises(MissingUpcasterError, match="newer than the newest registered version 3"):
-        Repository(Funds, store=store).load("f")
+        backend.repository(Funds).load("f")
 
 
-def test_unknown_old_type_without_upcaster_is_unknown(store: EventStore) -> None:
+def test_unknown_old_type_without_upcaster_is_unknown(backend: Backend, store: EventStore) -> None:
     """A stored type nobody registered, and no upcaster knows, is an UnknownEventTypeError."""
     store.append("f", "TestFunds", [row("Vanished", 1, {})], expected_version=0)
     with pytest.raises(UnknownEventTypeError, match="Vanished"):
-        Repository(Funds, store=store).load("f")
+        backend.repository(Funds).load("f")
 
 
 def test_registering_a_step_twice_is_a_definition_error() -> None:

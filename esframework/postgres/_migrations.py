@@ -1,3 +1,5 @@
+# WARNING: generated from _migrations_async.py by tools/async_to_sync.py: do not edit.
+# Edit the source, then run `python tools/async_to_sync.py`.
 """Numbered, recorded schema migrations for the PostgreSQL store.
 
 Each migration runs once per schema, in order, inside one transaction with the record of it,
@@ -103,9 +105,8 @@ def migrate(connection: psycopg.Connection[Any], schema: str = "public") -> list
         )
         # Only create a missing schema: an owner role without CREATE on the database can
         # still migrate the schema it was given.
-        if not connection.execute(
-            "SELECT FROM pg_namespace WHERE nspname = %s", (schema,)
-        ).rowcount:
+        found = connection.execute("SELECT FROM pg_namespace WHERE nspname = %s", (schema,))
+        if not found.rowcount:
             connection.execute(sql.SQL("CREATE SCHEMA {}").format(name))
         connection.execute(
             sql.SQL(
@@ -114,12 +115,10 @@ def migrate(connection: psycopg.Connection[Any], schema: str = "public") -> list
                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())"
             ).format(name)
         )
-        done = {
-            version
-            for (version,) in connection.execute(
-                sql.SQL("SELECT version FROM {}.esframework_migrations").format(name)
-            )
-        }
+        recorded = connection.execute(
+            sql.SQL("SELECT version FROM {}.esframework_migrations").format(name)
+        )
+        done = {version for (version,) in recorded.fetchall()}
         for migration in MIGRATIONS:
             if migration.version in done:
                 continue

@@ -1,20 +1,29 @@
+# WARNING: generated from _store_async.py by tools/async_to_sync.py: do not edit.
+# Edit the source, then run `python tools/async_to_sync.py`.
 """The production event store: PostgreSQL through psycopg 3 and a connection pool."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from esframework._checks import (
+    DEFAULT_PAGE_SIZE,
+    check_expected_version,
+    expected_as_int,
+    match_retry,
+    stored_by_id,
+    validate_stream_id,
+)
 from esframework._records import (
     AppendResult,
     ExpectedVersion,
@@ -22,17 +31,10 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._store import (
-    EventStore,
-    check_expected_version,
-    expected_as_int,
-    match_retry,
-    stored_by_id,
-    validate_stream_id,
-)
+from esframework._store import EventStore
 from esframework.errors import ConcurrencyError
-from esframework.postgres import _migrations
 from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
+from esframework.postgres._migrations import migrate
 from esframework.postgres._sql import (
     Statements,
     append_params,
@@ -43,11 +45,15 @@ from esframework.postgres._sql import (
 
 __all__ = ["PostgresEventStore"]
 
-T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
+
+T = TypeVar("T")
+Query: TypeAlias = sql.Composed | LiteralString
+Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
+_Work: TypeAlias = Callable[[psycopg.Connection[Any]], T]
 
 
 class _RawJsonLoader(Loader):
@@ -66,11 +72,11 @@ class PostgresEventStore(EventStore):
 
     Appends are one statement and one round trip; the database enforces stream versions and
     event-id idempotency, and hands out global positions in commit order (see the docs'
-    "Global order" page). Create the tables with `migrate()` or `esframework migrate`.
+    "PostgreSQL" page). Create the tables with `migrate()` or `esframework migrate`.
 
     Args:
         conninfo: A libpq connection string or URL. Give this or `pool`.
-        pool: A `psycopg_pool.ConnectionPool` to use instead; the store does not close it.
+        pool: A psycopg_pool pool to use instead; the store does not close it.
         schema: The PostgreSQL schema holding the store's tables.
         min_size: The least connections the store's own pool keeps open.
         max_size: The most connections the store's own pool opens.
@@ -95,9 +101,10 @@ class PostgresEventStore(EventStore):
         reconnect_attempts: int = 3,
     ) -> None:
         if (conninfo is None) == (pool is None):
-            msg = "give PostgresEventStore either a conninfo string or a pool"
+            msg = "give the store either a conninfo string or a pool"
             raise ValueError(msg)
         self.schema = schema
+        self.conninfo = conninfo if pool is None else pool.conninfo
         self._statements = Statements(schema)
         self._attempts = reconnect_attempts + 1
         self._owns_pool = pool is None
@@ -112,7 +119,6 @@ class PostgresEventStore(EventStore):
             name=f"esframework:{schema}",
         )
         self._opened = not self._owns_pool
-        self._open_lock = threading.Lock()
 
     def __enter__(self) -> Self:
         self._ensure_open()
@@ -133,8 +139,11 @@ class PostgresEventStore(EventStore):
 
     def migrate(self) -> list[str]:
         """Create or upgrade the store's tables; return the names of the migrations applied."""
-        applied = self._run("migrate", lambda conn: _migrations.migrate(conn, self.schema))
-        return [m.name for m in applied]
+
+        def work(conn: psycopg.Connection[Any]) -> list[str]:
+            return [m.name for m in migrate(conn, self.schema)]
+
+        return self._run("migrate", work)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -161,7 +170,8 @@ class PostgresEventStore(EventStore):
 
         def attempt(conn: psycopg.Connection[Any]) -> AppendResult:
             try:
-                rows = conn.execute(self._statements.append, params).fetchall()
+                cursor = conn.execute(self._statements.append, params)
+                rows = cursor.fetchall()
             except psycopg.Error as error:
                 if violated_constraint(error) not in {"events_pkey", "unique_stream_version"}:
                     raise
@@ -174,11 +184,13 @@ class PostgresEventStore(EventStore):
                     positions=tuple(position for position, _ in rows),
                 )
             # Nothing was written: a retry of a committed append, or a conflict.
-            stored = conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
-            retry = match_retry(stream_id, events, stored_by_id(map(to_stored, stored)))
+            cursor = conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
+            stored = stored_by_id(map(to_stored, cursor.fetchall()))
+            retry = match_retry(stream_id, events, stored)
             if retry is not None:
                 return retry
-            (actual,) = conn.execute(self._statements.stream_version, (stream_id,)).fetchone()  # type: ignore[misc]
+            cursor = conn.execute(self._statements.stream_version, (stream_id,))
+            (actual,) = cursor.fetchone() or (0,)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
@@ -189,69 +201,69 @@ class PostgresEventStore(EventStore):
     ) -> Iterator[StoredEvent]:
         last = 2**62 if to_version is None else to_version
         while True:
-            rows = self._read_stream_page(stream_id, from_version, last)
-            yield from map(to_stored, rows)
+            rows = self._fetch(
+                f"read stream {stream_id!r}",
+                self._statements.read_stream,
+                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+            )
+            for row in rows:
+                yield to_stored(row)
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
 
-    def _read_stream_page(self, stream_id: str, first: int, last: int) -> list[Any]:
-        page = (stream_id, first, last, STREAM_PAGE_SIZE)
-        return self._run(
-            f"read stream {stream_id!r}",
-            lambda conn: conn.execute(self._statements.read_stream, page).fetchall(),
-        )
-
     def stream_version(self, stream_id: str) -> int:
-        row = self._run(
-            f"read stream {stream_id!r}",
-            lambda conn: conn.execute(self._statements.stream_version, (stream_id,)).fetchone(),
+        rows = self._fetch(
+            f"read stream {stream_id!r}", self._statements.stream_version, (stream_id,)
         )
-        return int(row[0]) if row else 0
+        return int(rows[0][0])
 
     def read_all(
         self,
         *,
         after: int = 0,
-        limit: int = 1000,
+        limit: int = DEFAULT_PAGE_SIZE,
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
         query, params = self._statements.read_all(after, limit, stream_types, event_types)
-        rows = self._run(
-            f"read events after position {after}",
-            lambda conn: conn.execute(query, params).fetchall(),
-        )
+        rows = self._fetch(f"read events after position {after}", query, params)
         return list(map(to_stored, rows))
 
     def head(self) -> int:
-        row = self._run(
-            "read the head position",
-            lambda conn: conn.execute(self._statements.head).fetchone(),
-        )
-        return int(row[0]) if row else 0
+        rows = self._fetch("read the head position", self._statements.head, None)
+        return int(rows[0][0])
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
-        row = self._run(
-            f"read the snapshot of {stream_id!r}",
-            lambda conn: conn.execute(self._statements.load_snapshot, (stream_id,)).fetchone(),
+        rows = self._fetch(
+            f"read the snapshot of {stream_id!r}", self._statements.load_snapshot, (stream_id,)
         )
-        return None if row is None else to_snapshot(stream_id, row)
+        return to_snapshot(stream_id, rows[0]) if rows else None
 
     def save_snapshot(self, snapshot: SnapshotRecord) -> None:
-        self._run(
+        self._fetch(
             f"snapshot {snapshot.stream_id!r}",
-            lambda conn: conn.execute(self._statements.save_snapshot, snapshot_params(snapshot)),
+            self._statements.save_snapshot,
+            snapshot_params(snapshot),
+            returns_rows=False,
         )
+
+    def _fetch(
+        self, doing: str, query: Query, params: Params, *, returns_rows: bool = True
+    ) -> list[Any]:
+        def work(conn: psycopg.Connection[Any]) -> list[Any]:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if returns_rows else []
+
+        return self._run(doing, work)
 
     def _ensure_open(self) -> None:
         if not self._opened:
-            with self._open_lock:
-                if not self._opened:
-                    self._pool.open(wait=False)
-                    self._opened = True
+            # Opening twice is harmless: psycopg_pool ignores a second open().
+            self._pool.open(wait=False)
+            self._opened = True
 
-    def _run(self, doing: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _run(self, doing: str, work: _Work[T]) -> T:
         """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost."""
         self._ensure_open()
         attempt = 1

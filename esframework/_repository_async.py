@@ -1,0 +1,194 @@
+"""The repository: load an aggregate from its snapshot and later events; save new events.
+
+This module is the source of `_repository.py`, which `tools/async_to_sync.py` generates from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar
+
+from esframework._aggregates import (
+    AggregateType,
+    PendingEvent,
+    aggregate_id,
+    aggregate_type,
+    aggregate_version,
+    mark_applied,
+    mark_saved,
+    pending_events,
+    replayed,
+)
+from esframework._checks import validate_stream_id
+from esframework._envelope import Envelope, Metadata
+from esframework._records import AppendResult, SnapshotRecord
+from esframework._serialization import DEFAULT_SERIALIZER, Serializer
+from esframework._store_async import AsyncEventStore
+from esframework.errors import AggregateNotFoundError, EsframeworkError
+
+__all__ = ["AsyncRepository"]
+
+A = TypeVar("A")
+
+logger = logging.getLogger(__name__)
+
+
+class AsyncRepository(Generic[A]):
+    """Loads and saves aggregates of one type.
+
+    Args:
+        aggregate_class: The `@aggregate` class this repository stores.
+        store: Where the events and snapshots live.
+        serializer: Encodes and decodes events; the default uses the registered upcasters.
+
+    Example:
+        >>> accounts = AsyncRepository(Account, store=store)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        aggregate_class: type[A],
+        *,
+        store: AsyncEventStore,
+        serializer: Serializer = DEFAULT_SERIALIZER,
+    ) -> None:
+        self._type: AggregateType = aggregate_type(aggregate_class)
+        self._class = aggregate_class
+        self.store = store
+        self.serializer = serializer
+
+    async def load(self, aggregate_id: str, *, at_version: int | None = None) -> A:
+        """Return the aggregate's current state, or its state as of `at_version`.
+
+        Starts from the latest usable snapshot and applies only the events after it.
+
+        Raises:
+            AggregateNotFoundError: The stream has no events (or fewer than `at_version`).
+            EventDecodingError: A stored event cannot be decoded.
+            MissingHandlerError: The aggregate has no handler for a stored event.
+        """
+        validate_stream_id(aggregate_id)
+        instance, version = await self._from_snapshot(aggregate_id, at_version)
+        async for record in self.store.read_stream(
+            aggregate_id, from_version=version + 1, to_version=at_version
+        ):
+            self._type.apply(instance, self.serializer.decode_event(record))
+            version = record.version
+        if version == 0 or (at_version is not None and version < at_version):
+            raise AggregateNotFoundError(aggregate_id, self._type.stream_type, at_version)
+        mark_applied(instance, version)
+        return instance
+
+    async def save(
+        self, aggregate: A, *, metadata: Metadata | None = None, snapshot: bool = False
+    ) -> AppendResult | None:
+        """Append the aggregate's pending events, expecting the version it was loaded at.
+
+        Args:
+            aggregate: The aggregate, created with `new` or loaded from this repository.
+            metadata: Correlation, causation and extra facts for every pending event (an
+                event's own metadata from `emit` takes precedence).
+            snapshot: Also take a snapshot after saving, whatever the snapshot policy says.
+
+        Returns:
+            Where the events landed, or None if there was nothing to save.
+
+        Raises:
+            ConcurrencyError: The stream changed since the aggregate was loaded; nothing was
+                written. Load it again and retry the command.
+            EventEncodingError: An event holds a value that cannot be stored.
+        """
+        pending = pending_events(aggregate)
+        if not pending:
+            if snapshot:
+                await self.take_snapshot(aggregate)
+            return None
+        stream_id = aggregate_id(aggregate)
+        version = aggregate_version(aggregate)
+        loaded_at = version - len(pending)
+        records = [
+            self.serializer.encode(p.event, event_id=p.event_id, metadata=_merged(p, metadata))
+            for p in pending
+        ]
+        result = await self.store.append(
+            stream_id, self._type.stream_type, records, expected_version=loaded_at
+        )
+        mark_saved(aggregate, len(pending))
+        if snapshot:
+            await self.take_snapshot(aggregate)
+        elif self._type.snapshots is not None and self._type.snapshots.due(loaded_at, version):
+            await self._snapshot_by_policy(aggregate)
+        return result
+
+    async def take_snapshot(self, aggregate: A) -> None:
+        """Store the aggregate's current state so later loads start from it.
+
+        Raises:
+            ValueError: The aggregate has unsaved events; save it first.
+        """
+        if pending_events(aggregate):
+            msg = "save the aggregate before snapshotting it: it has unsaved events"
+            raise ValueError(msg)
+        await self.store.save_snapshot(
+            SnapshotRecord(
+                stream_id=aggregate_id(aggregate),
+                stream_type=self._type.stream_type,
+                state_schema=self._type.state_schema,
+                version=aggregate_version(aggregate),
+                data=self.serializer.encode_state(aggregate),
+            )
+        )
+
+    async def history(self, aggregate_id: str) -> AsyncIterator[Envelope[Any]]:
+        """Yield every stored event of the aggregate, decoded, oldest first."""
+        validate_stream_id(aggregate_id)
+        async for record in self.store.read_stream(aggregate_id):
+            yield self.serializer.decode(record)
+
+    async def _from_snapshot(self, aggregate_id: str, at_version: int | None) -> tuple[A, int]:
+        snapshot = await self.store.load_snapshot(aggregate_id)
+        usable = (
+            snapshot is not None
+            and snapshot.state_schema == self._type.state_schema
+            and (at_version is None or snapshot.version <= at_version)
+        )
+        if snapshot is not None and usable:
+            try:
+                state = self.serializer.decode_state(self._class, snapshot.data)
+            except Exception:  # a snapshot is a cache: if it cannot be read, replay instead
+                logger.warning(
+                    "ignoring unreadable snapshot of %s at version %s",
+                    aggregate_id,
+                    snapshot.version,
+                    exc_info=True,
+                )
+            else:
+                return replayed(self._class, aggregate_id, snapshot.version, state), (
+                    snapshot.version
+                )
+        return replayed(self._class, aggregate_id, 0), 0
+
+    async def _snapshot_by_policy(self, aggregate: A) -> None:
+        # The events are committed; a failed snapshot must not make the save look failed.
+        try:
+            await self.take_snapshot(aggregate)
+        except EsframeworkError:
+            logger.warning(
+                "could not snapshot %s at version %s; loads replay more events until the "
+                "next snapshot",
+                aggregate_id(aggregate),
+                aggregate_version(aggregate),
+                exc_info=True,
+            )
+
+
+def _merged(pending: PendingEvent, metadata: Metadata | None) -> Metadata:
+    if metadata is None:
+        return pending.metadata
+    own = pending.metadata
+    return Metadata(
+        correlation_id=own.correlation_id or metadata.correlation_id,
+        causation_id=own.causation_id or metadata.causation_id,
+        extra={**metadata.extra, **own.extra},
+    )

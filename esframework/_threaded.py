@@ -1,0 +1,133 @@
+"""Async twins of the embedded stores: the sync store's calls, run in a worker thread.
+
+SQLite has no async driver in the standard library; its calls are short, so running each in
+a worker thread keeps the event loop free without a second implementation to keep in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from esframework._checks import DEFAULT_PAGE_SIZE
+from esframework._memory import InMemoryEventStore
+from esframework._records import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    SnapshotRecord,
+    StoredEvent,
+)
+from esframework._sqlite import SQLiteEventStore
+from esframework._store import EventStore
+from esframework._store_async import AsyncEventStore
+
+__all__ = ["AsyncInMemoryEventStore", "AsyncSQLiteEventStore"]
+
+T = TypeVar("T")
+
+
+class _AsyncOverSync(AsyncEventStore):
+    """Runs a sync store's operations off the event loop (or inline, for memory)."""
+
+    def __init__(self, sync: EventStore, *, threaded: bool) -> None:
+        self.sync = sync
+        self._threaded = threaded
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        return await asyncio.to_thread(function) if self._threaded else function()
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion,
+    ) -> AppendResult:
+        return await self._call(
+            lambda: self.sync.append(
+                stream_id, stream_type, events, expected_version=expected_version
+            )
+        )
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        events = self.sync.read_stream(stream_id, from_version=from_version, to_version=to_version)
+        while chunk := await self._call(lambda: _take(events, DEFAULT_PAGE_SIZE)):
+            for event in chunk:
+                yield event
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self._call(lambda: self.sync.stream_version(stream_id))
+
+    async def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE_SIZE,
+        stream_types: Collection[str] | None = None,
+        event_types: Collection[str] | None = None,
+    ) -> list[StoredEvent]:
+        return await self._call(
+            lambda: self.sync.read_all(
+                after=after, limit=limit, stream_types=stream_types, event_types=event_types
+            )
+        )
+
+    async def head(self) -> int:
+        return await self._call(self.sync.head)
+
+    async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        return await self._call(lambda: self.sync.load_snapshot(stream_id))
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        await self._call(lambda: self.sync.save_snapshot(snapshot))
+
+    async def close(self) -> None:
+        await self._call(self.sync.close)
+
+
+def _take(events: Iterator[StoredEvent], count: int) -> list[StoredEvent]:
+    return list(islice(events, count))
+
+
+class AsyncSQLiteEventStore(_AsyncOverSync):
+    """The SQLite store for asyncio applications: each call runs in a worker thread.
+
+    Takes the same arguments as `SQLiteEventStore`; `sync` is that store.
+    """
+
+    sync: SQLiteEventStore
+
+    def __init__(
+        self, path: str | Path, *, timeout: float = 10.0, synchronous: str = "FULL"
+    ) -> None:
+        super().__init__(
+            SQLiteEventStore(path, timeout=timeout, synchronous=synchronous), threaded=True
+        )
+
+
+class AsyncInMemoryEventStore(_AsyncOverSync):
+    """The in-memory store for asyncio tests; `sync` is the underlying `InMemoryEventStore`."""
+
+    sync: InMemoryEventStore
+
+    def __init__(self) -> None:
+        super().__init__(InMemoryEventStore(), threaded=False)

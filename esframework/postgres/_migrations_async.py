@@ -1,0 +1,136 @@
+"""Numbered, recorded schema migrations for the PostgreSQL store.
+
+Each migration runs once per schema, in order, inside one transaction with the record of it,
+so an interrupted run leaves nothing half-applied. Never edit a released migration: append.
+
+This module is the source of `_migrations.py`, which `tools/async_to_sync.py` generates from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, LiteralString
+
+import attrs
+import psycopg
+from psycopg import sql
+
+__all__ = ["MIGRATIONS", "Migration", "migrate_async"]
+
+
+@attrs.frozen
+class Migration:
+    version: int
+    name: str
+    statements: tuple[LiteralString, ...]  # `{schema}` stands for the quoted schema name
+
+
+MIGRATIONS: Final = (
+    Migration(
+        1,
+        "events, snapshots and checkpoints (the seed schema)",
+        (
+            """
+            CREATE TABLE {schema}.events (
+                id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+                stream_id VARCHAR(255) NOT NULL,
+                stream_type VARCHAR(255) NOT NULL,
+                event_type VARCHAR(255) NOT NULL,
+                event_data JSONB NOT NULL,
+                metadata JSONB NOT NULL DEFAULT '{{}}',
+                version BIGINT NOT NULL CHECK (version >= 1),
+                global_position BIGINT GENERATED ALWAYS AS IDENTITY,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+                schema_version INTEGER NOT NULL DEFAULT 1,
+                CONSTRAINT unique_stream_version UNIQUE (stream_id, version)
+            )
+            """,
+            # The unique constraint's index serves stream reads (the seed's
+            # idx_events_stream_id would duplicate it); the global order must be unique.
+            "CREATE UNIQUE INDEX idx_events_global_position ON {schema}.events (global_position)",
+            "CREATE INDEX idx_events_event_type ON {schema}.events (event_type)",
+            "CREATE INDEX idx_events_created_at ON {schema}.events (created_at)",
+            """
+            CREATE TABLE {schema}.snapshots (
+                stream_id VARCHAR(255) PRIMARY KEY,
+                stream_type VARCHAR(255) NOT NULL,
+                snapshot_data JSONB NOT NULL,
+                version BIGINT NOT NULL,
+                created_at TIMESTAMPTZ DEFAULT NOW(),
+                state_schema TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE {schema}.subscription_checkpoints (
+                subscription_id VARCHAR(255) PRIMARY KEY,
+                last_position BIGINT NOT NULL DEFAULT 0,
+                updated_at TIMESTAMPTZ DEFAULT NOW()
+            )
+            """,
+            # History is append-only, enforced by the database for every role but the owner's
+            # ALTER TABLE: a bug or a stray query cannot rewrite it.
+            """
+            CREATE FUNCTION {schema}.esframework_reject_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'events are append-only: % on %.% is not allowed',
+                    TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+                    USING ERRCODE = 'restrict_violation';
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER events_are_append_only BEFORE UPDATE OR DELETE ON {schema}.events
+            FOR EACH ROW EXECUTE FUNCTION {schema}.esframework_reject_change()
+            """,
+            """
+            CREATE TRIGGER events_are_never_truncated BEFORE TRUNCATE ON {schema}.events
+            FOR EACH STATEMENT EXECUTE FUNCTION {schema}.esframework_reject_change()
+            """,
+        ),
+    ),
+)
+
+
+async def migrate_async(
+    connection: psycopg.AsyncConnection[Any], schema: str = "public"
+) -> list[Migration]:
+    """Apply the migrations `schema` lacks, in order, and return those applied.
+
+    Safe to run concurrently from several processes: they queue on an advisory lock, and
+    the ones that come second find nothing left to do.
+    """
+    name = sql.Identifier(schema)
+    applied: list[Migration] = []
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('esframework migrate ' || %s))", (schema,)
+        )
+        # Only create a missing schema: an owner role without CREATE on the database can
+        # still migrate the schema it was given.
+        found = await connection.execute("SELECT FROM pg_namespace WHERE nspname = %s", (schema,))
+        if not found.rowcount:
+            await connection.execute(sql.SQL("CREATE SCHEMA {}").format(name))
+        await connection.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.esframework_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())"
+            ).format(name)
+        )
+        recorded = await connection.execute(
+            sql.SQL("SELECT version FROM {}.esframework_migrations").format(name)
+        )
+        done = {version for (version,) in await recorded.fetchall()}
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                await connection.execute(sql.SQL(statement).format(schema=name))
+            await connection.execute(
+                sql.SQL(
+                    "INSERT INTO {}.esframework_migrations (version, name) VALUES (%s, %s)"
+                ).format(name),
+                (migration.version, migration.name),
+            )
+            applied.append(migration)
+    return applied

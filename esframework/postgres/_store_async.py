@@ -1,0 +1,290 @@
+"""The production event store: PostgreSQL through psycopg 3 and a connection pool.
+
+This module is the source of `_store.py`, which `tools/async_to_sync.py` generates from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, LiteralString, Self, TypeAlias, TypeVar
+
+import psycopg
+from psycopg import pq, sql
+from psycopg.adapt import Loader
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from esframework._checks import (
+    DEFAULT_PAGE_SIZE,
+    check_expected_version,
+    expected_as_int,
+    match_retry,
+    stored_by_id,
+    validate_stream_id,
+)
+from esframework._records import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    SnapshotRecord,
+    StoredEvent,
+)
+from esframework._store_async import AsyncEventStore
+from esframework.errors import ConcurrencyError
+from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
+from esframework.postgres._migrations_async import migrate_async
+from esframework.postgres._sql import (
+    Statements,
+    append_params,
+    snapshot_params,
+    to_snapshot,
+    to_stored,
+)
+
+__all__ = ["AsyncPostgresEventStore"]
+
+logger = logging.getLogger(__name__)
+
+STREAM_PAGE_SIZE = 5000
+"""Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
+
+T = TypeVar("T")
+Query: TypeAlias = sql.Composed | LiteralString
+Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
+_Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+
+
+class _RawJsonLoader(Loader):
+    """Loads JSONB as its bytes: the serializer parses it with orjson, by the declared types."""
+
+    def load(self, data: pq.abc.Buffer) -> bytes:
+        return bytes(data)
+
+
+async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+    connection.adapters.register_loader("jsonb", _RawJsonLoader)
+
+
+class AsyncPostgresEventStore(AsyncEventStore):
+    """An event store in PostgreSQL, for production.
+
+    Appends are one statement and one round trip; the database enforces stream versions and
+    event-id idempotency, and hands out global positions in commit order (see the docs'
+    "PostgreSQL" page). Create the tables with `migrate()` or `esframework migrate`.
+
+    Args:
+        conninfo: A libpq connection string or URL. Give this or `pool`.
+        pool: A psycopg_pool pool to use instead; the store does not close it.
+        schema: The PostgreSQL schema holding the store's tables.
+        min_size: The least connections the store's own pool keeps open.
+        max_size: The most connections the store's own pool opens.
+        pool_timeout: Seconds to wait for a free connection before `StoreUnavailableError`.
+        lock_timeout: Seconds an append waits for another transaction's append to commit
+            before failing; bounds how long an append left open elsewhere can stall writers.
+        reconnect_attempts: How often an operation is retried on a fresh connection after
+            the connection was lost. Appends are idempotent, so a retried append that had
+            committed reports the stored positions instead of failing.
+    """
+
+    def __init__(
+        self,
+        conninfo: str | None = None,
+        *,
+        pool: AsyncConnectionPool[Any] | None = None,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 10,
+        pool_timeout: float = 10.0,
+        lock_timeout: float = 10.0,
+        reconnect_attempts: int = 3,
+    ) -> None:
+        if (conninfo is None) == (pool is None):
+            msg = "give the store either a conninfo string or a pool"
+            raise ValueError(msg)
+        self.schema = schema
+        self.conninfo = conninfo if pool is None else pool.conninfo
+        self._statements = Statements(schema)
+        self._attempts = reconnect_attempts + 1
+        self._owns_pool = pool is None
+        self._pool: AsyncConnectionPool[Any] = pool or AsyncConnectionPool(
+            conninfo or "",
+            min_size=min_size,
+            max_size=max_size,
+            timeout=pool_timeout,
+            kwargs={"autocommit": True, "options": f"-c lock_timeout={int(lock_timeout * 1000)}"},
+            configure=_configure,
+            open=False,
+            name=f"esframework:{schema}",
+        )
+        self._opened = not self._owns_pool
+
+    async def __aenter__(self) -> Self:
+        await self._ensure_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the store's own pool (a pool given to the store is left open)."""
+        if self._owns_pool:
+            await self._pool.close()
+
+    async def migrate(self) -> list[str]:
+        """Create or upgrade the store's tables; return the names of the migrations applied."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+            return [m.name for m in await migrate_async(conn, self.schema)]
+
+        return await self._run("migrate", work)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Lend a pooled connection, for read models kept in the same database."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            await _configure(conn)
+            yield conn
+
+    async def append(
+        self,
+        stream_id: str,
+        stream_type: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion,
+    ) -> AppendResult:
+        validate_stream_id(stream_id)
+        expected = expected_as_int(expected_version)
+        if not events:
+            msg = "append needs at least one event"
+            raise ValueError(msg)
+        params = append_params(self._statements, stream_id, stream_type, events, expected)
+
+        async def attempt(conn: psycopg.AsyncConnection[Any]) -> AppendResult:
+            try:
+                cursor = await conn.execute(self._statements.append, params)
+                rows = await cursor.fetchall()
+            except psycopg.Error as error:
+                if violated_constraint(error) not in {"events_pkey", "unique_stream_version"}:
+                    raise
+                await _rollback_if_failed(conn)
+                rows = []
+            if rows:
+                return AppendResult(
+                    stream_id=stream_id,
+                    version=rows[-1][1],
+                    positions=tuple(position for position, _ in rows),
+                )
+            # Nothing was written: a retry of a committed append, or a conflict.
+            cursor = await conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
+            stored = stored_by_id(map(to_stored, await cursor.fetchall()))
+            retry = match_retry(stream_id, events, stored)
+            if retry is not None:
+                return retry
+            cursor = await conn.execute(self._statements.stream_version, (stream_id,))
+            (actual,) = await cursor.fetchone() or (0,)
+            check_expected_version(stream_id, expected, actual)
+            raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
+
+        return await self._run(f"append to stream {stream_id!r}", attempt)
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        last = 2**62 if to_version is None else to_version
+        while True:
+            rows = await self._fetch(
+                f"read stream {stream_id!r}",
+                self._statements.read_stream,
+                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+            )
+            for row in rows:
+                yield to_stored(row)
+            if len(rows) < STREAM_PAGE_SIZE:
+                return
+            from_version = rows[-1][7] + 1
+
+    async def stream_version(self, stream_id: str) -> int:
+        rows = await self._fetch(
+            f"read stream {stream_id!r}", self._statements.stream_version, (stream_id,)
+        )
+        return int(rows[0][0])
+
+    async def read_all(
+        self,
+        *,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE_SIZE,
+        stream_types: Collection[str] | None = None,
+        event_types: Collection[str] | None = None,
+    ) -> list[StoredEvent]:
+        query, params = self._statements.read_all(after, limit, stream_types, event_types)
+        rows = await self._fetch(f"read events after position {after}", query, params)
+        return list(map(to_stored, rows))
+
+    async def head(self) -> int:
+        rows = await self._fetch("read the head position", self._statements.head, None)
+        return int(rows[0][0])
+
+    async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
+        rows = await self._fetch(
+            f"read the snapshot of {stream_id!r}", self._statements.load_snapshot, (stream_id,)
+        )
+        return to_snapshot(stream_id, rows[0]) if rows else None
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        await self._fetch(
+            f"snapshot {snapshot.stream_id!r}",
+            self._statements.save_snapshot,
+            snapshot_params(snapshot),
+            returns_rows=False,
+        )
+
+    async def _fetch(
+        self, doing: str, query: Query, params: Params, *, returns_rows: bool = True
+    ) -> list[Any]:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall() if returns_rows else []
+
+        return await self._run(doing, work)
+
+    async def _ensure_open(self) -> None:
+        if not self._opened:
+            # Opening twice is harmless: psycopg_pool ignores a second open().
+            await self._pool.open(wait=False)
+            self._opened = True
+
+    async def _run(self, doing: str, work: _Work[T]) -> T:
+        """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost."""
+        await self._ensure_open()
+        attempt = 1
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    if not self._owns_pool:
+                        await _configure(conn)
+                    return await work(conn)
+            except PoolTimeout as error:
+                raise translate(error, doing) from error
+            except psycopg.Error as error:
+                if attempt == self._attempts or not is_connection_lost(error):
+                    raise translate(error, doing) from error
+                logger.warning("connection lost (%s); retrying to %s", error, doing)
+                await asyncio.sleep(0.05 * 2**attempt)
+                attempt += 1
+
+
+async def _rollback_if_failed(conn: psycopg.AsyncConnection[Any]) -> None:
+    # With a pool of non-autocommit connections, the failed statement aborted a transaction.
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        await conn.rollback()
