@@ -23,46 +23,80 @@ from esframework._records import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
 from esframework._repository import Repository
 from esframework._repository_async import AsyncRepository
+from esframework._runner import Runner
+from esframework._runner_async import AsyncRunner
 from esframework._serialization import Serializer
 from esframework._sqlite import SQLiteEventStore
 from esframework._store import EventStore
 from esframework._store_async import AsyncEventStore
+from esframework._subscriptions import (
+    Handler,
+    Progress,
+    Projection,
+    Subscription,
+    SubscriptionStore,
+    SubscriptionWorker,
+)
+from esframework._subscriptions_async import (
+    AsyncHandler,
+    AsyncProjection,
+    AsyncSubscription,
+    AsyncSubscriptionStore,
+    AsyncSubscriptionWorker,
+)
 from esframework._threaded import AsyncInMemoryEventStore, AsyncSQLiteEventStore
 from esframework._upcasting import Upcaster, Upcasters, upcaster
 from esframework.errors import (
     AggregateNotFoundError,
     ConcurrencyError,
     EsframeworkError,
+    SubscriptionError,
 )
 
 __all__ = [
     "AggregateNotFoundError",
     "AppendResult",
     "AsyncEventStore",
+    "AsyncHandler",
     "AsyncInMemoryEventStore",
+    "AsyncProjection",
     "AsyncRepository",
+    "AsyncRunner",
     "AsyncSQLiteEventStore",
+    "AsyncSubscription",
+    "AsyncSubscriptionStore",
+    "AsyncSubscriptionWorker",
     "ConcurrencyError",
     "Envelope",
     "EsframeworkError",
     "EventStore",
     "EventType",
     "ExpectedVersion",
+    "Handler",
     "InMemoryEventStore",
     "Metadata",
     "NewEvent",
+    "ParkedEvent",
     "PendingEvent",
+    "Progress",
+    "Projection",
     "Repository",
+    "Runner",
     "SQLiteEventStore",
     "Serializer",
     "SnapshotPolicy",
     "SnapshotRecord",
     "StoredEvent",
+    "Subscription",
+    "SubscriptionError",
+    "SubscriptionStore",
+    "SubscriptionWorker",
     "Upcaster",
     "Upcasters",
     "aggregate",

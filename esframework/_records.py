@@ -12,7 +12,14 @@ from uuid import UUID
 
 import attrs
 
-__all__ = ["AppendResult", "ExpectedVersion", "NewEvent", "SnapshotRecord", "StoredEvent"]
+__all__ = [
+    "AppendResult",
+    "ExpectedVersion",
+    "NewEvent",
+    "ParkedEvent",
+    "SnapshotRecord",
+    "StoredEvent",
+]
 
 
 class ExpectedVersion(enum.Enum):
@@ -80,3 +87,16 @@ class SnapshotRecord:
     state_schema: str
     version: int
     data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class ParkedEvent:
+    """An event a subscription set aside after its handler kept failing on it."""
+
+    subscription: str
+    position: int
+    event_id: UUID
+    stream_id: str
+    event_type: str
+    error: str
+    parked_at: datetime

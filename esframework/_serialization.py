@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -175,6 +175,13 @@ class Serializer:
             raise _corrupt(record, f"the payload does not fit: {details}") from e
         except (orjson.JSONDecodeError, ValueError, TypeError) as e:
             raise _corrupt(record, f"the payload does not fit: {e}") from e
+
+    def stored_type_names(self, event_classes: Iterable[type[Any]]) -> frozenset[str]:
+        """Return the type names events of these classes may be stored under, old names too."""
+        names: set[str] = set()
+        for cls in event_classes:
+            names |= self._upcasters.names_leading_to(event_type_of(cls).name)
+        return frozenset(names)
 
     def encode_metadata(self, metadata: Metadata) -> bytes:
         if metadata is _EMPTY_METADATA:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,10 +28,11 @@ from esframework._records import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._store import EventStore
+from esframework._subscriptions import SubscriptionStore
 from esframework.errors import StoreError, StoreUnavailableError
 
 __all__ = ["SQLiteEventStore"]
@@ -76,6 +82,18 @@ _SCHEMA: Final = (
         updated_at TEXT NOT NULL
     )
     """,
+    """
+    CREATE TABLE subscription_dead_letters (
+        subscription_id TEXT NOT NULL,
+        global_position INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        error TEXT NOT NULL,
+        parked_at TEXT NOT NULL,
+        PRIMARY KEY (subscription_id, global_position)
+    )
+    """,
 )
 
 _COLUMNS: Final = (
@@ -99,7 +117,7 @@ def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
-class SQLiteEventStore(EventStore):
+class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
     """An event store in one SQLite file: the embedded default.
 
     Several threads may share one store, and several processes may open the same file: each
@@ -318,17 +336,130 @@ class SQLiteEventStore(EventStore):
                 ),
             )
 
-    def connection(self) -> sqlite3.Connection:
-        """Return the store's connection, for read models kept in the same file.
+    # Subscriptions: leases, polling, transactions, checkpoints and dead letters.
 
-        Hold `lock` while using it from several threads.
+    def lease(self, subscription: str) -> SQLiteLease:
+        """Return the lease that keeps one instance of `subscription` active."""
+        return SQLiteLease(self.path, subscription)
+
+    def listener(self) -> _PollingListener:
+        """Return a context manager that waits until the head moves (SQLite has no NOTIFY)."""
+        return _PollingListener(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Lend a connection inside a write transaction, committed if the block succeeds.
+
+        Read models kept in the same file are written through it, together with the
+        subscription's checkpoint.
         """
-        return self._db()
+        connection = self.begin()
+        try:
+            yield connection
+        except BaseException:
+            self.end(connection, commit=False)
+            raise
+        self.end(connection, commit=True)
 
-    @property
-    def lock(self) -> threading.RLock:
-        """The lock that serializes this store's use of its connection."""
-        return self._lock
+    def begin(self) -> sqlite3.Connection:
+        """Open a connection of its own in a write transaction (see `transaction`)."""
+        self._db()  # the file and its tables exist
+        if self.path == ":memory:":
+            self._lock.acquire()
+            connection = self._db()
+        else:
+            connection = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        with self._errors("begin a transaction on", "the store"):
+            connection.execute("BEGIN IMMEDIATE")
+        return connection
+
+    def end(self, connection: sqlite3.Connection, *, commit: bool) -> None:
+        """Commit or roll back a transaction from `begin`, and let go of its connection."""
+        try:
+            with self._errors("commit a transaction on", "the store"):
+                connection.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            if connection is self._connection:
+                self._lock.release()
+            else:
+                connection.close()
+
+    def load_checkpoint(self, subscription: str) -> int | None:
+        with self._lock, self._errors("read the checkpoint of", subscription):
+            row = (
+                self._db()
+                .execute(
+                    "SELECT last_position FROM subscription_checkpoints WHERE subscription_id = ?",
+                    (subscription,),
+                )
+                .fetchone()
+            )
+        return None if row is None else int(row[0])
+
+    def save_checkpoint(
+        self,
+        connection: sqlite3.Connection,
+        subscription: str,
+        position: int,
+        lease: object,  # noqa: ARG002 -- see below
+    ) -> None:
+        """Move the checkpoint in the handler's transaction.
+
+        The lease needs no check here: a file lock cannot be lost while its process lives.
+        """
+        connection.execute(
+            "INSERT INTO subscription_checkpoints (subscription_id, last_position, updated_at) "
+            "VALUES (?, ?, ?) ON CONFLICT (subscription_id) DO UPDATE SET "
+            "last_position = excluded.last_position, updated_at = excluded.updated_at",
+            (subscription, position, datetime.now(UTC).isoformat()),
+        )
+
+    def park(
+        self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
+    ) -> None:
+        connection.execute(
+            "INSERT OR REPLACE INTO subscription_dead_letters (subscription_id, global_position, "
+            "event_id, stream_id, event_type, error, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                subscription,
+                event.position,
+                str(event.event_id),
+                event.stream_id,
+                event.event_type,
+                error,
+                datetime.now(UTC).isoformat(),
+            ),
+        )
+
+    def unpark(self, connection: sqlite3.Connection, subscription: str, position: int) -> None:
+        connection.execute(
+            "DELETE FROM subscription_dead_letters WHERE subscription_id = ? "
+            "AND global_position = ?",
+            (subscription, position),
+        )
+
+    def parked(self, subscription: str) -> list[ParkedEvent]:
+        with self._lock, self._errors("list the parked events of", subscription):
+            rows = self._db().execute(
+                "SELECT global_position, event_id, stream_id, event_type, error, parked_at "
+                "FROM subscription_dead_letters WHERE subscription_id = ? "
+                "ORDER BY global_position",
+                (subscription,),
+            )
+            return [
+                ParkedEvent(
+                    subscription=subscription,
+                    position=row[0],
+                    event_id=UUID(row[1]),
+                    stream_id=row[2],
+                    event_type=row[3],
+                    error=row[4],
+                    parked_at=datetime.fromisoformat(row[5]),
+                )
+                for row in rows
+            ]
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -380,3 +511,57 @@ class _SQLiteErrors:
             raise StoreUnavailableError(f"{self._message}: {exc}") from exc
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"{self._message}: {exc}") from exc
+
+
+class SQLiteLease:
+    """An exclusive lock on a file beside the database: held until released or the process ends.
+
+    The operating system releases the lock when its holder dies, so a standby takes over at
+    its next try. A private in-memory database is one process's alone: its lease always
+    succeeds.
+    """
+
+    def __init__(self, path: str, subscription: str) -> None:
+        digest = hashlib.sha256(subscription.encode()).hexdigest()[:16]
+        self._path = None if path == ":memory:" else f"{path}-lease-{digest}"
+        self._file: int | None = None
+
+    def acquire(self) -> bool:
+        if self._path is None or self._file is not None:
+            return True
+        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False
+        self._file = descriptor
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            descriptor, self._file = self._file, None
+            os.close(descriptor)  # closing the file releases the lock
+
+
+class _PollingListener:
+    """Waits by watching the head position: SQLite cannot push notifications."""
+
+    INTERVAL: Final = 0.05
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def wait(self, timeout: float) -> None:
+        start = self._store.head()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(self.INTERVAL)
+            if self._store.head() != start:
+                return

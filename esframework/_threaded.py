@@ -7,7 +7,10 @@ a worker thread keeps the event loop free without a second implementation to kee
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from contextlib import asynccontextmanager
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -19,12 +22,14 @@ from esframework._records import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._sqlite import SQLiteEventStore
+from esframework._sqlite import SQLiteEventStore, SQLiteLease, _PollingListener
 from esframework._store import EventStore
 from esframework._store_async import AsyncEventStore
+from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSQLiteEventStore"]
 
@@ -108,10 +113,11 @@ def _take(events: Iterator[StoredEvent], count: int) -> list[StoredEvent]:
     return list(islice(events, count))
 
 
-class AsyncSQLiteEventStore(_AsyncOverSync):
+class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Connection]):
     """The SQLite store for asyncio applications: each call runs in a worker thread.
 
-    Takes the same arguments as `SQLiteEventStore`; `sync` is that store.
+    Takes the same arguments as `SQLiteEventStore`; `sync` is that store. Handlers of its
+    subscriptions receive a `sqlite3.Connection` and call it directly: SQLite calls are short.
     """
 
     sync: SQLiteEventStore
@@ -122,6 +128,89 @@ class AsyncSQLiteEventStore(_AsyncOverSync):
         super().__init__(
             SQLiteEventStore(path, timeout=timeout, synchronous=synchronous), threaded=True
         )
+        # A private in-memory database is reached through one locked connection, whose lock
+        # must be taken and released by the same thread.
+        self._in_thread = self.sync.path != ":memory:"
+
+    def lease(self, subscription: str) -> _AsyncLease:
+        return _AsyncLease(self.sync.lease(subscription))
+
+    def listener(self) -> _AsyncPollingListener:
+        return _AsyncPollingListener(self)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        begin = self.sync.begin
+        connection = await asyncio.to_thread(begin) if self._in_thread else begin()
+        try:
+            yield connection
+        except BaseException:
+            await self._end(connection, commit=False)
+            raise
+        await self._end(connection, commit=True)
+
+    async def _end(self, connection: sqlite3.Connection, *, commit: bool) -> None:
+        if self._in_thread:
+            await asyncio.to_thread(self.sync.end, connection, commit=commit)
+        else:
+            self.sync.end(connection, commit=commit)
+
+    async def load_checkpoint(self, subscription: str) -> int | None:
+        return await self._call(lambda: self.sync.load_checkpoint(subscription))
+
+    async def save_checkpoint(
+        self,
+        connection: sqlite3.Connection,
+        subscription: str,
+        position: int,
+        lease: AsyncLease,
+    ) -> None:
+        self.sync.save_checkpoint(connection, subscription, position, lease)
+
+    async def park(
+        self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
+    ) -> None:
+        self.sync.park(connection, subscription, event, error)
+
+    async def unpark(
+        self, connection: sqlite3.Connection, subscription: str, position: int
+    ) -> None:
+        self.sync.unpark(connection, subscription, position)
+
+    async def parked(self, subscription: str) -> list[ParkedEvent]:
+        return await self._call(lambda: self.sync.parked(subscription))
+
+
+class _AsyncLease:
+    def __init__(self, lease: SQLiteLease) -> None:
+        self._lease = lease
+
+    async def acquire(self) -> bool:
+        return self._lease.acquire()  # a non-blocking file lock: no need for a thread
+
+    async def release(self) -> None:
+        self._lease.release()
+
+
+class _AsyncPollingListener:
+    """Waits by watching the head position: SQLite cannot push notifications."""
+
+    def __init__(self, store: AsyncSQLiteEventStore) -> None:
+        self._store = store
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+    async def wait(self, timeout: float) -> None:
+        start = await self._store.head()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_PollingListener.INTERVAL)
+            if await self._store.head() != start:
+                return
 
 
 class AsyncInMemoryEventStore(_AsyncOverSync):

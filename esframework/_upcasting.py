@@ -78,6 +78,15 @@ class Upcasters:
 
         return decorate
 
+    def names_leading_to(self, name: str) -> set[str]:
+        """Return `name` and every stored type name whose upcaster chain renames it to `name`."""
+        names = {name}
+        while True:
+            more = {old for (old, _), step in self._steps.items() if step.to_name in names}
+            if more <= names:
+                return names
+            names |= more
+
     def upcast(
         self, name: str, version: int, data: dict[str, Any], where: Located
     ) -> tuple[str, int, dict[str, Any]]:

@@ -16,8 +16,10 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     │   ├── UnknownEventTypeError
     │   ├── MissingUpcasterError (from version, to version)
     │   └── CorruptEventError
-    └── StoreError: the backend failed
-        └── StoreUnavailableError: the backend cannot be reached
+    ├── StoreError: the backend failed
+    │   └── StoreUnavailableError: the backend cannot be reached
+    ├── SubscriptionError (subscription, event type, stream id, position)
+    └── LeaseLostError (subscription): another instance took over
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidStreamIdError",
+    "LeaseLostError",
     "MissingHandlerError",
     "MissingUpcasterError",
     "StoreError",
     "StoreUnavailableError",
+    "SubscriptionError",
     "UnknownEventTypeError",
 ]
 
@@ -220,3 +224,42 @@ class StoreError(EsframeworkError):
 
 class StoreUnavailableError(StoreError):
     """The storage backend cannot be reached (connection lost, pool exhausted)."""
+
+
+class SubscriptionError(EsframeworkError):
+    """A subscription's handler kept failing on an event; the subscription stopped before it.
+
+    The checkpoint stays before the event, so the subscription resumes with it once the cause
+    is fixed. See `__cause__` for the handler's last error.
+    """
+
+    def __init__(
+        self, subscription: str, *, event_type: str, stream_id: str, position: int, attempts: int
+    ) -> None:
+        self.subscription = subscription
+        self.event_type = event_type
+        self.stream_id = stream_id
+        self.position = position
+        self.attempts = attempts
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"subscription {self.subscription!r} stopped: its handler failed {self.attempts} "
+            f"times on event {self.event_type!r} of stream {self.stream_id!r} at global "
+            f"position {self.position}; the checkpoint stays before it"
+        )
+
+
+class LeaseLostError(EsframeworkError):
+    """This instance no longer holds a subscription's lease: another one may be active."""
+
+    def __init__(self, subscription: str) -> None:
+        self.subscription = subscription
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"subscription {self.subscription!r} lost its lease (its lease connection "
+            "dropped); the batch was rolled back"
+        )

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = (
     "esframework/_store_async.py",
     "esframework/_repository_async.py",
+    "esframework/_subscriptions_async.py",
     "esframework/postgres/_migrations_async.py",
+    "esframework/postgres/_coordination_async.py",
     "esframework/postgres/_store_async.py",
 )
 
@@ -58,7 +60,7 @@ def generate(source: Path) -> str:
     for pattern, replacement in RULES:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     text = HEADER.format(source=source.name) + _strip_docstring_source_note(text)
-    fixes = ["check", "--select", "I,F401,UP028", "--fix", "--unsafe-fixes", "--quiet"]
+    fixes = ["check", "--select", "I,F401,UP028,RUF022", "--fix", "--unsafe-fixes", "--quiet"]
     return _ruff(["format"], _ruff(fixes, text))
 
 

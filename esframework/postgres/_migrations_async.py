@@ -88,6 +88,39 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "subscriptions: dead letters and append notifications",
+        (
+            """
+            CREATE TABLE {schema}.subscription_dead_letters (
+                subscription_id VARCHAR(255) NOT NULL,
+                global_position BIGINT NOT NULL,
+                event_id UUID NOT NULL,
+                stream_id VARCHAR(255) NOT NULL,
+                event_type VARCHAR(255) NOT NULL,
+                error TEXT NOT NULL,
+                parked_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+                PRIMARY KEY (subscription_id, global_position)
+            )
+            """,
+            # One notification per appending transaction (PostgreSQL folds duplicates), sent
+            # at commit: live subscriptions wake at once instead of polling.
+            """
+            CREATE FUNCTION {schema}.esframework_notify_append() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('esframework_events', TG_TABLE_SCHEMA);
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER events_notify_append AFTER INSERT ON {schema}.events
+            FOR EACH STATEMENT EXECUTE FUNCTION {schema}.esframework_notify_append()
+            """,
+        ),
+    ),
 )
 
 

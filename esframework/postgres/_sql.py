@@ -118,6 +118,43 @@ class Statements:
             """
         )
 
+        self.load_checkpoint = q(
+            "SELECT last_position FROM {s}.subscription_checkpoints WHERE subscription_id = %s"
+        )
+        # Fenced: the checkpoint moves only while the lease's session still holds its lock, so
+        # an instance that lost its lease cannot overwrite the new holder's progress.
+        self.save_checkpoint = q(
+            """
+            INSERT INTO {s}.subscription_checkpoints (subscription_id, last_position, updated_at)
+            SELECT %(name)s, %(position)s, now()
+            WHERE %(pid)s::int IS NULL OR EXISTS (
+                SELECT FROM pg_locks
+                WHERE locktype = 'advisory' AND granted AND pid = %(pid)s::int
+                  AND classid::bigint = %(key1)s AND objid::bigint = %(key2)s AND objsubid = 2
+            )
+            ON CONFLICT (subscription_id) DO UPDATE
+            SET last_position = excluded.last_position, updated_at = excluded.updated_at
+            """
+        )
+        self.park = q(
+            """
+            INSERT INTO {s}.subscription_dead_letters
+                (subscription_id, global_position, event_id, stream_id, event_type, error)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (subscription_id, global_position) DO UPDATE
+            SET error = excluded.error, parked_at = now()
+            """
+        )
+        self.unpark = q(
+            "DELETE FROM {s}.subscription_dead_letters "
+            "WHERE subscription_id = %s AND global_position = %s"
+        )
+        self.parked = q(
+            "SELECT subscription_id, global_position, event_id, stream_id, event_type, error, "
+            "parked_at FROM {s}.subscription_dead_letters WHERE subscription_id = %s "
+            "ORDER BY global_position"
+        )
+
     def read_all(
         self,
         after: int,
@@ -171,3 +208,15 @@ def to_snapshot(stream_id: str, row: tuple[str, str, int, bytes]) -> SnapshotRec
     return SnapshotRecord(
         stream_id=stream_id, stream_type=row[0], state_schema=row[1], version=row[2], data=row[3]
     )
+
+
+def lease_keys(schema: str, subscription: str) -> tuple[int, int]:
+    """The two advisory-lock keys of a subscription's lease (positive 32-bit integers)."""
+    return (
+        zlib.crc32(f"esframework lease {schema}".encode()) & 0x7FFFFFFF,
+        zlib.crc32(subscription.encode()) & 0x7FFFFFFF,
+    )
+
+
+NOTIFY_CHANNEL: Final = "esframework_events"
+"""Appends notify this channel with their schema's name (migration 2's trigger)."""

@@ -28,11 +28,13 @@ from esframework._records import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._store import EventStore
-from esframework.errors import ConcurrencyError
+from esframework._subscriptions import Lease, SubscriptionStore
+from esframework.errors import ConcurrencyError, LeaseLostError
+from esframework.postgres._coordination import PostgresLease, PostgresListener
 from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
 from esframework.postgres._migrations import migrate
 from esframework.postgres._sql import (
@@ -67,7 +69,7 @@ def _configure(connection: psycopg.Connection[Any]) -> None:
     connection.adapters.register_loader("jsonb", _RawJsonLoader)
 
 
-class PostgresEventStore(EventStore):
+class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip; the database enforces stream versions and
@@ -104,7 +106,10 @@ class PostgresEventStore(EventStore):
             msg = "give the store either a conninfo string or a pool"
             raise ValueError(msg)
         self.schema = schema
-        self.conninfo = conninfo if pool is None else pool.conninfo
+        # Leases and listeners hold connections of their own, outside the pool.
+        self.conninfo = conninfo or (
+            pool.conninfo if pool and isinstance(pool.conninfo, str) else ""
+        )
         self._statements = Statements(schema)
         self._attempts = reconnect_attempts + 1
         self._owns_pool = pool is None
@@ -247,6 +252,96 @@ class PostgresEventStore(EventStore):
             snapshot_params(snapshot),
             returns_rows=False,
         )
+
+    # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
+
+    def lease(self, subscription: str) -> PostgresLease:
+        """Return the lease that keeps one instance of `subscription` active."""
+        return PostgresLease(self.conninfo, self.schema, subscription)
+
+    def listener(self) -> PostgresListener:
+        """Return a context manager that waits for appends (LISTEN/NOTIFY)."""
+        return PostgresListener(self.conninfo, self.schema)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """Lend a pooled connection inside a transaction, committed if the block succeeds."""
+        try:
+            with self.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            if isinstance(error, PoolTimeout) or is_connection_lost(error):
+                raise translate(error, "run a subscription's transaction") from error
+            raise
+
+    def load_checkpoint(self, subscription: str) -> int | None:
+        rows = self._fetch(
+            f"read the checkpoint of {subscription!r}",
+            self._statements.load_checkpoint,
+            (subscription,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def save_checkpoint(
+        self,
+        connection: psycopg.Connection[Any],
+        subscription: str,
+        position: int,
+        lease: Lease,
+    ) -> None:
+        held = lease if isinstance(lease, PostgresLease) else None
+        key1, key2 = held.keys if held is not None else (0, 0)
+        cursor = connection.execute(
+            self._statements.save_checkpoint,
+            {
+                "name": subscription,
+                "position": position,
+                "pid": None if held is None else held.pid,
+                "key1": key1,
+                "key2": key2,
+            },
+        )
+        if cursor.rowcount != 1:
+            raise LeaseLostError(subscription)
+
+    def park(
+        self,
+        connection: psycopg.Connection[Any],
+        subscription: str,
+        event: StoredEvent,
+        error: str,
+    ) -> None:
+        connection.execute(
+            self._statements.park,
+            (
+                subscription,
+                event.position,
+                event.event_id,
+                event.stream_id,
+                event.event_type,
+                error,
+            ),
+        )
+
+    def unpark(self, connection: psycopg.Connection[Any], subscription: str, position: int) -> None:
+        connection.execute(self._statements.unpark, (subscription, position))
+
+    def parked(self, subscription: str) -> list[ParkedEvent]:
+        rows = self._fetch(
+            f"list the parked events of {subscription!r}", self._statements.parked, (subscription,)
+        )
+        return [
+            ParkedEvent(
+                subscription=row[0],
+                position=row[1],
+                event_id=row[2],
+                stream_id=row[3],
+                event_type=row[4],
+                error=row[5],
+                parked_at=row[6],
+            )
+            for row in rows
+        ]
 
     def _fetch(
         self, doing: str, query: Query, params: Params, *, returns_rows: bool = True

@@ -29,11 +29,13 @@ from esframework._records import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._store_async import AsyncEventStore
-from esframework.errors import ConcurrencyError
+from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
+from esframework.errors import ConcurrencyError, LeaseLostError
+from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
 from esframework.postgres._migrations_async import migrate_async
 from esframework.postgres._sql import (
@@ -68,7 +70,7 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
     connection.adapters.register_loader("jsonb", _RawJsonLoader)
 
 
-class AsyncPostgresEventStore(AsyncEventStore):
+class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip; the database enforces stream versions and
@@ -105,7 +107,10 @@ class AsyncPostgresEventStore(AsyncEventStore):
             msg = "give the store either a conninfo string or a pool"
             raise ValueError(msg)
         self.schema = schema
-        self.conninfo = conninfo if pool is None else pool.conninfo
+        # Leases and listeners hold connections of their own, outside the pool.
+        self.conninfo = conninfo or (
+            pool.conninfo if pool and isinstance(pool.conninfo, str) else ""
+        )
         self._statements = Statements(schema)
         self._attempts = reconnect_attempts + 1
         self._owns_pool = pool is None
@@ -248,6 +253,98 @@ class AsyncPostgresEventStore(AsyncEventStore):
             snapshot_params(snapshot),
             returns_rows=False,
         )
+
+    # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
+
+    def lease(self, subscription: str) -> AsyncPostgresLease:
+        """Return the lease that keeps one instance of `subscription` active."""
+        return AsyncPostgresLease(self.conninfo, self.schema, subscription)
+
+    def listener(self) -> AsyncPostgresListener:
+        """Return a context manager that waits for appends (LISTEN/NOTIFY)."""
+        return AsyncPostgresListener(self.conninfo, self.schema)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Lend a pooled connection inside a transaction, committed if the block succeeds."""
+        try:
+            async with self.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            if isinstance(error, PoolTimeout) or is_connection_lost(error):
+                raise translate(error, "run a subscription's transaction") from error
+            raise
+
+    async def load_checkpoint(self, subscription: str) -> int | None:
+        rows = await self._fetch(
+            f"read the checkpoint of {subscription!r}",
+            self._statements.load_checkpoint,
+            (subscription,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    async def save_checkpoint(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        subscription: str,
+        position: int,
+        lease: AsyncLease,
+    ) -> None:
+        held = lease if isinstance(lease, AsyncPostgresLease) else None
+        key1, key2 = held.keys if held is not None else (0, 0)
+        cursor = await connection.execute(
+            self._statements.save_checkpoint,
+            {
+                "name": subscription,
+                "position": position,
+                "pid": None if held is None else held.pid,
+                "key1": key1,
+                "key2": key2,
+            },
+        )
+        if cursor.rowcount != 1:
+            raise LeaseLostError(subscription)
+
+    async def park(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        subscription: str,
+        event: StoredEvent,
+        error: str,
+    ) -> None:
+        await connection.execute(
+            self._statements.park,
+            (
+                subscription,
+                event.position,
+                event.event_id,
+                event.stream_id,
+                event.event_type,
+                error,
+            ),
+        )
+
+    async def unpark(
+        self, connection: psycopg.AsyncConnection[Any], subscription: str, position: int
+    ) -> None:
+        await connection.execute(self._statements.unpark, (subscription, position))
+
+    async def parked(self, subscription: str) -> list[ParkedEvent]:
+        rows = await self._fetch(
+            f"list the parked events of {subscription!r}", self._statements.parked, (subscription,)
+        )
+        return [
+            ParkedEvent(
+                subscription=row[0],
+                position=row[1],
+                event_id=row[2],
+                stream_id=row[3],
+                event_type=row[4],
+                error=row[5],
+                parked_at=row[6],
+            )
+            for row in rows
+        ]
 
     async def _fetch(
         self, doing: str, query: Query, params: Params, *, returns_rows: bool = True

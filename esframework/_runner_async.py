@@ -1,0 +1,96 @@
+"""Runs a set of subscriptions in one asyncio application, one task each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from esframework._serialization import DEFAULT_SERIALIZER, Serializer
+from esframework._stopping_async import Stopper
+from esframework._subscriptions_async import (
+    AsyncSubscription,
+    AsyncSubscriptionStore,
+    AsyncSubscriptionWorker,
+)
+
+__all__ = ["AsyncRunner"]
+
+logger = logging.getLogger("esframework.subscriptions")
+
+C = TypeVar("C")
+
+
+class AsyncRunner(Generic[C]):
+    """Runs subscriptions as tasks until stopped, by `stop()`, SIGTERM or SIGINT.
+
+    If one subscription fails for good, the runner stops the others and raises its error.
+    Cancelling `run()` cancels the workers; a cancelled batch rolls back with its checkpoint.
+
+    Args:
+        store: The store every subscription reads from.
+        subscriptions: What to run; names must be unique.
+        serializer: Decodes events; the default uses the registered upcasters.
+        report_every: Seconds between each subscription's progress lines in the log.
+    """
+
+    def __init__(
+        self,
+        store: AsyncSubscriptionStore[C],
+        subscriptions: Sequence[AsyncSubscription[C]],
+        *,
+        serializer: Serializer = DEFAULT_SERIALIZER,
+        report_every: float = 10.0,
+    ) -> None:
+        names = [s.name for s in subscriptions]
+        if len(set(names)) != len(names):
+            msg = f"subscription names must be unique, got {names}"
+            raise ValueError(msg)
+        self.stopper = Stopper()
+        self.workers = {
+            s.name: AsyncSubscriptionWorker(
+                store, s, serializer=serializer, stopper=self.stopper, report_every=report_every
+            )
+            for s in subscriptions
+        }
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run every subscription until stopped; raise the first one's failure, if any."""
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for number in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(number, self.stop)
+        tasks = [
+            asyncio.create_task(worker.run(), name=f"subscription {name}")
+            for name, worker in self.workers.items()
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failures = [t.exception() for t in done if t.exception() is not None]
+            if failures:
+                self.stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                failure = failures[0]
+                assert failure is not None  # noqa: S101 -- filtered above
+                raise failure
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if handle_signals:
+                for number in (signal.SIGTERM, signal.SIGINT):
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.remove_signal_handler(number)
+
+    async def run_until_caught_up(self) -> None:
+        """Deliver every stored event to every subscription, then return."""
+        for worker in self.workers.values():
+            await worker.run(until_caught_up=True)
+
+    def stop(self) -> None:
+        """Ask every subscription to stop after the event in hand."""
+        self.stopper.set()

@@ -1,0 +1,413 @@
+# WARNING: generated from _subscriptions_async.py by tools/async_to_sync.py: do not edit.
+# Edit the source, then run `python tools/async_to_sync.py`.
+"""Subscriptions: stored events delivered in global order to handlers and projections."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from esframework._envelope import Envelope
+from esframework._records import ParkedEvent, StoredEvent
+from esframework._serialization import DEFAULT_SERIALIZER, Serializer
+from esframework._stopping import Stopper
+from esframework._store import EventStore
+from esframework.errors import LeaseLostError, StoreError, SubscriptionError
+
+__all__ = [
+    "Handler",
+    "Lease",
+    "Listener",
+    "Progress",
+    "Projection",
+    "Subscription",
+    "SubscriptionStore",
+    "SubscriptionWorker",
+]
+
+logger = logging.getLogger("esframework.subscriptions")
+
+C = TypeVar("C")
+C_contra = TypeVar("C_contra", contravariant=True)
+
+
+class Handler(Protocol[C_contra]):
+    """Handles one event; `connection` is in the transaction that also moves the checkpoint."""
+
+    def __call__(self, envelope: Envelope[Any], connection: C_contra, /) -> None: ...
+
+
+@runtime_checkable
+class Projection(Protocol[C_contra]):
+    """A read model kept in the store's database, updated with exactly-once effects.
+
+    `handle` writes through `connection` only; `reset` deletes the read model's data, so the
+    projection can be rebuilt from the first event.
+    """
+
+    def handle(self, envelope: Envelope[Any], connection: C_contra, /) -> None: ...
+
+    def reset(self, connection: C_contra, /) -> None: ...
+
+
+class Lease(Protocol):
+    """The right to be a subscription's one active instance."""
+
+    def acquire(self) -> bool:
+        """Try once to take the lease; return whether this instance now holds it."""
+        ...
+
+    def release(self) -> None: ...
+
+
+class Listener(Protocol):
+    """Wakes a caught-up worker when events may have been appended."""
+
+    def wait(self, timeout: float) -> None:
+        """Return when new events may exist, or after `timeout` seconds."""
+        ...
+
+
+class SubscriptionStore(EventStore, Protocol[C]):
+    """An event store that can also run subscriptions: checkpoints, leases, notifications.
+
+    `C` is the type of the native connection handlers receive.
+    """
+
+    def lease(self, subscription: str) -> Lease: ...
+
+    def listener(self) -> AbstractContextManager[Listener]: ...
+
+    def transaction(self) -> AbstractContextManager[C]: ...
+
+    def load_checkpoint(self, subscription: str) -> int | None: ...
+
+    def save_checkpoint(
+        self, connection: C, subscription: str, position: int, lease: Lease
+    ) -> None:
+        """Move the checkpoint in the handler's transaction.
+
+        Raises:
+            LeaseLostError: `lease` is no longer held; the transaction must roll back.
+        """
+        ...
+
+    def park(self, connection: C, subscription: str, event: StoredEvent, error: str) -> None: ...
+
+    def unpark(self, connection: C, subscription: str, position: int) -> None: ...
+
+    def parked(self, subscription: str) -> list[ParkedEvent]: ...
+
+
+def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
+    return None if values is None else frozenset(values)
+
+
+@attrs.frozen(kw_only=True)
+class Subscription(Generic[C]):
+    """What to deliver to whom, and how to cope with failures.
+
+    Args:
+        name: Identifies the subscription's checkpoint and lease; keep it stable.
+        handler: A function `(envelope, connection)`, or a projection object with `handle`
+            and `reset`.
+        stream_types: Deliver only events of these stream (aggregate) types.
+        event_types: Deliver only events of these classes (stored under any of their names,
+            old ones included).
+        start: Where a new subscription starts: at the first event, or after the last one.
+        batch_size: Events per transaction when all goes well (and the page size).
+        max_attempts: How often a failing event is tried before parking or stopping.
+        retry_delay: Seconds before the first retry; it doubles with each attempt.
+        dead_letter: After `max_attempts`, park the event and go on (True), or stop with a
+            `SubscriptionError`, the checkpoint before the event (False).
+        poll_interval: The longest a caught-up worker waits before looking for events even
+            without a notification.
+        lease_interval: How often a standby instance tries to take the lease.
+    """
+
+    name: str
+    handler: Handler[C] | Projection[C]
+    stream_types: Collection[str] | None = attrs.field(default=None, converter=_frozen)
+    event_types: Collection[type[Any]] | None = attrs.field(default=None, converter=_frozen)
+    start: Literal["beginning", "end"] = "beginning"
+    batch_size: int = 100
+    max_attempts: int = 5
+    retry_delay: float = 0.1
+    dead_letter: bool = False
+    poll_interval: float = 1.0
+    lease_interval: float = 1.0
+
+
+@attrs.define
+class Progress:
+    """Where a worker is: its position, the store's head, and its recent rate."""
+
+    subscription: str
+    position: int = 0
+    head: int = 0
+    handled: int = 0
+    started: float = attrs.field(factory=time.monotonic)
+
+    @property
+    def lag(self) -> int:
+        """Events stored but not yet handled (an upper bound when filtering)."""
+        return max(self.head - self.position, 0)
+
+    @property
+    def rate(self) -> float:
+        """Events handled per second since the worker started."""
+        return self.handled / max(time.monotonic() - self.started, 1e-9)
+
+
+class SubscriptionWorker(Generic[C]):
+    """Runs one subscription against a store.
+
+    Args:
+        store: The store to read from, keep the checkpoint in, and lend connections from.
+        subscription: What to deliver to whom.
+        serializer: Decodes events; the default uses the registered upcasters.
+        stopper: Set it to ask the worker to stop after the event in hand.
+        report_every: Seconds between progress lines in the log.
+    """
+
+    def __init__(
+        self,
+        store: SubscriptionStore[C],
+        subscription: Subscription[C],
+        *,
+        serializer: Serializer = DEFAULT_SERIALIZER,
+        stopper: Stopper | None = None,
+        report_every: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.subscription = subscription
+        self.serializer = serializer
+        self.stopper = stopper or Stopper()
+        self.progress = Progress(subscription.name)
+        self._report_every = report_every
+        self._reported = time.monotonic()
+        self._event_types = (
+            None
+            if subscription.event_types is None
+            else serializer.stored_type_names(subscription.event_types)
+        )
+        self._lease = store.lease(subscription.name)
+
+    def run(self, *, until_caught_up: bool = False) -> None:
+        """Deliver events until stopped (or, with `until_caught_up`, until none are left).
+
+        A lost connection is retried with backoff, resuming from the checkpoint; a lost lease
+        sends the worker back to waiting for it.
+
+        Raises:
+            SubscriptionError: A handler kept failing on an event and `dead_letter` is off.
+        """
+        delay = 0.1
+        while not self.stopper.is_set():
+            try:
+                if not self._acquire_lease(wait=not until_caught_up):
+                    return
+                try:
+                    self._deliver_until_stopped(until_caught_up=until_caught_up)
+                finally:
+                    self._lease.release()
+            except (LeaseLostError, StoreError) as error:
+                if isinstance(error, StoreError) and until_caught_up:
+                    raise
+                logger.warning(
+                    "subscription %s: %s; resuming from its checkpoint in %.1fs",
+                    self.subscription.name,
+                    error,
+                    delay,
+                )
+                self.stopper.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            return
+
+    def rebuild(self, *, on_progress: Callable[[Progress], None] | None = None) -> None:
+        """Reset a projection's read model and checkpoint, then replay every event into it.
+
+        Raises:
+            TypeError: The handler is a function, not a projection with `reset`.
+        """
+        handler = self.subscription.handler
+        if not isinstance(handler, Projection):
+            msg = f"subscription {self.subscription.name!r} has no projection to reset"
+            raise TypeError(msg)
+        self._acquire_lease(wait=True)
+        try:
+            with self.store.transaction() as connection:
+                handler.reset(connection)
+                self.store.save_checkpoint(connection, self.subscription.name, 0, self._lease)
+            logger.info("subscription %s: reset; replaying", self.subscription.name)
+            self.progress.position = 0
+            while page := self._next_page():
+                self._deliver_page(page)
+                if on_progress is not None:
+                    on_progress(self.progress)
+        finally:
+            self._lease.release()
+
+    def retry_parked(self) -> list[ParkedEvent]:
+        """Deliver the parked events again, oldest first; return those that failed again."""
+        failed: list[ParkedEvent] = []
+        for parked in self.store.parked(self.subscription.name):
+            (record,) = self.store.read_all(after=parked.position - 1, limit=1)
+            try:
+                with self.store.transaction() as connection:
+                    self._handle(record, connection)
+                    self.store.unpark(connection, self.subscription.name, parked.position)
+            except Exception:  # it stays parked; logger.exception records why
+                logger.exception(
+                    "subscription %s: parked event at position %s failed again",
+                    self.subscription.name,
+                    parked.position,
+                )
+                failed.append(parked)
+        return failed
+
+    def _acquire_lease(self, *, wait: bool) -> bool:
+        while not self._lease.acquire():
+            if not wait or self.stopper.sleep(self.subscription.lease_interval):
+                return False
+        return True
+
+    def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
+        self.progress.position = self._start_position()
+        with self.store.listener() as listener:
+            while not self.stopper.is_set():
+                page = self._next_page()
+                if page:
+                    self._deliver_page(page)
+                    continue
+                if until_caught_up:
+                    return
+                listener.wait(self.subscription.poll_interval)
+
+    def _start_position(self) -> int:
+        checkpoint = self.store.load_checkpoint(self.subscription.name)
+        if checkpoint is not None:
+            return checkpoint
+        start = 0 if self.subscription.start == "beginning" else self.store.head()
+        with self.store.transaction() as connection:  # so a restart starts here too
+            self.store.save_checkpoint(connection, self.subscription.name, start, self._lease)
+        return start
+
+    def _next_page(self) -> list[StoredEvent]:
+        """Read the next page; when a filter leaves nothing, skip ahead to the head.
+
+        The head is read first: the store hands out positions in commit order, so nothing can
+        later appear at or below a head that was read before the page was.
+        """
+        head = self.store.head()
+        self.progress.head = max(head, self.progress.head)
+        page = self.store.read_all(
+            after=self.progress.position,
+            limit=self.subscription.batch_size,
+            stream_types=self.subscription.stream_types,
+            event_types=self._event_types,
+        )
+        filtered = self.subscription.stream_types is not None or self._event_types is not None
+        if not page and filtered and head > self.progress.position:
+            with self.store.transaction() as connection:
+                self.store.save_checkpoint(connection, self.subscription.name, head, self._lease)
+            self.progress.position = head
+        return page
+
+    def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
+        try:
+            with self.store.transaction() as connection:
+                for record in page:
+                    self._handle(record, connection)
+                self.store.save_checkpoint(
+                    connection, self.subscription.name, page[-1].position, self._lease
+                )
+        except (LeaseLostError, StoreError):
+            raise
+        except Exception:  # a handler failed: find which event, one transaction each
+            logger.debug("subscription %s: batch failed; retrying event by event", exc_info=True)
+            for record in page:
+                if self.stopper.is_set():
+                    return
+                self._deliver_one(record)
+        else:
+            self._advance(page[-1].position, len(page))
+
+    def _deliver_one(self, record: StoredEvent) -> None:
+        attempt = 1
+        while True:
+            try:
+                with self.store.transaction() as connection:
+                    self._handle(record, connection)
+                    self.store.save_checkpoint(
+                        connection, self.subscription.name, record.position, self._lease
+                    )
+            except (LeaseLostError, StoreError):
+                raise
+            except Exception as error:  # noqa: BLE001 -- whatever a handler raises is retried
+                if attempt < self.subscription.max_attempts:
+                    logger.warning(
+                        "subscription %s: handler failed on position %s (attempt %s of %s): %s",
+                        self.subscription.name,
+                        record.position,
+                        attempt,
+                        self.subscription.max_attempts,
+                        error,
+                    )
+                    self.stopper.sleep(self.subscription.retry_delay * 2 ** (attempt - 1))
+                    attempt += 1
+                    continue
+                self._give_up(record, attempt, error)
+            self._advance(record.position, 1)
+            return
+
+    def _give_up(self, record: StoredEvent, attempts: int, error: Exception) -> None:
+        if not self.subscription.dead_letter:
+            raise SubscriptionError(
+                self.subscription.name,
+                event_type=record.event_type,
+                stream_id=record.stream_id,
+                position=record.position,
+                attempts=attempts,
+            ) from error
+        logger.error(
+            "subscription %s: handler failed %s times on event %r at position %s; parked it",
+            self.subscription.name,
+            attempts,
+            record.event_type,
+            record.position,
+            exc_info=error,
+        )
+        with self.store.transaction() as connection:
+            self.store.park(connection, self.subscription.name, record, repr(error))
+            self.store.save_checkpoint(
+                connection, self.subscription.name, record.position, self._lease
+            )
+
+    def _handle(self, record: StoredEvent, connection: C) -> None:
+        envelope = self.serializer.decode(record)
+        handler = self.subscription.handler
+        if isinstance(handler, Projection):
+            handler.handle(envelope, connection)
+        else:
+            handler(envelope, connection)
+
+    def _advance(self, position: int, handled: int) -> None:
+        self.progress.position = position
+        self.progress.handled += handled
+        now = time.monotonic()
+        if now - self._reported >= self._report_every:
+            self._reported = now
+            logger.info(
+                "subscription %s at position %s, lag %s, %.0f events/s",
+                self.subscription.name,
+                position,
+                self.progress.lag,
+                self.progress.rate,
+            )

@@ -1,0 +1,425 @@
+"""Subscriptions: stored events delivered in global order to handlers and projections.
+
+This module is the source of `_subscriptions.py`, which `tools/async_to_sync.py` generates from it.
+
+A worker runs one subscription: it takes the subscription's lease (one active instance), reads
+events after its checkpoint in pages, and hands each page to the handler inside one
+transaction of the store's database that also moves the checkpoint. A handler that writes its
+read model through the connection it is given therefore has exactly-once effects: a crash
+rolls back both the read-model changes and the checkpoint. Anything else a handler does
+(send an email, call a service) happens at least once, and must be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from esframework._envelope import Envelope
+from esframework._records import ParkedEvent, StoredEvent
+from esframework._serialization import DEFAULT_SERIALIZER, Serializer
+from esframework._stopping_async import Stopper
+from esframework._store_async import AsyncEventStore
+from esframework.errors import LeaseLostError, StoreError, SubscriptionError
+
+__all__ = [
+    "AsyncHandler",
+    "AsyncLease",
+    "AsyncListener",
+    "AsyncProjection",
+    "AsyncSubscription",
+    "AsyncSubscriptionStore",
+    "AsyncSubscriptionWorker",
+    "Progress",
+]
+
+logger = logging.getLogger("esframework.subscriptions")
+
+C = TypeVar("C")
+C_contra = TypeVar("C_contra", contravariant=True)
+
+
+class AsyncHandler(Protocol[C_contra]):
+    """Handles one event; `connection` is in the transaction that also moves the checkpoint."""
+
+    async def __call__(self, envelope: Envelope[Any], connection: C_contra, /) -> None: ...
+
+
+@runtime_checkable
+class AsyncProjection(Protocol[C_contra]):
+    """A read model kept in the store's database, updated with exactly-once effects.
+
+    `handle` writes through `connection` only; `reset` deletes the read model's data, so the
+    projection can be rebuilt from the first event.
+    """
+
+    async def handle(self, envelope: Envelope[Any], connection: C_contra, /) -> None: ...
+
+    async def reset(self, connection: C_contra, /) -> None: ...
+
+
+class AsyncLease(Protocol):
+    """The right to be a subscription's one active instance."""
+
+    async def acquire(self) -> bool:
+        """Try once to take the lease; return whether this instance now holds it."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class AsyncListener(Protocol):
+    """Wakes a caught-up worker when events may have been appended."""
+
+    async def wait(self, timeout: float) -> None:
+        """Return when new events may exist, or after `timeout` seconds."""
+        ...
+
+
+class AsyncSubscriptionStore(AsyncEventStore, Protocol[C]):
+    """An event store that can also run subscriptions: checkpoints, leases, notifications.
+
+    `C` is the type of the native connection handlers receive.
+    """
+
+    def lease(self, subscription: str) -> AsyncLease: ...
+
+    def listener(self) -> AbstractAsyncContextManager[AsyncListener]: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[C]: ...
+
+    async def load_checkpoint(self, subscription: str) -> int | None: ...
+
+    async def save_checkpoint(
+        self, connection: C, subscription: str, position: int, lease: AsyncLease
+    ) -> None:
+        """Move the checkpoint in the handler's transaction.
+
+        Raises:
+            LeaseLostError: `lease` is no longer held; the transaction must roll back.
+        """
+        ...
+
+    async def park(
+        self, connection: C, subscription: str, event: StoredEvent, error: str
+    ) -> None: ...
+
+    async def unpark(self, connection: C, subscription: str, position: int) -> None: ...
+
+    async def parked(self, subscription: str) -> list[ParkedEvent]: ...
+
+
+def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
+    return None if values is None else frozenset(values)
+
+
+@attrs.frozen(kw_only=True)
+class AsyncSubscription(Generic[C]):
+    """What to deliver to whom, and how to cope with failures.
+
+    Args:
+        name: Identifies the subscription's checkpoint and lease; keep it stable.
+        handler: A function `(envelope, connection)`, or a projection object with `handle`
+            and `reset`.
+        stream_types: Deliver only events of these stream (aggregate) types.
+        event_types: Deliver only events of these classes (stored under any of their names,
+            old ones included).
+        start: Where a new subscription starts: at the first event, or after the last one.
+        batch_size: Events per transaction when all goes well (and the page size).
+        max_attempts: How often a failing event is tried before parking or stopping.
+        retry_delay: Seconds before the first retry; it doubles with each attempt.
+        dead_letter: After `max_attempts`, park the event and go on (True), or stop with a
+            `SubscriptionError`, the checkpoint before the event (False).
+        poll_interval: The longest a caught-up worker waits before looking for events even
+            without a notification.
+        lease_interval: How often a standby instance tries to take the lease.
+    """
+
+    name: str
+    handler: AsyncHandler[C] | AsyncProjection[C]
+    stream_types: Collection[str] | None = attrs.field(default=None, converter=_frozen)
+    event_types: Collection[type[Any]] | None = attrs.field(default=None, converter=_frozen)
+    start: Literal["beginning", "end"] = "beginning"
+    batch_size: int = 100
+    max_attempts: int = 5
+    retry_delay: float = 0.1
+    dead_letter: bool = False
+    poll_interval: float = 1.0
+    lease_interval: float = 1.0
+
+
+@attrs.define
+class Progress:
+    """Where a worker is: its position, the store's head, and its recent rate."""
+
+    subscription: str
+    position: int = 0
+    head: int = 0
+    handled: int = 0
+    started: float = attrs.field(factory=time.monotonic)
+
+    @property
+    def lag(self) -> int:
+        """Events stored but not yet handled (an upper bound when filtering)."""
+        return max(self.head - self.position, 0)
+
+    @property
+    def rate(self) -> float:
+        """Events handled per second since the worker started."""
+        return self.handled / max(time.monotonic() - self.started, 1e-9)
+
+
+class AsyncSubscriptionWorker(Generic[C]):
+    """Runs one subscription against a store.
+
+    Args:
+        store: The store to read from, keep the checkpoint in, and lend connections from.
+        subscription: What to deliver to whom.
+        serializer: Decodes events; the default uses the registered upcasters.
+        stopper: Set it to ask the worker to stop after the event in hand.
+        report_every: Seconds between progress lines in the log.
+    """
+
+    def __init__(
+        self,
+        store: AsyncSubscriptionStore[C],
+        subscription: AsyncSubscription[C],
+        *,
+        serializer: Serializer = DEFAULT_SERIALIZER,
+        stopper: Stopper | None = None,
+        report_every: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.subscription = subscription
+        self.serializer = serializer
+        self.stopper = stopper or Stopper()
+        self.progress = Progress(subscription.name)
+        self._report_every = report_every
+        self._reported = time.monotonic()
+        self._event_types = (
+            None
+            if subscription.event_types is None
+            else serializer.stored_type_names(subscription.event_types)
+        )
+        self._lease = store.lease(subscription.name)
+
+    async def run(self, *, until_caught_up: bool = False) -> None:
+        """Deliver events until stopped (or, with `until_caught_up`, until none are left).
+
+        A lost connection is retried with backoff, resuming from the checkpoint; a lost lease
+        sends the worker back to waiting for it.
+
+        Raises:
+            SubscriptionError: A handler kept failing on an event and `dead_letter` is off.
+        """
+        delay = 0.1
+        while not self.stopper.is_set():
+            try:
+                if not await self._acquire_lease(wait=not until_caught_up):
+                    return
+                try:
+                    await self._deliver_until_stopped(until_caught_up=until_caught_up)
+                finally:
+                    await self._lease.release()
+            except (LeaseLostError, StoreError) as error:
+                if isinstance(error, StoreError) and until_caught_up:
+                    raise
+                logger.warning(
+                    "subscription %s: %s; resuming from its checkpoint in %.1fs",
+                    self.subscription.name,
+                    error,
+                    delay,
+                )
+                await self.stopper.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            return
+
+    async def rebuild(self, *, on_progress: Callable[[Progress], None] | None = None) -> None:
+        """Reset a projection's read model and checkpoint, then replay every event into it.
+
+        Raises:
+            TypeError: The handler is a function, not a projection with `reset`.
+        """
+        handler = self.subscription.handler
+        if not isinstance(handler, AsyncProjection):
+            msg = f"subscription {self.subscription.name!r} has no projection to reset"
+            raise TypeError(msg)
+        await self._acquire_lease(wait=True)
+        try:
+            async with self.store.transaction() as connection:
+                await handler.reset(connection)
+                await self.store.save_checkpoint(connection, self.subscription.name, 0, self._lease)
+            logger.info("subscription %s: reset; replaying", self.subscription.name)
+            self.progress.position = 0
+            while page := await self._next_page():
+                await self._deliver_page(page)
+                if on_progress is not None:
+                    on_progress(self.progress)
+        finally:
+            await self._lease.release()
+
+    async def retry_parked(self) -> list[ParkedEvent]:
+        """Deliver the parked events again, oldest first; return those that failed again."""
+        failed: list[ParkedEvent] = []
+        for parked in await self.store.parked(self.subscription.name):
+            (record,) = await self.store.read_all(after=parked.position - 1, limit=1)
+            try:
+                async with self.store.transaction() as connection:
+                    await self._handle(record, connection)
+                    await self.store.unpark(connection, self.subscription.name, parked.position)
+            except Exception:  # it stays parked; logger.exception records why
+                logger.exception(
+                    "subscription %s: parked event at position %s failed again",
+                    self.subscription.name,
+                    parked.position,
+                )
+                failed.append(parked)
+        return failed
+
+    async def _acquire_lease(self, *, wait: bool) -> bool:
+        while not await self._lease.acquire():
+            if not wait or await self.stopper.sleep(self.subscription.lease_interval):
+                return False
+        return True
+
+    async def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
+        self.progress.position = await self._start_position()
+        async with self.store.listener() as listener:
+            while not self.stopper.is_set():
+                page = await self._next_page()
+                if page:
+                    await self._deliver_page(page)
+                    continue
+                if until_caught_up:
+                    return
+                await listener.wait(self.subscription.poll_interval)
+
+    async def _start_position(self) -> int:
+        checkpoint = await self.store.load_checkpoint(self.subscription.name)
+        if checkpoint is not None:
+            return checkpoint
+        start = 0 if self.subscription.start == "beginning" else await self.store.head()
+        async with self.store.transaction() as connection:  # so a restart starts here too
+            await self.store.save_checkpoint(connection, self.subscription.name, start, self._lease)
+        return start
+
+    async def _next_page(self) -> list[StoredEvent]:
+        """Read the next page; when a filter leaves nothing, skip ahead to the head.
+
+        The head is read first: the store hands out positions in commit order, so nothing can
+        later appear at or below a head that was read before the page was.
+        """
+        head = await self.store.head()
+        self.progress.head = max(head, self.progress.head)
+        page = await self.store.read_all(
+            after=self.progress.position,
+            limit=self.subscription.batch_size,
+            stream_types=self.subscription.stream_types,
+            event_types=self._event_types,
+        )
+        filtered = self.subscription.stream_types is not None or self._event_types is not None
+        if not page and filtered and head > self.progress.position:
+            async with self.store.transaction() as connection:
+                await self.store.save_checkpoint(
+                    connection, self.subscription.name, head, self._lease
+                )
+            self.progress.position = head
+        return page
+
+    async def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
+        try:
+            async with self.store.transaction() as connection:
+                for record in page:
+                    await self._handle(record, connection)
+                await self.store.save_checkpoint(
+                    connection, self.subscription.name, page[-1].position, self._lease
+                )
+        except (LeaseLostError, StoreError):
+            raise
+        except Exception:  # a handler failed: find which event, one transaction each
+            logger.debug("subscription %s: batch failed; retrying event by event", exc_info=True)
+            for record in page:
+                if self.stopper.is_set():
+                    return
+                await self._deliver_one(record)
+        else:
+            self._advance(page[-1].position, len(page))
+
+    async def _deliver_one(self, record: StoredEvent) -> None:
+        attempt = 1
+        while True:
+            try:
+                async with self.store.transaction() as connection:
+                    await self._handle(record, connection)
+                    await self.store.save_checkpoint(
+                        connection, self.subscription.name, record.position, self._lease
+                    )
+            except (LeaseLostError, StoreError):
+                raise
+            except Exception as error:  # noqa: BLE001 -- whatever a handler raises is retried
+                if attempt < self.subscription.max_attempts:
+                    logger.warning(
+                        "subscription %s: handler failed on position %s (attempt %s of %s): %s",
+                        self.subscription.name,
+                        record.position,
+                        attempt,
+                        self.subscription.max_attempts,
+                        error,
+                    )
+                    await self.stopper.sleep(self.subscription.retry_delay * 2 ** (attempt - 1))
+                    attempt += 1
+                    continue
+                await self._give_up(record, attempt, error)
+            self._advance(record.position, 1)
+            return
+
+    async def _give_up(self, record: StoredEvent, attempts: int, error: Exception) -> None:
+        if not self.subscription.dead_letter:
+            raise SubscriptionError(
+                self.subscription.name,
+                event_type=record.event_type,
+                stream_id=record.stream_id,
+                position=record.position,
+                attempts=attempts,
+            ) from error
+        logger.error(
+            "subscription %s: handler failed %s times on event %r at position %s; parked it",
+            self.subscription.name,
+            attempts,
+            record.event_type,
+            record.position,
+            exc_info=error,
+        )
+        async with self.store.transaction() as connection:
+            await self.store.park(connection, self.subscription.name, record, repr(error))
+            await self.store.save_checkpoint(
+                connection, self.subscription.name, record.position, self._lease
+            )
+
+    async def _handle(self, record: StoredEvent, connection: C) -> None:
+        envelope = self.serializer.decode(record)
+        handler = self.subscription.handler
+        if isinstance(handler, AsyncProjection):
+            await handler.handle(envelope, connection)
+        else:
+            await handler(envelope, connection)
+
+    def _advance(self, position: int, handled: int) -> None:
+        self.progress.position = position
+        self.progress.handled += handled
+        now = time.monotonic()
+        if now - self._reported >= self._report_every:
+            self._reported = now
+            logger.info(
+                "subscription %s at position %s, lag %s, %.0f events/s",
+                self.subscription.name,
+                position,
+                self.progress.lag,
+                self.progress.rate,
+            )
