@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from esframework import Repository, SQLiteEventStore, SubscriptionStore
-from tests.domain import MoneyAdded, Wallet
+from tests.domain import Wallet
 from tests.subscriptions.projector import TABLE
 
 ROOT = Path(__file__).parents[2]
