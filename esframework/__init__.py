@@ -21,6 +21,7 @@ from esframework._events import EventType, event, event_type_of
 from esframework._memory import InMemoryEventStore
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     ParkedEvent,
@@ -75,6 +76,7 @@ __all__ = [
     "ConcurrencyError",
     "Envelope",
     "EsframeworkError",
+    "EventPayload",
     "EventStore",
     "EventType",
     "ExpectedVersion",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 import attrs
@@ -35,9 +35,10 @@ class Metadata:
         return cls(correlation_id=correlation, causation_id=cause.event_id, extra=extra)
 
 
-@attrs.frozen(kw_only=True)
-class Envelope(Generic[E_co]):
+class Envelope(NamedTuple, Generic[E_co]):
     """A stored event with everything the store knows about it.
+
+    A named tuple: subscriptions and catch-up reads create many of them.
 
     Attributes:
         event: The typed event, upcast to its current schema version.

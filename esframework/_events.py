@@ -31,6 +31,7 @@ class _Registry:
     """
 
     def __init__(self) -> None:
+        self.generation = 0  # changes with every registration, so caches know to refresh
         self._by_type: dict[tuple[str, int], type[Any]] = {}
         self._current: dict[str, int] = {}
         self._of_class: dict[type[Any], EventType] = {}
@@ -44,6 +45,7 @@ class _Registry:
         self._by_type[name, version] = cls
         self._current[name] = max(version, self._current.get(name, version))
         self._of_class[cls] = EventType(name, version)
+        self.generation += 1
 
     def of_class(self, cls: type[Any]) -> EventType | None:
         return self._of_class.get(cls)

@@ -16,6 +16,7 @@ from esframework._checks import (
 )
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     SnapshotRecord,
@@ -88,6 +89,14 @@ class InMemoryEventStore(EventStore):
     ) -> Iterator[StoredEvent]:
         stream = self._streams.get(stream_id, [])
         yield from stream[max(from_version, 1) - 1 : to_version]
+
+    def read_payloads(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[EventPayload]:
+        for e in self.read_stream(stream_id, from_version=from_version, to_version=to_version):
+            yield EventPayload(
+                e.stream_id, e.version, e.position, e.event_type, e.schema_version, e.data
+            )
 
     def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))

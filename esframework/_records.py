@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import attrs
 
 __all__ = [
     "AppendResult",
+    "EventPayload",
     "ExpectedVersion",
     "NewEvent",
     "ParkedEvent",
@@ -42,9 +44,11 @@ class NewEvent:
     metadata: bytes = b"{}"
 
 
-@attrs.frozen(kw_only=True)
-class StoredEvent:
-    """An event as the store recorded it."""
+class StoredEvent(NamedTuple):
+    """An event as the store recorded it.
+
+    A named tuple, like a database row: reading many of them is cheap.
+    """
 
     event_id: UUID
     stream_id: str
@@ -56,6 +60,17 @@ class StoredEvent:
     version: int
     position: int
     recorded_at: datetime
+
+
+class EventPayload(NamedTuple):
+    """What rebuilding an aggregate needs of a stored event: its type, version and data."""
+
+    stream_id: str
+    version: int
+    position: int
+    event_type: str
+    schema_version: int
+    data: bytes
 
 
 @attrs.frozen(kw_only=True)

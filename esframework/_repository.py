@@ -69,11 +69,12 @@ class Repository(Generic[A]):
         """
         validate_stream_id(aggregate_id)
         instance, version = self._from_snapshot(aggregate_id, at_version)
-        for record in self.store.read_stream(
+        apply, decode = self._type.apply, self.serializer.decode_event
+        for payload in self.store.read_payloads(
             aggregate_id, from_version=version + 1, to_version=at_version
         ):
-            self._type.apply(instance, self.serializer.decode_event(record))
-            version = record.version
+            apply(instance, decode(payload))
+            version = payload.version
         if version == 0 or (at_version is not None and version < at_version):
             raise AggregateNotFoundError(aggregate_id, self._type.stream_type, at_version)
         mark_applied(instance, version)

@@ -14,7 +14,7 @@ from cattrs.preconf.orjson import make_converter
 
 from esframework._envelope import Envelope, Metadata
 from esframework._events import event_type_of, registry
-from esframework._records import NewEvent, StoredEvent
+from esframework._records import EventPayload, NewEvent, StoredEvent
 from esframework._upcasting import Located, Upcasters, upcasters
 from esframework.errors import CorruptEventError, EventEncodingError
 
@@ -118,6 +118,8 @@ class Serializer:
         self._converter = make_event_converter()
         self._unstructure: dict[type[Any], Unstructure] = {}
         self._structure: dict[type[Any], Structure] = {}
+        self._current: dict[tuple[str, int], tuple[type[Any], Structure]] = {}
+        self._generation = registry.generation
 
     def encode(
         self, event: object, *, event_id: UUID, metadata: Metadata = _EMPTY_METADATA
@@ -149,32 +151,51 @@ class Serializer:
             CorruptEventError: The payload is not valid JSON or does not fit the class.
         """
         return Envelope(
-            event=self.decode_event(record),
-            event_id=record.event_id,
-            stream_id=record.stream_id,
-            stream_type=record.stream_type,
-            version=record.version,
-            position=record.position,
-            recorded_at=record.recorded_at,
-            metadata=self.decode_metadata(record),
+            self.decode_event(record),
+            record.event_id,
+            record.stream_id,
+            record.stream_type,
+            record.version,
+            record.position,
+            record.recorded_at,
+            self.decode_metadata(record),
         )
 
-    def decode_event(self, record: StoredEvent) -> Any:
+    def decode_event(self, record: StoredEvent | EventPayload) -> Any:
         """Decode just the event of a stored record (see `decode`)."""
-        name, version = record.event_type, record.schema_version
+        if self._generation != registry.generation:
+            self._current.clear()
+            self._generation = registry.generation
         try:
             data = orjson.loads(record.data)
-            if registry.current_version(name) != version:
-                where = Located(record.stream_id, record.version, record.position)
-                name, version, data = self._upcasters.upcast(name, version, data, where)
-            cls = registry.get(name, version)
-            assert cls is not None  # noqa: S101 -- upcast() ends at a registered version
-            return self._structure_hook(cls)(data, cls)
+            found = self._current.get((record.event_type, record.schema_version))
+            if found is None:
+                found = self._find_class(record)
+                if found is None:  # an old version: upcast this one
+                    where = Located(record.stream_id, record.version, record.position)
+                    name, version, data = self._upcasters.upcast(
+                        record.event_type, record.schema_version, data, where
+                    )
+                    cls = registry.get(name, version)
+                    assert cls is not None  # noqa: S101 -- upcast() ends at a registered version
+                    found = (cls, self._structure_hook(cls))
+            cls, structure = found
+            return structure(data, cls)
         except cattrs.BaseValidationError as e:
             details = "; ".join(cattrs.transform_error(e, path="data"))
             raise _corrupt(record, f"the payload does not fit: {details}") from e
         except (orjson.JSONDecodeError, ValueError, TypeError) as e:
             raise _corrupt(record, f"the payload does not fit: {e}") from e
+
+    def _find_class(self, record: StoredEvent | EventPayload) -> tuple[type[Any], Structure] | None:
+        """Return the class and hook of a current-version type, caching them; else None."""
+        key = (record.event_type, record.schema_version)
+        if registry.current_version(record.event_type) != record.schema_version:
+            return None
+        cls = registry.get(*key)
+        assert cls is not None  # noqa: S101 -- the current version is registered
+        found = self._current[key] = (cls, self._structure_hook(cls))
+        return found
 
     def stored_type_names(self, event_classes: Iterable[type[Any]]) -> frozenset[str]:
         """Return the type names events of these classes may be stored under, old names too."""
@@ -229,7 +250,7 @@ class Serializer:
         return hook
 
 
-def _corrupt(record: StoredEvent, reason: str) -> CorruptEventError:
+def _corrupt(record: StoredEvent | EventPayload, reason: str) -> CorruptEventError:
     return CorruptEventError(
         reason,
         event_type=record.event_type,

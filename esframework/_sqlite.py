@@ -26,6 +26,7 @@ from esframework._checks import (
 )
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     ParkedEvent,
@@ -252,6 +253,27 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+
+    def read_payloads(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[EventPayload]:
+        last = to_version if to_version is not None else 2**62
+        while True:
+            with self._lock, self._errors("read", stream_id):
+                rows = (
+                    self._db()
+                    .execute(
+                        "SELECT stream_id, version, global_position, event_type, schema_version, "
+                        "CAST(event_data AS BLOB) FROM events WHERE stream_id = ? AND version >= ? "
+                        "AND version <= ? ORDER BY version LIMIT ?",
+                        (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
+                    )
+                    .fetchall()
+                )
+            yield from map(EventPayload._make, rows)
+            if len(rows) < DEFAULT_PAGE_SIZE:
+                return
+            from_version = rows[-1][1] + 1
 
     def stream_version(self, stream_id: str) -> int:
         with self._lock, self._errors("read", stream_id):

@@ -11,6 +11,7 @@ from typing import Protocol
 from esframework._checks import DEFAULT_PAGE_SIZE
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     SnapshotRecord,
@@ -64,6 +65,15 @@ class AsyncEventStore(Protocol):
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> AsyncIterator[StoredEvent]:
         """Yield a stream's events from `from_version` to `to_version` (inclusive), in order."""
+        ...
+
+    def read_payloads(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> AsyncIterator[EventPayload]:
+        """Yield what rebuilding an aggregate needs of each event, like `read_stream`.
+
+        Cheaper than `read_stream`: repositories load aggregates with it.
+        """
         ...
 
     async def stream_version(self, stream_id: str) -> int:

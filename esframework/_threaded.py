@@ -20,6 +20,7 @@ from esframework._checks import DEFAULT_PAGE_SIZE
 from esframework._memory import InMemoryEventStore
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     ParkedEvent,
@@ -79,6 +80,16 @@ class _AsyncOverSync(AsyncEventStore):
             for event in chunk:
                 yield event
 
+    async def read_payloads(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> AsyncIterator[EventPayload]:
+        events = self.sync.read_payloads(
+            stream_id, from_version=from_version, to_version=to_version
+        )
+        while chunk := await self._call(lambda: _take(events, DEFAULT_PAGE_SIZE)):
+            for event in chunk:
+                yield event
+
     async def stream_version(self, stream_id: str) -> int:
         return await self._call(lambda: self.sync.stream_version(stream_id))
 
@@ -109,7 +120,7 @@ class _AsyncOverSync(AsyncEventStore):
         await self._call(self.sync.close)
 
 
-def _take(events: Iterator[StoredEvent], count: int) -> list[StoredEvent]:
+def _take(events: Iterator[T], count: int) -> list[T]:
     return list(islice(events, count))
 
 

@@ -13,11 +13,11 @@ from esframework import (
     AsyncInMemoryEventStore,
     AsyncRepository,
     AsyncSQLiteEventStore,
+    EventPayload,
     EventStore,
     InMemoryEventStore,
     Repository,
     SQLiteEventStore,
-    StoredEvent,
 )
 from tests.fixtures.asyncio_bridge import Blocking, LoopThread
 
@@ -58,7 +58,7 @@ class Backend:
         return Blocking(AsyncRepository(cls, store=target, **options), self.loop)
 
     def counting(self) -> Any:
-        """Wrap the raw store, counting the events that stream reads return."""
+        """Wrap the raw store, counting the events that loads read from it."""
         return CountingStore(self.raw) if self.loop is None else AsyncCountingStore(self.raw)
 
 
@@ -67,8 +67,8 @@ class CountingStore:
     inner: Any
     read: int = 0
 
-    def read_stream(self, stream_id: str, **kwargs: Any) -> Iterator[StoredEvent]:
-        for record in self.inner.read_stream(stream_id, **kwargs):
+    def read_payloads(self, stream_id: str, **kwargs: Any) -> Iterator[EventPayload]:
+        for record in self.inner.read_payloads(stream_id, **kwargs):
             self.read += 1
             yield record
 
@@ -81,8 +81,8 @@ class AsyncCountingStore:
     inner: Any
     read: int = 0
 
-    async def read_stream(self, stream_id: str, **kwargs: Any) -> AsyncIterator[StoredEvent]:
-        async for record in self.inner.read_stream(stream_id, **kwargs):
+    async def read_payloads(self, stream_id: str, **kwargs: Any) -> AsyncIterator[EventPayload]:
+        async for record in self.inner.read_payloads(stream_id, **kwargs):
             self.read += 1
             yield record
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Sequence
-from datetime import datetime
 from typing import Any, Final, LiteralString
-from uuid import UUID
 
 from psycopg import sql
 
@@ -22,23 +20,9 @@ EVENT_COLUMNS: Final = (
     "version, global_position, created_at"
 )
 
-EventRow = tuple[UUID, str, str, str, int, bytes, bytes, int, int, datetime]
 
-
-def to_stored(row: EventRow) -> StoredEvent:
-    """Map a row of `EVENT_COLUMNS` to a record."""
-    return StoredEvent(
-        event_id=row[0],
-        stream_id=row[1],
-        stream_type=row[2],
-        event_type=row[3],
-        schema_version=row[4],
-        data=row[5],
-        metadata=row[6],
-        version=row[7],
-        position=row[8],
-        recorded_at=row[9],
-    )
+to_stored = StoredEvent._make
+"""Map a row of `EVENT_COLUMNS` (in `StoredEvent`'s field order) to a record."""
 
 
 def append_lock_key(schema: str) -> int:
@@ -82,6 +66,11 @@ class Statements:
             """
         )
         self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
+        self.read_payloads = q(
+            "SELECT stream_id, version, global_position, event_type, schema_version, event_data "
+            "FROM {s}.events WHERE stream_id = %s AND version >= %s AND version <= %s "
+            "ORDER BY version LIMIT %s"
+        )
         self.stream_version = q(
             "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %s"
         )

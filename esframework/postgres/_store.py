@@ -26,6 +26,7 @@ from esframework._checks import (
 )
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     ParkedEvent,
@@ -216,6 +217,22 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+
+    def read_payloads(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[EventPayload]:
+        last = 2**62 if to_version is None else to_version
+        while True:
+            rows = self._fetch(
+                f"read stream {stream_id!r}",
+                self._statements.read_payloads,
+                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+            )
+            for row in rows:
+                yield EventPayload._make(row)
+            if len(rows) < STREAM_PAGE_SIZE:
+                return
+            from_version = rows[-1][1] + 1
 
     def stream_version(self, stream_id: str) -> int:
         rows = self._fetch(

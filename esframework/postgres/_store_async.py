@@ -27,6 +27,7 @@ from esframework._checks import (
 )
 from esframework._records import (
     AppendResult,
+    EventPayload,
     ExpectedVersion,
     NewEvent,
     ParkedEvent,
@@ -217,6 +218,22 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+
+    async def read_payloads(
+        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> AsyncIterator[EventPayload]:
+        last = 2**62 if to_version is None else to_version
+        while True:
+            rows = await self._fetch(
+                f"read stream {stream_id!r}",
+                self._statements.read_payloads,
+                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+            )
+            for row in rows:
+                yield EventPayload._make(row)
+            if len(rows) < STREAM_PAGE_SIZE:
+                return
+            from_version = rows[-1][1] + 1
 
     async def stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(

@@ -61,6 +61,18 @@ def test_read_stream_returns_what_was_appended(store: EventStore) -> None:
         assert stored.recorded_at.utcoffset() is not None
 
 
+def test_read_payloads_match_the_stored_events(store: EventStore) -> None:
+    """read_payloads returns, for the same range, the same facts read_stream does."""
+    store.append("s", "S", make(2500, kind="K"), expected_version=0)
+    for first, last in ((1, None), (3, 7), (2400, None)):
+        payloads = list(store.read_payloads("s", from_version=first, to_version=last))
+        stored = list(store.read_stream("s", from_version=first, to_version=last))
+        assert [
+            (p.stream_id, p.version, p.position, p.event_type, p.schema_version) for p in payloads
+        ] == [(e.stream_id, e.version, e.position, e.event_type, e.schema_version) for e in stored]
+        assert [orjson.loads(p.data) for p in payloads] == [orjson.loads(e.data) for e in stored]
+
+
 def test_read_stream_from_and_to_version(store: EventStore) -> None:
     """A stream can be read from one version to another, inclusive."""
     store.append("s", "S", make(10), expected_version=0)
