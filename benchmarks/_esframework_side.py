@@ -207,7 +207,7 @@ class EsframeworkSide:
         )
         params = append_params(statements, _new_id("held"), STREAM_TYPE, [record], 0)
         with psycopg.connect(self._dsn, autocommit=True) as conn, conn.transaction():
-            conn.execute(statements.append, params)
+            conn.execute(statements.append(1), params)
             yield
 
 

@@ -15,6 +15,9 @@ from esframework._records import NewEvent, SnapshotRecord, StoredEvent
 
 __all__ = ["Statements", "append_params", "to_stored"]
 
+MAX_VALUES_ROWS: Final = 16
+"""Appends of up to this many events bind scalars; larger ones bind arrays."""
+
 EVENT_COLUMNS: Final = (
     "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
     "version, global_position, created_at"
@@ -38,33 +41,31 @@ class Statements:
         self.lock_key = append_lock_key(schema)
         name = sql.Identifier(schema)
 
-        def q(text: LiteralString) -> sql.Composed:
-            return sql.SQL(text).format(s=name, columns=sql.SQL(EVENT_COLUMNS))
+        def q(text: LiteralString) -> bytes:
+            # Rendered once: psycopg would otherwise compose the query again on every call.
+            return sql.SQL(text).format(s=name, columns=sql.SQL(EVENT_COLUMNS)).as_bytes(None)
 
         # One statement, one round trip: the append takes the schema's append lock, checks the
         # expected version and inserts every event. Positions are drawn after the lock, which is
         # held until commit, so positions are handed out in commit order: a reader paging by
         # position never passes an event that commits later with a lower position.
-        self.append = q(
-            """
-            WITH append_lock AS (SELECT pg_advisory_xact_lock(%(lock)s)),
+        self._append_head = """
+            WITH append_lock AS (SELECT pg_advisory_xact_lock(%s)),
             head AS (
-                SELECT coalesce(max(version), 0) AS version
-                FROM {s}.events WHERE stream_id = %(stream_id)s
+                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
             )
             INSERT INTO {s}.events (id, stream_id, stream_type, event_type, schema_version,
                                     event_data, metadata, version)
-            SELECT e.id, %(stream_id)s, %(stream_type)s, e.event_type, e.schema_version,
-                   e.event_data, e.metadata, head.version + e.n
-            FROM append_lock, head,
-                 unnest(%(ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
-                        %(data)s::jsonb[], %(metadata)s::jsonb[])
-                 WITH ORDINALITY AS e(id, event_type, schema_version, event_data, metadata, n)
-            WHERE %(expected)s::bigint IS NULL OR head.version = %(expected)s::bigint
+            SELECT e.id, %s, %s, e.event_type, e.schema_version, e.event_data, e.metadata,
+                   head.version + e.n
+            FROM append_lock, head, """
+        self._append_tail = """
+            WHERE %s::bigint IS NULL OR head.version = %s::bigint
             ORDER BY e.n
             RETURNING global_position, version
             """
-        )
+        self._append_by_count: dict[int, bytes] = {}
+        self._name = name
         self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
         self.read_payloads = q(
             "SELECT stream_id, version, global_position, event_type, schema_version, event_data "
@@ -144,13 +145,37 @@ class Statements:
             "ORDER BY global_position"
         )
 
+    def append(self, count: int) -> bytes:
+        """Return the append statement for `count` events.
+
+        Small appends (the common case) bind each value as a scalar: psycopg dumps those far
+        faster than arrays. Large ones pass one array per column.
+        """
+        query = self._append_by_count.get(count)
+        if query is None:
+            if count <= MAX_VALUES_ROWS:
+                row = "(%s::uuid, %s::text, %s::int, %s::jsonb, %s::jsonb, {n})"
+                rows = ", ".join(row.format(n=n) for n in range(1, count + 1))
+                source = (
+                    f"(VALUES {rows}) AS e(id, event_type, schema_version, event_data, metadata, n)"
+                )
+            else:
+                source = (
+                    "unnest(%s::uuid[], %s::text[], %s::int[], %s::jsonb[], %s::jsonb[]) "
+                    "WITH ORDINALITY AS e(id, event_type, schema_version, event_data, metadata, n)"
+                )
+            text = self._append_head + source + self._append_tail
+            query = sql.SQL(text).format(s=self._name).as_bytes(None)
+            self._append_by_count[count] = query
+        return query
+
     def read_all(
         self,
         after: int,
         limit: int,
         stream_types: Collection[str] | None,
         event_types: Collection[str] | None,
-    ) -> tuple[sql.Composed, dict[str, Any]]:
+    ) -> tuple[bytes, dict[str, Any]]:
         """Return the page query for these filters and its parameters."""
         query = self._read_all[stream_types is not None, event_types is not None]
         params = {
@@ -168,19 +193,28 @@ def append_params(
     stream_type: str,
     events: Sequence[NewEvent],
     expected: int | None,
-) -> dict[str, Any]:
-    """Return the parameters of `Statements.append`."""
-    return {
-        "lock": statements.lock_key,
-        "stream_id": stream_id,
-        "stream_type": stream_type,
-        "expected": expected,
-        "ids": [e.event_id for e in events],
-        "types": [e.event_type for e in events],
-        "schema_versions": [e.schema_version for e in events],
-        "data": [e.data.decode() for e in events],
-        "metadata": [e.metadata.decode() for e in events],
-    }
+) -> list[Any]:
+    """Return the parameters of `Statements.append(len(events))`, in order."""
+    params: list[Any] = [statements.lock_key, stream_id, stream_id, stream_type]
+    if len(events) <= MAX_VALUES_ROWS:
+        for e in events:
+            params += (
+                e.event_id,
+                e.event_type,
+                e.schema_version,
+                e.data.decode(),
+                e.metadata.decode(),
+            )
+    else:
+        params += (
+            [e.event_id for e in events],
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [e.data.decode() for e in events],
+            [e.metadata.decode() for e in events],
+        )
+    params += (expected, expected)
+    return params
 
 
 def snapshot_params(snapshot: SnapshotRecord) -> tuple[Any, ...]:

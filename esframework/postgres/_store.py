@@ -54,7 +54,7 @@ STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
 T = TypeVar("T")
-Query: TypeAlias = sql.Composed | LiteralString
+Query: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.Connection[Any]], T]
 
@@ -176,7 +176,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
 
         def attempt(conn: psycopg.Connection[Any]) -> AppendResult:
             try:
-                cursor = conn.execute(self._statements.append, params)
+                cursor = conn.execute(self._statements.append(len(events)), params)
                 rows = cursor.fetchall()
             except psycopg.Error as error:
                 if violated_constraint(error) not in {"events_pkey", "unique_stream_version"}:

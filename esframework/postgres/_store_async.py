@@ -55,7 +55,7 @@ STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
 T = TypeVar("T")
-Query: TypeAlias = sql.Composed | LiteralString
+Query: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
@@ -177,7 +177,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
 
         async def attempt(conn: psycopg.AsyncConnection[Any]) -> AppendResult:
             try:
-                cursor = await conn.execute(self._statements.append, params)
+                cursor = await conn.execute(self._statements.append(len(events)), params)
                 rows = await cursor.fetchall()
             except psycopg.Error as error:
                 if violated_constraint(error) not in {"events_pkey", "unique_stream_version"}:

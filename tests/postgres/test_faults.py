@@ -95,7 +95,9 @@ def test_terminated_during_an_open_append_writes_nothing(
     records = [Serializer().encode(p.event, event_id=p.event_id) for p in pending_events(wallet)]
     params = append_params(postgres_store._statements, "w", "TestWallet", records, 0)
     conn = psycopg.connect(postgres_dsn)
-    conn.execute(postgres_store._statements.append, params)  # inside an open transaction
+    conn.execute(
+        postgres_store._statements.append(len(records)), params
+    )  # inside an open transaction
     with psycopg.connect(postgres_dsn, autocommit=True) as killer:
         killer.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
     with pytest.raises(psycopg.OperationalError):

@@ -42,7 +42,7 @@ def append_in_transaction(
     with psycopg.connect(dsn) as conn:
         try:
             with conn.transaction():
-                conn.execute(store._statements.append, params)
+                conn.execute(store._statements.append(len(batch)), params)
                 time.sleep(hold)
                 if rollback:
                     raise RollbackError
