@@ -35,13 +35,13 @@ class ExpectedVersion(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class NewEvent:
-    """An event to append: its id, stored type and JSON payload."""
+    """An event to append: its id, stored type and JSON payload (as text)."""
 
     event_id: UUID
     event_type: str
     schema_version: int
-    data: bytes
-    metadata: bytes = b"{}"
+    data: str
+    metadata: str = "{}"
 
 
 class StoredEvent(NamedTuple):
@@ -55,8 +55,8 @@ class StoredEvent(NamedTuple):
     stream_type: str
     event_type: str
     schema_version: int
-    data: bytes
-    metadata: bytes
+    data: str
+    metadata: str
     version: int
     position: int
     recorded_at: datetime
@@ -70,7 +70,7 @@ class EventPayload(NamedTuple):
     position: int
     event_type: str
     schema_version: int
-    data: bytes
+    data: str
 
 
 @attrs.frozen(kw_only=True)
@@ -101,7 +101,7 @@ class SnapshotRecord:
     stream_type: str
     state_schema: str
     version: int
-    data: bytes
+    data: str
 
 
 @attrs.frozen(kw_only=True)

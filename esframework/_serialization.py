@@ -131,7 +131,7 @@ class Serializer:
         """
         kind = event_type_of(type(event))
         try:
-            data = orjson.dumps(self._unstructure_hook(type(event))(event))
+            data = orjson.dumps(self._unstructure_hook(type(event))(event)).decode()
         except (ValueError, TypeError, orjson.JSONEncodeError) as error:
             raise EventEncodingError(kind.name, str(error)) from error
         return NewEvent(
@@ -204,18 +204,18 @@ class Serializer:
             names |= self._upcasters.names_leading_to(event_type_of(cls).name)
         return frozenset(names)
 
-    def encode_metadata(self, metadata: Metadata) -> bytes:
+    def encode_metadata(self, metadata: Metadata) -> str:
         if metadata is _EMPTY_METADATA:
-            return b"{}"
+            return "{}"
         fields: dict[str, Any] = dict(metadata.extra)
         if metadata.correlation_id is not None:
             fields["correlation_id"] = str(metadata.correlation_id)
         if metadata.causation_id is not None:
             fields["causation_id"] = str(metadata.causation_id)
-        return orjson.dumps(fields)
+        return orjson.dumps(fields).decode()
 
     def decode_metadata(self, record: StoredEvent) -> Metadata:
-        if record.metadata in (b"{}", b"", "{}"):
+        if record.metadata == "{}":
             return _EMPTY_METADATA
         try:
             fields = orjson.loads(record.metadata)
@@ -229,12 +229,12 @@ class Serializer:
         except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError) as e:
             raise _corrupt(record, f"the metadata is not valid: {e}") from e
 
-    def encode_state(self, state: object) -> bytes:
-        """Encode an attrs instance (an aggregate's state) to JSON bytes."""
-        return orjson.dumps(self._unstructure_hook(type(state))(state))
+    def encode_state(self, state: object) -> str:
+        """Encode an attrs instance (an aggregate's state) to JSON text."""
+        return orjson.dumps(self._unstructure_hook(type(state))(state)).decode()
 
-    def decode_state(self, cls: type[Any], data: bytes) -> Any:
-        """Decode JSON bytes made by `encode_state` into an instance of `cls`."""
+    def decode_state(self, cls: type[Any], data: str) -> Any:
+        """Decode JSON text made by `encode_state` into an instance of `cls`."""
         return self._structure_hook(cls)(orjson.loads(data), cls)
 
     def _unstructure_hook(self, cls: type[Any]) -> Unstructure:

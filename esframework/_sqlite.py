@@ -98,8 +98,8 @@ _SCHEMA: Final = (
 )
 
 _COLUMNS: Final = (
-    "id, stream_id, stream_type, event_type, schema_version, CAST(event_data AS BLOB), "
-    "CAST(metadata AS BLOB), version, global_position, created_at"
+    "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, version, "
+    "global_position, created_at"
 )
 
 
@@ -215,8 +215,8 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                     stream_type,
                     e.event_type,
                     e.schema_version,
-                    e.data.decode(),
-                    e.metadata.decode(),
+                    e.data,
+                    e.metadata,
                     actual + 1 + i,
                     now,
                 )
@@ -264,7 +264,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                     self._db()
                     .execute(
                         "SELECT stream_id, version, global_position, event_type, schema_version, "
-                        "CAST(event_data AS BLOB) FROM events WHERE stream_id = ? AND version >= ? "
+                        "event_data FROM events WHERE stream_id = ? AND version >= ? "
                         "AND version <= ? ORDER BY version LIMIT ?",
                         (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
                     )
@@ -322,7 +322,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             row = (
                 self._db()
                 .execute(
-                    "SELECT stream_type, state_schema, version, CAST(snapshot_data AS BLOB) "
+                    "SELECT stream_type, state_schema, version, snapshot_data "
                     "FROM snapshots WHERE stream_id = ?",
                     (stream_id,),
                 )
@@ -351,7 +351,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                 (
                     snapshot.stream_id,
                     snapshot.stream_type,
-                    snapshot.data.decode(),
+                    snapshot.data,
                     snapshot.version,
                     snapshot.state_schema,
                     datetime.now(UTC).isoformat(),

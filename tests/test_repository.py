@@ -199,7 +199,7 @@ def test_unreadable_snapshot_falls_back_to_replay(backend: Backend, store: Event
             stream_type=good.stream_type,
             state_schema=good.state_schema,
             version=good.version + 1,
-            data=b'{"balance": "not a number"}',
+            data='{"balance": "not a number"}',
         )
     )
     assert wallets.load("w").balance == Decimal(2)

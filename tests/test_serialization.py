@@ -81,7 +81,7 @@ everything = st.builds(
 
 
 def stored(
-    data: bytes, *, event_type: str = "TestEverything", version: int = 1, metadata: bytes = b"{}"
+    data: str, *, event_type: str = "TestEverything", version: int = 1, metadata: str = "{}"
 ) -> StoredEvent:
     return StoredEvent(
         event_id=uuid.uuid4(),
@@ -165,7 +165,7 @@ def test_payload_that_looks_like_markers_reads_back_as_itself() -> None:
 def test_unknown_event_type_names_type_stream_and_position() -> None:
     """Reading an unregistered type fails naming the type, stream, version and position."""
     with pytest.raises(UnknownEventTypeError) as caught:
-        serializer.decode(stored(b"{}", event_type="NobodyRegisteredThis"))
+        serializer.decode(stored("{}", event_type="NobodyRegisteredThis"))
     error = caught.value
     assert (error.event_type, error.stream_id, error.version, error.position) == (
         "NobodyRegisteredThis",
@@ -178,10 +178,8 @@ def test_unknown_event_type_names_type_stream_and_position() -> None:
     assert "42" in str(error)
 
 
-@pytest.mark.parametrize(
-    "data", [b"not json", b"[1, 2]", b'{"owner": 5}', b"{}", b'{"amount": "abc"}']
-)
-def test_corrupt_payloads_fail_clearly(data: bytes) -> None:
+@pytest.mark.parametrize("data", ["not json", "[1, 2]", '{"owner": 5}', "{}", '{"amount": "abc"}'])
+def test_corrupt_payloads_fail_clearly(data: str) -> None:
     """Invalid JSON, or JSON that does not fit the class, is a CorruptEventError."""
 
     @event(name=f"TestStrict{abs(hash(data))}")
@@ -197,7 +195,7 @@ def test_corrupt_payloads_fail_clearly(data: bytes) -> None:
 def test_corrupt_metadata_fails_clearly() -> None:
     """Metadata that is not a JSON object is a CorruptEventError too."""
     with pytest.raises(CorruptEventError, match="metadata"):
-        serializer.decode(stored(b'{"payload": {}}', event_type="TestMarkerLike", metadata=b"[1]"))
+        serializer.decode(stored('{"payload": {}}', event_type="TestMarkerLike", metadata="[1]"))
 
 
 def test_metadata_round_trips_with_correlation_and_causation() -> None:
@@ -224,9 +222,9 @@ def test_caused_by_continues_the_correlation() -> None:
     """Metadata.caused_by links a new event to the one that caused it."""
     cause = serializer.decode(
         stored(
-            b'{"text": "x"}',
+            '{"text": "x"}',
             event_type="TestNoted",
-            metadata=b'{"correlation_id": ' + orjson.dumps(str(uuid.UUID(int=7))) + b"}",
+            metadata=orjson.dumps({"correlation_id": str(uuid.UUID(int=7))}).decode(),
         )
     )
     follow_up = Metadata.caused_by(cause, user="ada")

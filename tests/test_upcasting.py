@@ -58,7 +58,7 @@ def row(event_type: str, version: int, data: dict[str, Any]) -> NewEvent:
         event_id=uuid.uuid4(),
         event_type=event_type,
         schema_version=version,
-        data=orjson.dumps(data),
+        data=orjson.dumps(data).decode(),
     )
 
 

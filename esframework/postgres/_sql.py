@@ -202,16 +202,16 @@ def append_params(
                 e.event_id,
                 e.event_type,
                 e.schema_version,
-                e.data.decode(),
-                e.metadata.decode(),
+                e.data,
+                e.metadata,
             )
     else:
         params += (
             [e.event_id for e in events],
             [e.event_type for e in events],
             [e.schema_version for e in events],
-            [e.data.decode() for e in events],
-            [e.metadata.decode() for e in events],
+            [e.data for e in events],
+            [e.metadata for e in events],
         )
     params += (expected, expected)
     return params
@@ -221,13 +221,13 @@ def snapshot_params(snapshot: SnapshotRecord) -> tuple[Any, ...]:
     return (
         snapshot.stream_id,
         snapshot.stream_type,
-        snapshot.data.decode(),
+        snapshot.data,
         snapshot.version,
         snapshot.state_schema,
     )
 
 
-def to_snapshot(stream_id: str, row: tuple[str, str, int, bytes]) -> SnapshotRecord:
+def to_snapshot(stream_id: str, row: tuple[str, str, int, str]) -> SnapshotRecord:
     return SnapshotRecord(
         stream_id=stream_id, stream_type=row[0], state_schema=row[1], version=row[2], data=row[3]
     )

@@ -14,7 +14,6 @@ from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import pq, sql
-from psycopg.adapt import Loader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from esframework._checks import (
@@ -60,15 +59,14 @@ Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
 
-class _RawJsonLoader(Loader):
-    """Loads JSONB as its bytes: the serializer parses it with orjson, by the declared types."""
-
-    def load(self, data: pq.abc.Buffer) -> bytes:
-        return bytes(data)
+# JSONB arrives as its text, unparsed: the serializer parses it with orjson, by the declared
+# field types. The loader registered for `text` is psycopg's fastest (its C one, if installed).
+_TEXT_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["text"].oid, pq.Format.TEXT)
 
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
-    connection.adapters.register_loader("jsonb", _RawJsonLoader)
+    if _TEXT_LOADER is not None:
+        connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
 
 class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):

@@ -22,7 +22,7 @@ class RollbackError(Exception):
 
 def events(count: int) -> list[NewEvent]:
     return [
-        NewEvent(event_id=uuid.uuid4(), event_type="Tick", schema_version=1, data=b'{"n": 1}')
+        NewEvent(event_id=uuid.uuid4(), event_type="Tick", schema_version=1, data='{"n": 1}')
         for _ in range(count)
     ]
 

@@ -25,8 +25,8 @@ def make(n: int = 1, *, kind: str = "Happened", **data: object) -> list[NewEvent
             event_id=uuid.uuid4(),
             event_type=kind,
             schema_version=1,
-            data=orjson.dumps({"n": i, **data}),
-            metadata=orjson.dumps({"i": i}),
+            data=orjson.dumps({"n": i, **data}).decode(),
+            metadata=orjson.dumps({"i": i}).decode(),
         )
         for i in range(n)
     ]
@@ -143,7 +143,7 @@ def test_same_event_id_with_other_content_is_a_conflict(store: EventStore) -> No
         event_id=original.event_id,
         event_type=original.event_type,
         schema_version=1,
-        data=b'{"n": 99}',
+        data='{"n": 99}',
     )
     with pytest.raises(IdempotencyConflictError) as caught:
         store.append("s", "S", [forged], expected_version=1)
@@ -229,7 +229,7 @@ def test_snapshots_replace_older_ones_only(store: EventStore) -> None:
             stream_type="S",
             state_schema="1:abc",
             version=version,
-            data=orjson.dumps({"v": version}),
+            data=orjson.dumps({"v": version}).decode(),
         )
 
     store.save_snapshot(snap(5))

@@ -225,7 +225,7 @@ def test_undecodable_event_is_a_handler_failure(harness: Harness) -> None:
     harness.store.append(
         "x",
         "Mystery",
-        [NewEvent(event_id=uuid.uuid4(), event_type="NoSuchEvent", schema_version=1, data=b"{}")],
+        [NewEvent(event_id=uuid.uuid4(), event_type="NoSuchEvent", schema_version=1, data="{}")],
         expected_version=0,
     )
     with pytest.raises(SubscriptionError, match="NoSuchEvent") as caught:
