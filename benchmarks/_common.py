@@ -47,6 +47,7 @@ class Sizes:
     load_events: int = 1_000
     load_seconds: float = 1.0
     catchup: int = 100_000
+    live_samples: int = 200
     concurrent_threads: int = 4
     concurrent_seconds: float = 10.0
     held_writers: int = 2
@@ -62,6 +63,7 @@ class Sizes:
             load_events=self.load_events // 10,
             load_seconds=self.load_seconds / 5,
             catchup=self.catchup // 10,
+            live_samples=self.live_samples // 10,
             concurrent_seconds=self.concurrent_seconds / 10,
             memory_events=self.memory_events // 10,
         )

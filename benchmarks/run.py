@@ -52,8 +52,20 @@ UNITS: dict[str, str] = {
     "catchup": "events/s",
     "concurrent1": "events/s",
     "concurrent4": "events/s",
+    "subscription_catchup": "events/s",
+    "subscription_catchup_read_model": "events/s",
 }
-GROUPS = ("create", "append", "batch", "load", "catchup", "concurrent", "held_open")
+GROUPS = (
+    "create",
+    "append",
+    "batch",
+    "load",
+    "catchup",
+    "concurrent",
+    "held_open",
+    "subscriptions",
+)
+LIVE = "live_latency"  # p50 and p99 in ms, esframework only
 HELD = "held_open"  # latency results are kept apart from the rates
 
 
@@ -83,14 +95,14 @@ def run_round(
         log(f"  {side.name:<13} {name:<13} {_show(value)}  ({time.perf_counter() - start:.1f} s)")
         return value
 
-    if "create" in groups:
-        out["create"] = step("create", lambda: side.create(sizes.create))
-    if "append" in groups:
-        out["append"] = step(
-            "append", lambda: side.append(sizes.append, sizes.append_snapshot_every)
-        )
-    if "batch" in groups:
-        out["batch"] = step("batch", lambda: side.batch(sizes.batch_saves, sizes.batch_size))
+    simple: dict[str, Callable[[], float]] = {
+        "create": lambda: side.create(sizes.create),
+        "append": lambda: side.append(sizes.append, sizes.append_snapshot_every),
+        "batch": lambda: side.batch(sizes.batch_saves, sizes.batch_size),
+    }
+    for name, action in simple.items():
+        if name in groups:
+            out[name] = step(name, action)
     if "load" in groups:
         out["load_full"], out["load_snapshot"] = step(
             "load", lambda: side.load(sizes.load_events, sizes.load_seconds)
@@ -103,6 +115,8 @@ def run_round(
                 f"concurrent{threads}",
                 partial(run_concurrent, side.open_writer, threads, sizes.concurrent_seconds),
             )
+    if "subscriptions" in groups and side.name == "esframework":
+        out.update(run_subscriptions(side, sizes, step))
     if HELD in groups:
         out[HELD] = step(
             "held_open",
@@ -111,6 +125,24 @@ def run_round(
             ),
         )
     return out
+
+
+def run_subscriptions(
+    side: Side, sizes: Sizes, step: Callable[[str, Callable[[], Any]], Any]
+) -> dict[str, Any]:
+    """esframework only: subscription catch-up, with and without a read model, and latency."""
+    from _subscriptions import catchup_rate, live_latency_ms
+
+    store: Any = side.store  # type: ignore[attr-defined]
+    return {
+        "subscription_catchup": step(
+            "sub catchup", lambda: catchup_rate(store, sizes.catchup, read_model=False)
+        ),
+        "subscription_catchup_read_model": step(
+            "sub readmodel", lambda: catchup_rate(store, sizes.catchup, read_model=True)
+        ),
+        LIVE: step("live latency", lambda: live_latency_ms(store, sizes.live_samples)),
+    }
 
 
 def _show(value: Any) -> str:
@@ -169,6 +201,16 @@ def summarize(per_round: list[dict[str, dict[str, Any]]], sides: Sequence[str]) 
             for s, v in held.items()
             if v
         }
+    live = [r["esframework"][LIVE] for r in per_round if LIVE in r.get("esframework", {})]
+    if live:
+        result["live_latency_ms"] = {
+            "p50": median([p50 for p50, _ in live]),
+            "p99": median([p99 for _, p99 in live]),
+        }
+    catchup = scenarios.get("catchup", {}).get("esframework")
+    for name in ("subscription_catchup", "subscription_catchup_read_model"):
+        if name in scenarios and catchup:
+            ratios[name]["esframework/catchup"] = _ratio(scenarios[name]["esframework"], catchup)
     result["rounds"] = rounds
     return result
 
@@ -199,6 +241,15 @@ def print_table(summary: dict[str, Any], sides: Sequence[str]) -> None:
         print("  ".join(cells))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+    for name in ("subscription_catchup", "subscription_catchup_read_model"):
+        ratio = summary["ratios"].get(name, {}).get("esframework/catchup")
+        if ratio is not None:
+            print(f"{name} / esframework catchup: {ratio:.2f}")
+    live = summary.get("live_latency_ms")
+    if live:
+        print(
+            f"live delivery, append to handler (ms): p50 {live['p50']:.1f}, p99 {live['p99']:.1f}"
+        )
     held = summary.get("held_open_p99_ms", {})
     if held:
         print("\np99 save latency (ms) of other writers, without -> with an append held open:")

@@ -197,6 +197,9 @@ class SubscriptionWorker(Generic[C]):
             else serializer.stored_type_names(subscription.event_types)
         )
         self._lease = store.lease(subscription.name)
+        # Decided once: a runtime protocol check costs microseconds, on every event.
+        handler = subscription.handler
+        self._deliver = handler.handle if isinstance(handler, Projection) else handler
 
     def run(self, *, until_caught_up: bool = False) -> None:
         """Deliver events until stopped (or, with `until_caught_up`, until none are left).
@@ -391,12 +394,7 @@ class SubscriptionWorker(Generic[C]):
             )
 
     def _handle(self, record: StoredEvent, connection: C) -> None:
-        envelope = self.serializer.decode(record)
-        handler = self.subscription.handler
-        if isinstance(handler, Projection):
-            handler.handle(envelope, connection)
-        else:
-            handler(envelope, connection)
+        self._deliver(self.serializer.decode(record), connection)
 
     def _advance(self, position: int, handled: int) -> None:
         self.progress.position = position
