@@ -177,13 +177,20 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             raise ValueError(msg)
         with self._lock, self._errors("append to", stream_id):
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            # Inside a subscription's transaction (a handler issuing commands), the append
+            # joins it: its events commit with the checkpoint, or not at all.
+            nested = db.in_transaction
+            db.execute("SAVEPOINT esframework_append" if nested else "BEGIN IMMEDIATE")
             try:
                 result = self._append_locked(db, stream_id, stream_type, events, expected)
             except BaseException:
-                db.execute("ROLLBACK")
+                if nested:
+                    db.execute("ROLLBACK TO esframework_append")
+                    db.execute("RELEASE esframework_append")
+                else:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            db.execute("RELEASE esframework_append" if nested else "COMMIT")
             return result
 
     def _append_locked(
@@ -370,10 +377,12 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Lend a connection inside a write transaction, committed if the block succeeds.
+        """Lend the store's connection inside a write transaction, committed if the block
+        succeeds.
 
         Read models kept in the same file are written through it, together with the
-        subscription's checkpoint.
+        subscription's checkpoint; events appended through this store by the same thread
+        meanwhile commit with them.
         """
         connection = self.begin()
         try:
@@ -384,29 +393,28 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         self.end(connection, commit=True)
 
     def begin(self) -> sqlite3.Connection:
-        """Open a connection of its own in a write transaction (see `transaction`)."""
-        self._db()  # the file and its tables exist
-        if self.path == ":memory:":
-            self._lock.acquire()
+        """Start a write transaction on the store's connection (see `transaction`).
+
+        The calling thread holds the store until `end`; the store's own calls from that
+        thread (a handler's commands) join the transaction.
+        """
+        self._lock.acquire()
+        try:
             connection = self._db()
-        else:
-            connection = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-        with self._errors("begin a transaction on", "the store"):
-            connection.execute("BEGIN IMMEDIATE")
+            with self._errors("begin a transaction on", "the store"):
+                connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
         return connection
 
     def end(self, connection: sqlite3.Connection, *, commit: bool) -> None:
-        """Commit or roll back a transaction from `begin`, and let go of its connection."""
+        """Commit or roll back a transaction from `begin`, and release the store."""
         try:
             with self._errors("commit a transaction on", "the store"):
                 connection.execute("COMMIT" if commit else "ROLLBACK")
         finally:
-            if connection is self._connection:
-                self._lock.release()
-            else:
-                connection.close()
+            self._lock.release()
 
     def load_checkpoint(self, subscription: str) -> int | None:
         with self._lock, self._errors("read the checkpoint of", subscription):

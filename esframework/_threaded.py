@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from itertools import islice
 from pathlib import Path
@@ -42,7 +43,9 @@ class _AsyncOverSync(AsyncEventStore):
 
     def __init__(self, sync: EventStore, *, threaded: bool) -> None:
         self.sync = sync
-        self._threaded = threaded
+        # One thread for all of a store's calls: SQLite serializes its writes anyway, and a
+        # transaction begun in that thread is joined by the calls made while it is open.
+        self._executor = ThreadPoolExecutor(max_workers=1) if threaded else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -56,7 +59,9 @@ class _AsyncOverSync(AsyncEventStore):
         await self.close()
 
     async def _call(self, function: Callable[[], T]) -> T:
-        return await asyncio.to_thread(function) if self._threaded else function()
+        if self._executor is None:
+            return function()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     async def append(
         self,
@@ -118,6 +123,8 @@ class _AsyncOverSync(AsyncEventStore):
 
     async def close(self) -> None:
         await self._call(self.sync.close)
+        if self._executor is not None:
+            self._executor.shutdown()
 
 
 def _take(events: Iterator[T], count: int) -> list[T]:
@@ -139,9 +146,6 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         super().__init__(
             SQLiteEventStore(path, timeout=timeout, synchronous=synchronous), threaded=True
         )
-        # A private in-memory database is reached through one locked connection, whose lock
-        # must be taken and released by the same thread.
-        self._in_thread = self.sync.path != ":memory:"
 
     def lease(self, subscription: str) -> _AsyncLease:
         return _AsyncLease(self.sync.lease(subscription))
@@ -151,20 +155,13 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
-        begin = self.sync.begin
-        connection = await asyncio.to_thread(begin) if self._in_thread else begin()
+        connection = await self._call(self.sync.begin)
         try:
             yield connection
         except BaseException:
-            await self._end(connection, commit=False)
+            await self._call(lambda: self.sync.end(connection, commit=False))
             raise
-        await self._end(connection, commit=True)
-
-    async def _end(self, connection: sqlite3.Connection, *, commit: bool) -> None:
-        if self._in_thread:
-            await asyncio.to_thread(self.sync.end, connection, commit=commit)
-        else:
-            self.sync.end(connection, commit=commit)
+        await self._call(lambda: self.sync.end(connection, commit=True))
 
     async def load_checkpoint(self, subscription: str) -> int | None:
         return await self._call(lambda: self.sync.load_checkpoint(subscription))

@@ -1,4 +1,8 @@
-"""The bank's command line: `python -m examples.bank --help`."""
+"""The bank's command line: `python -m examples.bank --help`.
+
+Runs on the SQLite file `bank.db` by default, or on PostgreSQL with `--dsn` or the
+ESFRAMEWORK_DSN environment variable, with the same behaviour.
+"""
 
 from __future__ import annotations
 
@@ -6,102 +10,160 @@ import argparse
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from esframework import EsframeworkError, EventStore, SQLiteEventStore
+import attrs
+
+from esframework import EsframeworkError, Runner
 from examples.bank.app import Bank
 from examples.bank.domain import BankError
+from examples.bank.projections import Sql, Views
+from examples.bank.worker import build, open_store
+
+
+@attrs.frozen
+class Cli:
+    """What every command works with."""
+
+    bank: Bank
+    worker: Runner[Any]
+    views: Views
+
+    def catch_up(self) -> None:
+        """Run the transfer process and the projections over everything stored."""
+        self.worker.run_until_caught_up()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        with _store(args.db, args.dsn) as store:
-            bank = Bank(store)
-            args.run(bank, args)
+        store = open_store(args.db, args.dsn)
+        try:
+            cli = Cli(Bank(store), build(store), Views(store, Sql.for_store(store)))
+            args.run(cli, args)
+        finally:
+            store.close()
     except (BankError, EsframeworkError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-@contextmanager
-def _store(db: str, dsn: str | None) -> Iterator[EventStore]:
-    if dsn:
-        from esframework.postgres import PostgresEventStore
-
-        with PostgresEventStore(dsn) as postgres:
-            postgres.migrate()
-            yield postgres
-    else:
-        with SQLiteEventStore(db) as sqlite:
-            yield sqlite
+def _open(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.open_account(args.account, owner=args.owner, currency=args.currency)
+    _print_balance(cli, args.account)
 
 
-def _demo(bank: Bank, _: argparse.Namespace) -> None:
-    run = uuid.uuid4().hex[:6]
-    alice, bob = f"alice-{run}", f"bob-{run}"
-    print(f"Opening {alice} and {bob} in EUR")
-    bank.open_account(alice, owner="Alice", currency="EUR")
-    bank.open_account(bob, owner="Bob", currency="EUR")
+def _deposit(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.deposit(args.account, args.amount)
+    _print_balance(cli, args.account)
+
+
+def _withdraw(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.withdraw(args.account, args.amount)
+    _print_balance(cli, args.account)
+
+
+def _close(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.close(args.account)
+    _print_balance(cli, args.account)
+
+
+def _transfer(cli: Cli, args: argparse.Namespace) -> None:
+    transfer = cli.bank.request_transfer(args.source, args.destination, args.amount)
+    cli.catch_up()
+    _print_transfer(cli, transfer_id(transfer))
+
+
+def _balance(cli: Cli, args: argparse.Namespace) -> None:
+    _print_balance(cli, args.account)
+
+
+def _statement(cli: Cli, args: argparse.Namespace) -> None:
+    cli.catch_up()
+    _print_statement(cli, args.account)
+
+
+def _history(cli: Cli, args: argparse.Namespace) -> None:
+    for envelope in cli.bank.history(args.account):
+        when = envelope.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"  v{envelope.version} #{envelope.position} {when} {envelope.event}")
+
+
+def _transfers(cli: Cli, _: argparse.Namespace) -> None:
+    cli.catch_up()
+    for transfer, source, destination, amount, currency, status, reason in cli.views.transfers():
+        why = f" ({reason})" if reason else ""
+        print(f"  {transfer}: {source} -> {destination} {amount} {currency} {status}{why}")
+
+
+def _demo(cli: Cli, _: argparse.Namespace) -> None:
+    bank, run = cli.bank, uuid.uuid4().hex[:6]
+    alice, bob, carol, dave = (f"{name}-{run}" for name in ("alice", "bob", "carol", "dave"))
+    print(f"Opening {alice}, {bob} and {carol} in EUR, {dave} in USD")
+    for account, owner, currency in (
+        (alice, "Alice", "EUR"),
+        (bob, "Bob", "EUR"),
+        (carol, "Carol", "EUR"),
+        (dave, "Dave", "USD"),
+    ):
+        bank.open_account(account, owner=owner, currency=currency)
     print(f"{alice}: deposit 100.00, withdraw 30.50")
     bank.deposit(alice, Decimal("100.00"))
     bank.withdraw(alice, Decimal("30.50"))
-    print(f"{bob}: deposit 20.00")
-    bank.deposit(bob, Decimal("20.00"))
-    print(f"{bob}: try to withdraw 50.00 ...")
+    print(f"{bob}: try to withdraw 5.00 from an empty account ...")
     try:
-        bank.withdraw(bob, Decimal("50.00"))
+        bank.withdraw(bob, Decimal("5.00"))
     except BankError as refused:
         print(f"  refused: {refused}")
-    print(f"{bob}: withdraw 20.00, then close the account")
-    bank.withdraw(bob, Decimal("20.00"))
-    bank.close(bob)
-    for account_id in (alice, bob):
-        _print_balance(bank, account_id)
-    print(f"History of {alice}:")
-    _print_history(bank, alice)
+    print(f"{carol}: close the (empty) account")
+    bank.close(carol)
+    transfers = [
+        ("a transfer that succeeds", alice, bob, Decimal("25.00")),
+        ("a transfer the source cannot pay", bob, alice, Decimal("500.00")),
+        ("a transfer to a closed account: refunded", alice, carol, Decimal("10.00")),
+        ("a transfer to another currency: refunded", alice, dave, Decimal("5.00")),
+    ]
+    requested = []
+    for text, source, destination, amount in transfers:
+        print(f"Transfer {amount} from {source} to {destination}: {text}")
+        requested.append(transfer_id(bank.request_transfer(source, destination, amount)))
+    print("Running the transfer process and the projections ...")
+    cli.catch_up()
+    for transfer in requested:
+        _print_transfer(cli, transfer)
+    print("Balances (read model):")
+    for account, owner, currency, balance, status in cli.views.balances():
+        if account.endswith(run):
+            print(f"  {account} ({owner}, {status}): {balance} {currency}")
+    print(f"Statement of {alice}:")
+    _print_statement(cli, alice)
+    print(f"Stored events of {alice}:")
+    _history(cli, argparse.Namespace(account=alice))
 
 
-def _open(bank: Bank, args: argparse.Namespace) -> None:
-    bank.open_account(args.account, owner=args.owner, currency=args.currency)
-    _print_balance(bank, args.account)
+def transfer_id(transfer: object) -> str:
+    from esframework import aggregate_id
+
+    return aggregate_id(transfer)
 
 
-def _deposit(bank: Bank, args: argparse.Namespace) -> None:
-    bank.deposit(args.account, args.amount)
-    _print_balance(bank, args.account)
-
-
-def _withdraw(bank: Bank, args: argparse.Namespace) -> None:
-    bank.withdraw(args.account, args.amount)
-    _print_balance(bank, args.account)
-
-
-def _close(bank: Bank, args: argparse.Namespace) -> None:
-    bank.close(args.account)
-    _print_balance(bank, args.account)
-
-
-def _balance(bank: Bank, args: argparse.Namespace) -> None:
-    _print_balance(bank, args.account)
-
-
-def _history(bank: Bank, args: argparse.Namespace) -> None:
-    _print_history(bank, args.account)
-
-
-def _print_balance(bank: Bank, account_id: str) -> None:
-    account = bank.account(account_id)
+def _print_balance(cli: Cli, account_id: str) -> None:
+    account = cli.bank.account(account_id)
     print(f"{account_id} ({account.owner}, {account.status}): {account.balance} {account.currency}")
 
 
-def _print_history(bank: Bank, account_id: str) -> None:
-    for envelope in bank.history(account_id):
-        when = envelope.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"  v{envelope.version} #{envelope.position} {when} {envelope.event}")
+def _print_transfer(cli: Cli, transfer_id: str) -> None:
+    transfer = cli.bank.transfer(transfer_id)
+    why = f": {transfer.reason}" if transfer.reason else ""
+    print(f"  {transfer_id} {transfer.status}{why}")
+
+
+def _print_statement(cli: Cli, account_id: str) -> None:
+    for version, when, description, amount, balance in cli.views.statement(account_id):
+        print(f"  v{version} {when[:19]} {amount:>10} {balance:>10}  {description}")
 
 
 def _amount(text: str) -> Decimal:
@@ -124,13 +186,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run a scripted story end to end")
-    demo.set_defaults(run=_demo)
+    commands.add_parser("demo", help="run a scripted story end to end").set_defaults(run=_demo)
 
     open_ = commands.add_parser("open", help="open an account")
-    open_.add_argument("account")
-    open_.add_argument("owner")
-    open_.add_argument("currency")
+    for name in ("account", "owner", "currency"):
+        open_.add_argument(name)
     open_.set_defaults(run=_open)
 
     for name, run in (("deposit", _deposit), ("withdraw", _withdraw)):
@@ -139,14 +199,25 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("amount", type=_amount)
         command.set_defaults(run=run)
 
+    transfer = commands.add_parser("transfer", help="transfer money between two accounts")
+    transfer.add_argument("source")
+    transfer.add_argument("destination")
+    transfer.add_argument("amount", type=_amount)
+    transfer.set_defaults(run=_transfer)
+
     for name, run, text in (
         ("balance", _balance, "show an account's balance"),
+        ("statement", _statement, "show an account's statement (read model)"),
         ("history", _history, "show an account's stored events"),
         ("close", _close, "close an empty account"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("account")
         command.set_defaults(run=run)
+
+    commands.add_parser("transfers", help="list transfers (read model)").set_defaults(
+        run=_transfers
+    )
     return parser
 
 

@@ -1,25 +1,33 @@
-"""The bank's application service: runs commands against stored accounts."""
+"""The bank's application service: commands on stored accounts and transfers."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from esframework import ConcurrencyError, Envelope, EventStore, Repository
-from examples.bank.domain import Account
+from esframework import ConcurrencyError, Envelope, EventStore, Metadata, Repository
+from examples.bank.domain import Account, Transfer
+
+A = TypeVar("A")
 
 
 class Bank:
-    """Opens accounts and runs commands on them, retrying on concurrent changes.
+    """Opens accounts, runs commands on them and requests transfers.
+
+    Every command loads the aggregate, runs, and saves; on a concurrency conflict it runs
+    again on the fresh state, so its rules are checked against what is really stored.
 
     Args:
-        store: Where the accounts' events live.
-        attempts: How often a command is retried on fresh state after a concurrency conflict.
+        store: Where the accounts' and transfers' events live.
+        attempts: How often a command runs before a conflict is given up on.
     """
 
-    def __init__(self, store: EventStore, *, attempts: int = 5) -> None:
+    def __init__(self, store: EventStore, *, attempts: int = 10) -> None:
+        self.store = store
         self.accounts = Repository(Account, store=store)
+        self.transfers = Repository(Transfer, store=store)
         self._attempts = attempts
 
     def open_account(self, account_id: str, *, owner: str, currency: str) -> Account:
@@ -28,35 +36,59 @@ class Bank:
         return account
 
     def deposit(self, account_id: str, amount: Decimal) -> Account:
-        return self._run(account_id, lambda account: account.deposit(amount))
+        return self.run(self.accounts, account_id, lambda a: a.deposit(amount))
 
     def withdraw(self, account_id: str, amount: Decimal) -> Account:
-        return self._run(account_id, lambda account: account.withdraw(amount))
+        return self.run(self.accounts, account_id, lambda a: a.withdraw(amount))
 
     def freeze(self, account_id: str, reason: str) -> Account:
-        return self._run(account_id, lambda account: account.freeze(reason))
+        return self.run(self.accounts, account_id, lambda a: a.freeze(reason))
 
     def close(self, account_id: str) -> Account:
-        return self._run(account_id, Account.close)
+        return self.run(self.accounts, account_id, Account.close)
+
+    def request_transfer(
+        self, source: str, destination: str, amount: Decimal, *, transfer_id: str | None = None
+    ) -> Transfer:
+        """Request a transfer; the transfer process carries it out (see process.py)."""
+        currency = self.accounts.load(source).currency
+        transfer = Transfer.request(
+            transfer_id or f"transfer-{uuid.uuid4()}",
+            source=source,
+            destination=destination,
+            amount=amount,
+            currency=currency,
+        )
+        self.transfers.save(transfer)
+        return transfer
 
     def account(self, account_id: str) -> Account:
         return self.accounts.load(account_id)
 
+    def transfer(self, transfer_id: str) -> Transfer:
+        return self.transfers.load(transfer_id)
+
     def history(self, account_id: str) -> Iterator[Envelope[Any]]:
         return self.accounts.history(account_id)
 
-    def _run(self, account_id: str, command: Callable[[Account], None]) -> Account:
-        # Optimistic concurrency: on a conflict, the command runs again on the fresh state,
-        # so its rules are checked against what is really stored.
+    def run(
+        self,
+        repository: Repository[A],
+        aggregate_id: str,
+        command: Callable[[A], None],
+        *,
+        metadata: Metadata | None = None,
+    ) -> A:
+        """Load, run `command`, save; on a conflict, again on the fresh state."""
         attempt = 1
         while True:
-            account = self.accounts.load(account_id)
-            command(account)
+            aggregate = repository.load(aggregate_id)
+            command(aggregate)
             try:
-                self.accounts.save(account)
+                repository.save(aggregate, metadata=metadata)
             except ConcurrencyError:
                 if attempt == self._attempts:
                     raise
                 attempt += 1
             else:
-                return account
+                return aggregate

@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Self
 
+import attrs
+
 from esframework import SnapshotPolicy, aggregate, applies, emit, event, new, upcaster
 
 
@@ -33,6 +35,16 @@ class AccountNotOpenError(BankError):
 class AccountNotEmptyError(BankError):
     def __init__(self, balance: Decimal, currency: str) -> None:
         super().__init__(f"cannot close an account holding {balance} {currency}")
+
+
+class CurrencyMismatchError(BankError):
+    def __init__(self, expected: str, given: str) -> None:
+        super().__init__(f"the account is in {expected}, not {given}")
+
+
+class SameAccountError(BankError):
+    def __init__(self) -> None:
+        super().__init__("a transfer needs two different accounts")
 
 
 @event(name="AccountOpened")
@@ -74,6 +86,52 @@ class AccountClosed:
     pass
 
 
+# A transfer moves money between two accounts in steps, each an event on one aggregate; the
+# transfer process (process.py) reacts to each step with the next command.
+
+
+@event(name="TransferRequested")
+class TransferRequested:
+    source: str
+    destination: str
+    amount: Decimal
+    currency: str
+
+
+@event(name="TransferDebited")
+class TransferDebited:
+    transfer_id: str
+    destination: str
+    amount: Decimal
+    currency: str
+
+
+@event(name="TransferCredited")
+class TransferCredited:
+    transfer_id: str
+    source: str
+    amount: Decimal
+    currency: str
+
+
+@event(name="TransferRefunded")
+class TransferRefunded:
+    transfer_id: str
+    amount: Decimal
+    currency: str
+    reason: str
+
+
+@event(name="TransferCompleted")
+class TransferCompleted:
+    pass
+
+
+@event(name="TransferFailed")
+class TransferFailed:
+    reason: str
+
+
 @aggregate(stream_type="Account", snapshots=SnapshotPolicy(every=50))
 class Account:
     """A bank account: money in one currency, never overdrawn."""
@@ -82,6 +140,10 @@ class Account:
     currency: str = ""
     balance: Decimal = Decimal(0)
     status: str = "open"  # open, frozen or closed
+    # Transfers this account took part in, so a redelivered step is recognised.
+    transfers_debited: dict[str, Decimal] = attrs.Factory(dict)
+    transfers_credited: frozenset[str] = frozenset()
+    transfers_refunded: frozenset[str] = frozenset()
 
     @classmethod
     def open(cls, account_id: str, *, owner: str, currency: str) -> Self:
@@ -95,10 +157,7 @@ class Account:
         emit(self, MoneyDeposited(amount=amount, currency=self.currency))
 
     def withdraw(self, amount: Decimal) -> None:
-        self._check_open()
-        _check_positive(amount)
-        if amount > self.balance:
-            raise InsufficientFundsError(self.balance, amount, self.currency)
+        self._check_can_withdraw(amount)
         emit(self, MoneyWithdrawn(amount=amount, currency=self.currency))
 
     def freeze(self, reason: str) -> None:
@@ -115,6 +174,56 @@ class Account:
         if self.balance:
             raise AccountNotEmptyError(self.balance, self.currency)
         emit(self, AccountClosed())
+
+    # Transfer steps. Delivery is at least once, so each step is idempotent: it does nothing
+    # for a transfer this account has already seen at that step.
+
+    def debit_for_transfer(
+        self, transfer_id: str, *, destination: str, amount: Decimal, currency: str
+    ) -> None:
+        if transfer_id in self.transfers_debited:
+            return
+        if currency != self.currency:
+            raise CurrencyMismatchError(self.currency, currency)
+        self._check_can_withdraw(amount)
+        emit(
+            self,
+            TransferDebited(
+                transfer_id=transfer_id, destination=destination, amount=amount, currency=currency
+            ),
+        )
+
+    def credit_from_transfer(
+        self, transfer_id: str, *, source: str, amount: Decimal, currency: str
+    ) -> None:
+        if transfer_id in self.transfers_credited:
+            return
+        self._check_open()
+        if currency != self.currency:
+            raise CurrencyMismatchError(self.currency, currency)
+        emit(
+            self,
+            TransferCredited(
+                transfer_id=transfer_id, source=source, amount=amount, currency=currency
+            ),
+        )
+
+    def refund_transfer(self, transfer_id: str, *, reason: str) -> None:
+        if transfer_id in self.transfers_refunded or transfer_id not in self.transfers_debited:
+            return
+        amount = self.transfers_debited[transfer_id]
+        emit(
+            self,
+            TransferRefunded(
+                transfer_id=transfer_id, amount=amount, currency=self.currency, reason=reason
+            ),
+        )
+
+    def _check_can_withdraw(self, amount: Decimal) -> None:
+        self._check_open()
+        _check_positive(amount)
+        if amount > self.balance:
+            raise InsufficientFundsError(self.balance, amount, self.currency)
 
     def _check_open(self) -> None:
         if self.status != "open":
@@ -144,6 +253,70 @@ class Account:
     @applies(AccountClosed)
     def _on_closed(self, _: AccountClosed) -> None:
         self.status = "closed"
+
+    @applies(TransferDebited)
+    def _on_transfer_debited(self, e: TransferDebited) -> None:
+        self.balance -= e.amount
+        self.transfers_debited = {**self.transfers_debited, e.transfer_id: e.amount}
+
+    @applies(TransferCredited)
+    def _on_transfer_credited(self, e: TransferCredited) -> None:
+        self.balance += e.amount
+        self.transfers_credited |= {e.transfer_id}
+
+    @applies(TransferRefunded)
+    def _on_transfer_refunded(self, e: TransferRefunded) -> None:
+        self.balance += e.amount
+        self.transfers_refunded |= {e.transfer_id}
+
+
+@aggregate(stream_type="Transfer")
+class Transfer:
+    """A request to move money between two accounts, and how it ended."""
+
+    source: str = ""
+    destination: str = ""
+    amount: Decimal = Decimal(0)
+    currency: str = ""
+    status: str = "requested"  # requested, completed or failed
+    reason: str = ""
+
+    @classmethod
+    def request(
+        cls, transfer_id: str, *, source: str, destination: str, amount: Decimal, currency: str
+    ) -> Self:
+        if source == destination:
+            raise SameAccountError
+        _check_positive(amount)
+        transfer = new(cls, transfer_id)
+        emit(
+            transfer,
+            TransferRequested(
+                source=source, destination=destination, amount=amount, currency=currency
+            ),
+        )
+        return transfer
+
+    def complete(self) -> None:
+        if self.status == "requested":
+            emit(self, TransferCompleted())
+
+    def fail(self, reason: str) -> None:
+        if self.status == "requested":
+            emit(self, TransferFailed(reason=reason))
+
+    @applies(TransferRequested)
+    def _on_requested(self, e: TransferRequested) -> None:
+        self.source, self.destination = e.source, e.destination
+        self.amount, self.currency = e.amount, e.currency
+
+    @applies(TransferCompleted)
+    def _on_completed(self, _: TransferCompleted) -> None:
+        self.status = "completed"
+
+    @applies(TransferFailed)
+    def _on_failed(self, e: TransferFailed) -> None:
+        self.status, self.reason = "failed", e.reason
 
 
 def _check_positive(amount: Decimal) -> None:
