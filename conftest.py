@@ -25,6 +25,8 @@ def _leave_temporary_directory(namespace: dict[str, Any]) -> None:
     os.chdir(namespace["_previous_directory"])
 
 
+pytest_plugins = ["esframework.testing.fixtures", "tests.fixtures.postgres"]
+
 pytest_collect_file = Sybil(
     parsers=[PythonCodeBlockParser()],
     patterns=["README.md", "docs/*.md", "docs/**/*.md"],

@@ -21,8 +21,6 @@ from esframework import (
 )
 from tests.fixtures.asyncio_bridge import Blocking, LoopThread
 
-pytest_plugins = ["tests.fixtures.postgres"]
-
 BACKENDS = ["memory", "sqlite", "postgres", "memory-async", "sqlite-async", "postgres-async"]
 
 

@@ -39,7 +39,7 @@ class Cli:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        store = open_store(args.db, args.dsn)
+        store = open_store(args.db, args.dsn, args.schema)
         try:
             cli = Cli(Bank(store), build(store), Views(store, Sql.for_store(store)))
             args.run(cli, args)
@@ -184,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("ESFRAMEWORK_DSN"),
         help="PostgreSQL DSN; overrides --db (default: $ESFRAMEWORK_DSN)",
     )
+    parser.add_argument("--schema", default="public", help="PostgreSQL schema (default: public)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     commands.add_parser("demo", help="run a scripted story end to end").set_defaults(run=_demo)

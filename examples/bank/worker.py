@@ -27,12 +27,14 @@ def build(store: SubscriptionStore[Any]) -> Runner[Any]:
     return Runner(store, subscriptions(store))
 
 
-def open_store(db: str = "bank.db", dsn: str | None = None) -> SubscriptionStore[Any]:
-    """The bank's store: PostgreSQL when a DSN is given, else the SQLite file `db`."""
+def open_store(
+    db: str = "bank.db", dsn: str | None = None, schema: str = "public"
+) -> SubscriptionStore[Any]:
+    """The bank's store: PostgreSQL (in `schema`) when a DSN is given, else the SQLite file."""
     if dsn:
         from esframework.postgres import PostgresEventStore
 
-        store = PostgresEventStore(dsn)
+        store = PostgresEventStore(dsn, schema=schema)
         store.migrate()
         return store
     return SQLiteEventStore(db)

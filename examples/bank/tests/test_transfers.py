@@ -1,0 +1,131 @@
+"""Transfers run by the process on a subscription, the read models, redelivery and races."""
+
+from __future__ import annotations
+
+import random
+import threading
+from decimal import Decimal
+from typing import Any
+
+from esframework import Envelope, Serializer, SubscriptionStore, aggregate_id
+from examples.bank.app import Bank
+from examples.bank.process import TransferProcess
+from examples.bank.projections import Sql, Views
+from examples.bank.worker import build
+
+
+def open_accounts(bank: Bank, *specs: tuple[str, str, str]) -> None:
+    for account, currency, amount in specs:
+        bank.open_account(account, owner=account.title(), currency=currency)
+        if Decimal(amount):
+            bank.deposit(account, Decimal(amount))
+
+
+def test_transfers_complete_fail_and_refund(store: SubscriptionStore[Any]) -> None:
+    """A transfer completes; one the source cannot pay fails; one the destination cannot
+    take is refunded and fails with the reason; the read models agree with the accounts."""
+    bank = Bank(store)
+    open_accounts(bank, ("alice", "EUR", "100"), ("bob", "EUR", "0"), ("carol", "EUR", "0"))
+    open_accounts(bank, ("dave", "USD", "0"))
+    bank.close("carol")
+    ok = bank.request_transfer("alice", "bob", Decimal(30), transfer_id="t-ok")
+    too_much = bank.request_transfer("bob", "alice", Decimal(500), transfer_id="t-poor")
+    closed = bank.request_transfer("alice", "carol", Decimal(10), transfer_id="t-closed")
+    currency = bank.request_transfer("alice", "dave", Decimal(5), transfer_id="t-usd")
+    missing = bank.request_transfer("alice", "nobody", Decimal(1), transfer_id="t-missing")
+    build(store).run_until_caught_up()
+
+    outcome = {aggregate_id(t): bank.transfer(aggregate_id(t)) for t in (ok, too_much, closed)}
+    assert outcome["t-ok"].status == "completed"
+    assert outcome["t-poor"].status == "failed"
+    assert "cannot withdraw 500" in outcome["t-poor"].reason
+    assert outcome["t-closed"].status == "failed"
+    assert "closed" in outcome["t-closed"].reason
+    assert bank.transfer(aggregate_id(currency)).status == "failed"
+    assert "USD" in bank.transfer(aggregate_id(currency)).reason
+    assert "not found" in bank.transfer(aggregate_id(missing)).reason
+    balances = {a: bank.account(a).balance for a in ("alice", "bob", "carol", "dave")}
+    assert balances == {"alice": Decimal(70), "bob": Decimal(30), "carol": 0, "dave": 0}
+
+    views = Views(store, Sql.for_store(store))
+    assert {a: b for a, _, _, b, _ in views.balances()} == balances
+    statuses = {t: s for t, _, _, _, _, s, _ in views.transfers()}
+    assert statuses == {
+        "t-ok": "completed",
+        "t-poor": "failed",
+        "t-closed": "failed",
+        "t-usd": "failed",
+        "t-missing": "failed",
+    }
+    lines = [(d, a) for _, _, d, a, _ in views.statement("alice")]
+    assert ("transfer to nobody", Decimal(-1)) in lines
+    assert ("refund: the destination refused: the account is closed", Decimal(10)) in lines
+    assert views.statement("alice")[-1][4] == Decimal(70)
+
+
+def test_redelivered_steps_never_move_money_twice(store: SubscriptionStore[Any]) -> None:
+    """Delivering every transfer step again (at-least-once) changes nothing."""
+    bank = Bank(store)
+    open_accounts(bank, ("alice", "EUR", "100"), ("bob", "EUR", "0"), ("carol", "EUR", "0"))
+    bank.close("carol")
+    bank.request_transfer("alice", "bob", Decimal(30))
+    bank.request_transfer("alice", "carol", Decimal(10))
+    build(store).run_until_caught_up()
+    before = {a: bank.account(a).balance for a in ("alice", "bob")}
+    serializer, process = Serializer(), TransferProcess(bank)
+    steps: list[Envelope[Any]] = [
+        serializer.decode(record)
+        for record in store.iter_all()
+        if record.event_type in {"TransferRequested", "TransferDebited", "TransferCredited"}
+    ]
+    for envelope in steps * 2:  # every step delivered twice more
+        process(envelope, None)
+    assert {a: bank.account(a).balance for a in ("alice", "bob")} == before
+
+
+def test_concurrent_transfers_touching_the_same_accounts(store: SubscriptionStore[Any]) -> None:
+    """Threads request transfers among three accounts while the process runs live: every
+    transfer ends, no money appears or vanishes, and each balance matches its transfers."""
+    bank = Bank(store)
+    accounts = ("a", "b", "c")
+    open_accounts(bank, *[(a, "EUR", "100") for a in accounts])
+    runner = build(store)
+    running = threading.Thread(target=runner.run, daemon=True)
+    running.start()
+    requested: list[str] = []
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(10):
+            source, destination = rng.sample(accounts, 2)
+            amount = Decimal(rng.randint(1, 60))
+            transfer = Bank(store).request_transfer(source, destination, amount)
+            with lock:
+                requested.append(aggregate_id(transfer))
+
+    clients = [threading.Thread(target=client, args=(seed,)) for seed in range(4)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    deadline = threading.Event()
+    for _ in range(600):
+        if all(bank.transfer(t).status != "requested" for t in requested):
+            break
+        deadline.wait(0.1)
+    runner.stop()
+    running.join(30)
+    runner.run_until_caught_up()  # the projections finish what they have not seen
+
+    transfers = [bank.transfer(t) for t in requested]
+    assert all(t.status in {"completed", "failed"} for t in transfers)
+    expected = {a: Decimal(100) for a in accounts}
+    for t in transfers:
+        if t.status == "completed":
+            expected[t.source] -= t.amount
+            expected[t.destination] += t.amount
+    assert {a: bank.account(a).balance for a in accounts} == expected
+    assert sum(expected.values()) == Decimal(300)
+    views = Views(store, Sql.for_store(store))
+    assert {a: b for a, _, _, b, _ in views.balances()} == expected
