@@ -54,9 +54,11 @@ def test_deposit() -> None:
 def test_amounts_must_be_positive() -> None:
     """Zero and negative amounts are refused."""
     for amount in (Decimal(0), Decimal(-1)):
-        scenario(Account).given(OPENED).when(lambda a, x=amount: a.deposit(x)).then_raises(
-            NonPositiveAmountError
-        )
+
+        def deposit(account: Account, amount: Decimal = amount) -> None:
+            account.deposit(amount)
+
+        scenario(Account).given(OPENED).when(deposit).then_raises(NonPositiveAmountError)
 
 
 def test_withdraw_within_the_balance() -> None:
