@@ -47,6 +47,7 @@ class SameAccountError(BankError):
         super().__init__("a transfer needs two different accounts")
 
 
+# --8<-- [start:account-events]
 @event(name="AccountOpened")
 class AccountOpened:
     owner: str
@@ -86,6 +87,8 @@ class AccountClosed:
     pass
 
 
+# --8<-- [end:account-events]
+# --8<-- [start:transfer-events]
 # A transfer moves money between two accounts in steps, each an event on one aggregate; the
 # transfer process (process.py) reacts to each step with the next command.
 
@@ -132,6 +135,8 @@ class TransferFailed:
     reason: str
 
 
+# --8<-- [end:transfer-events]
+# --8<-- [start:account]
 @aggregate(stream_type="Account", snapshots=SnapshotPolicy(every=50))
 class Account:
     """A bank account: money in one currency, never overdrawn."""
@@ -270,6 +275,8 @@ class Account:
         self.transfers_refunded |= {e.transfer_id}
 
 
+# --8<-- [end:account]
+# --8<-- [start:transfer]
 @aggregate(stream_type="Transfer")
 class Transfer:
     """A request to move money between two accounts, and how it ended."""
@@ -319,6 +326,7 @@ class Transfer:
         self.status, self.reason = "failed", e.reason
 
 
+# --8<-- [end:transfer]
 def _check_positive(amount: Decimal) -> None:
     if not amount > 0:
         raise NonPositiveAmountError(amount)

@@ -72,11 +72,15 @@ def test_withdraw_within_the_balance() -> None:
     assert account.balance == 0
 
 
+# --8<-- [start:test_no_overdraft]
 def test_no_overdraft() -> None:
     """Withdrawing more than the balance is refused."""
     scenario(Account).given(*FUNDED).when(lambda a: a.withdraw(Decimal("50.01"))).then_raises(
         InsufficientFundsError, match="balance is 50.00"
     )
+
+
+# --8<-- [end:test_no_overdraft]
 
 
 def test_frozen_accounts_refuse_money_movements() -> None:

@@ -1,0 +1,218 @@
+"""The bank's HTTP API: an asyncio application over `AsyncRepository`.
+
+    ESFRAMEWORK_DSN=postgresql://... uvicorn --factory examples.bank.http:app
+
+Commands answer at once; transfers are accepted (202) and carried out by the bank's worker
+(`esframework run examples.bank.worker:runner`), like the statements they show up in.
+Errors: 400 for malformed requests, 404 for unknown accounts and transfers, 409 when the
+account changed since the version the client sent (or concurrently), 422 when a rule refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from psycopg import sql
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from esframework import (
+    AggregateNotFoundError,
+    AsyncRepository,
+    ConcurrencyError,
+    aggregate_id,
+    aggregate_version,
+)
+from esframework.postgres import AsyncPostgresEventStore
+from examples.bank.domain import Account, BankError, Transfer
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadRequestError(Exception):
+    """The request is malformed: the client must change it."""
+
+
+def json(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    return {
+        "id": aggregate_id(account),
+        "owner": account.owner,
+        "currency": account.currency,
+        "balance": str(account.balance),
+        "status": account.status,
+        "version": aggregate_version(account),
+    }
+
+
+def transfer_view(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "id": aggregate_id(transfer),
+        "source": transfer.source,
+        "destination": transfer.destination,
+        "amount": str(transfer.amount),
+        "currency": transfer.currency,
+        "status": transfer.status,
+        "reason": transfer.reason,
+    }
+
+
+async def fields(request: Request, *names: str) -> list[Any]:
+    """The named fields of the JSON body; 400 if the body or a field is missing."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as error:
+        message = f"the body is not JSON: {error}"
+        raise BadRequestError(message) from error
+    if not isinstance(body, dict):
+        message = "the body must be a JSON object"
+        raise BadRequestError(message)
+    missing = [name for name in names if name not in body]
+    if missing:
+        message = f"missing field(s): {', '.join(missing)}"
+        raise BadRequestError(message)
+    return [body[name] for name in names]
+
+
+def amount_of(value: object) -> Decimal:
+    """Amounts travel as strings ("12.50"), so no binary float ever rounds them."""
+    if not isinstance(value, str):
+        message = 'amounts are strings, like "12.50"'
+        raise BadRequestError(message)
+    try:
+        return Decimal(value)
+    except InvalidOperation as error:
+        message = f"not an amount: {value!r}"
+        raise BadRequestError(message) from error
+
+
+def expected_version(request: Request) -> int | None:
+    """The account version the client last saw, from an `If-Match` header."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    try:
+        return int(header.strip('"'))
+    except ValueError as error:
+        message = "If-Match must be the account's version"
+        raise BadRequestError(message) from error
+
+
+def errors(handler: Handler) -> Handler:
+    """Answer the framework's and the bank's errors with the fitting status."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequestError as error:
+            return json({"error": str(error)}, 400)
+        except AggregateNotFoundError as error:
+            return json({"error": str(error)}, 404)
+        except ConcurrencyError as error:
+            return json({"error": str(error), "actual_version": error.actual}, 409)
+        except (BankError, ValueError) as error:
+            return json({"error": str(error)}, 422)
+
+    return guarded
+
+
+def create_app(store: AsyncPostgresEventStore) -> Starlette:
+    """The bank's API over `store`; statements come from the worker's read model."""
+    accounts = AsyncRepository(Account, store=store)
+    transfers = AsyncRepository(Transfer, store=store)
+
+    async def change(request: Request, command: Callable[[Account], None]) -> Response:
+        account = await accounts.load(request.path_params["account"])
+        expected = expected_version(request)
+        if expected is not None and expected != aggregate_version(account):
+            raise ConcurrencyError(aggregate_id(account), expected, aggregate_version(account))
+        command(account)
+        await accounts.save(account)
+        return json(account_view(account))
+
+    async def open_account(request: Request) -> Response:
+        account_id, owner, currency = await fields(request, "id", "owner", "currency")
+        account = Account.open(str(account_id), owner=str(owner), currency=str(currency))
+        await accounts.save(account)
+        return json(account_view(account), 201)
+
+    async def show_account(request: Request) -> Response:
+        return json(account_view(await accounts.load(request.path_params["account"])))
+
+    async def deposit(request: Request) -> Response:
+        (amount,) = await fields(request, "amount")
+        return await change(request, lambda a: a.deposit(amount_of(amount)))
+
+    async def withdraw(request: Request) -> Response:
+        (amount,) = await fields(request, "amount")
+        return await change(request, lambda a: a.withdraw(amount_of(amount)))
+
+    async def request_transfer(request: Request) -> Response:
+        source, destination, amount = await fields(request, "source", "destination", "amount")
+        currency = (await accounts.load(str(source))).currency
+        transfer = Transfer.request(
+            f"transfer-{uuid.uuid4()}",
+            source=str(source),
+            destination=str(destination),
+            amount=amount_of(amount),
+            currency=currency,
+        )
+        await transfers.save(transfer)
+        return json(transfer_view(transfer), 202)
+
+    async def show_transfer(request: Request) -> Response:
+        return json(transfer_view(await transfers.load(request.path_params["transfer"])))
+
+    async def statement(request: Request) -> Response:
+        account = await accounts.load(request.path_params["account"])  # 404 if unknown
+        async with store.connection() as connection:
+            cursor = await connection.execute(
+                sql.SQL(
+                    "SELECT version, recorded_at, description, amount, balance "
+                    "FROM {}.bank_statement WHERE account = %s ORDER BY version"
+                ).format(sql.Identifier(store.schema)),
+                (aggregate_id(account),),
+            )
+            rows = await cursor.fetchall()
+        lines = [
+            {"version": v, "at": t, "description": d, "amount": a, "balance": b}
+            for v, t, d, a, b in rows
+        ]
+        return json({"account": aggregate_id(account), "lines": lines})
+
+    routes = [
+        Route("/accounts", errors(open_account), methods=["POST"]),
+        Route("/accounts/{account}", errors(show_account), methods=["GET"]),
+        Route("/accounts/{account}/deposits", errors(deposit), methods=["POST"]),
+        Route("/accounts/{account}/withdrawals", errors(withdraw), methods=["POST"]),
+        Route("/accounts/{account}/statement", errors(statement), methods=["GET"]),
+        Route("/transfers", errors(request_transfer), methods=["POST"]),
+        Route("/transfers/{transfer}", errors(show_transfer), methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def app() -> Starlette:
+    """For `uvicorn --factory`: the bank on the PostgreSQL server named by ESFRAMEWORK_DSN."""
+    store = AsyncPostgresEventStore(os.environ["ESFRAMEWORK_DSN"])
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with store:
+            await store.migrate()
+            yield
+
+    application = create_app(store)
+    application.router.lifespan_context = lifespan
+    return application

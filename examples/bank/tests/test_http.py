@@ -1,0 +1,142 @@
+"""The bank's HTTP API, driven through an ASGI client, against PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from esframework.postgres import AsyncPostgresEventStore, PostgresEventStore
+from examples.bank.http import create_app
+from examples.bank.worker import build
+
+Client = httpx.AsyncClient
+
+
+def run_api(dsn: str, schema: str, scenario: Callable[[Client], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with AsyncPostgresEventStore(dsn, schema=schema) as store:
+            transport = httpx.ASGITransport(app=create_app(store))
+            async with httpx.AsyncClient(transport=transport, base_url="http://bank") as client:
+                await scenario(client)
+
+    asyncio.run(main())
+
+
+async def open_funded(client: Client, account: str, amount: str = "100.00") -> None:
+    response = await client.post(
+        "/accounts", json={"id": account, "owner": account.title(), "currency": "EUR"}
+    )
+    assert response.status_code == 201, response.text
+    if Decimal(amount):
+        response = await client.post(f"/accounts/{account}/deposits", json={"amount": amount})
+        assert response.status_code == 200, response.text
+
+
+def test_accounts_and_errors(postgres_store: PostgresEventStore, postgres_dsn: str) -> None:
+    """Open, deposit, withdraw and read; each kind of bad request gets its status."""
+
+    async def scenario(client: Client) -> None:
+        await open_funded(client, "alice")
+        account = (await client.get("/accounts/alice")).json()
+        assert account == {
+            "id": "alice",
+            "owner": "Alice",
+            "currency": "EUR",
+            "balance": "100.00",
+            "status": "open",
+            "version": 2,
+        }
+        withdrawn = await client.post("/accounts/alice/withdrawals", json={"amount": "30.25"})
+        assert withdrawn.json()["balance"] == "69.75"
+
+        async def status(method: str, url: str, **kwargs: Any) -> tuple[int, str]:
+            response = await client.request(method, url, **kwargs)
+            return response.status_code, response.json()["error"]
+
+        assert await status("GET", "/accounts/nobody") == (
+            404,
+            "Account 'nobody' not found: the stream has no events",
+        )
+        code, message = await status(
+            "POST", "/accounts", json={"id": "alice", "owner": "A", "currency": "EUR"}
+        )
+        assert (code, "expected a new stream" in message) == (409, True)
+        code, message = await status("POST", "/accounts/alice/withdrawals", json={"amount": "1000"})
+        assert (code, message) == (422, "cannot withdraw 1000 EUR: the balance is 69.75")
+        assert (await status("POST", "/accounts/alice/deposits", json={"amount": "-5"}))[0] == 422
+        assert (await status("POST", "/accounts/alice/deposits", json={"amount": 5.5})) == (
+            400,
+            'amounts are strings, like "12.50"',
+        )
+        assert (await status("POST", "/accounts/alice/deposits", json={}))[1] == (
+            "missing field(s): amount"
+        )
+        assert (await status("POST", "/accounts/alice/deposits", content=b"{"))[0] == 400
+
+    run_api(postgres_dsn, postgres_store.schema, scenario)
+
+
+def test_stale_versions_and_races_are_409(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """A stale If-Match, or a concurrent change, answers 409; nothing is lost or doubled."""
+
+    async def scenario(client: Client) -> None:
+        await open_funded(client, "bob", "0")
+        first = await client.post(
+            "/accounts/bob/deposits", json={"amount": "1"}, headers={"If-Match": '"1"'}
+        )
+        assert first.status_code == 200
+        stale = await client.post(
+            "/accounts/bob/deposits", json={"amount": "1"}, headers={"If-Match": '"1"'}
+        )
+        assert stale.status_code == 409
+        assert stale.json()["actual_version"] == 2
+        fresh = await client.post(
+            "/accounts/bob/deposits", json={"amount": "1"}, headers={"If-Match": '"2"'}
+        )
+        assert fresh.status_code == 200
+        responses = await asyncio.gather(
+            *(client.post("/accounts/bob/deposits", json={"amount": "1"}) for _ in range(20))
+        )
+        codes = [r.status_code for r in responses]
+        assert set(codes) <= {200, 409}
+        balance = Decimal((await client.get("/accounts/bob")).json()["balance"])
+        assert balance == 2 + codes.count(200)
+
+    run_api(postgres_dsn, postgres_store.schema, scenario)
+
+
+def test_transfer_is_accepted_then_carried_out_by_the_worker(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """POST /transfers answers 202; once the worker ran, the transfer and statement show it."""
+    transfer_ids: list[str] = []
+
+    async def request(client: Client) -> None:
+        await open_funded(client, "carol")
+        await open_funded(client, "dan", "0")
+        accepted = await client.post(
+            "/transfers", json={"source": "carol", "destination": "dan", "amount": "40"}
+        )
+        assert accepted.status_code == 202
+        assert accepted.json()["status"] == "requested"
+        transfer_ids.append(accepted.json()["id"])
+
+    async def check(client: Client) -> None:
+        transfer = (await client.get(f"/transfers/{transfer_ids[0]}")).json()
+        assert transfer["status"] == "completed"
+        lines = (await client.get("/accounts/carol/statement")).json()["lines"]
+        assert [(line["description"], line["balance"]) for line in lines] == [
+            ("deposit", "100.00"),
+            ("transfer to dan", "60.00"),
+        ]
+        assert (await client.get("/accounts/dan")).json()["balance"] == "40"
+
+    run_api(postgres_dsn, postgres_store.schema, request)
+    build(postgres_store).run_until_caught_up()
+    run_api(postgres_dsn, postgres_store.schema, check)
