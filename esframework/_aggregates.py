@@ -47,7 +47,7 @@ _STATE: Final = "__esframework_state__"  # set on aggregate instances
 class SnapshotPolicy:
     """When the repository snapshots an aggregate type automatically.
 
-    Args:
+    Attributes:
         every: Take a snapshot each time a save crosses a multiple of this many events.
     """
 

@@ -122,7 +122,7 @@ def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
 class AsyncSubscription(Generic[C]):
     """What to deliver to whom, and how to cope with failures.
 
-    Args:
+    Attributes:
         name: Identifies the subscription's checkpoint and lease; keep it stable.
         handler: A function `(envelope, connection)`, or a projection object with `handle`
             and `reset`.
