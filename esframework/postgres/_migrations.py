@@ -19,6 +19,8 @@ __all__ = ["MIGRATIONS", "Migration", "migrate"]
 
 @attrs.frozen
 class Migration:
+    """One numbered step of the schema: applied once per schema, in order."""
+
     version: int
     name: str
     statements: tuple[LiteralString, ...]  # `{schema}` stands for the quoted schema name
