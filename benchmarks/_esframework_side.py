@@ -95,8 +95,8 @@ class EsframeworkSide:
     name = "esframework"
 
     def __init__(self, dsn: str, schema: str = "bench_esframework") -> None:
-        self._dsn = dsn
-        self._schema = schema
+        self.dsn = self._dsn = dsn
+        self.schema = self._schema = schema
         self._store: EventStore | None = None
         self._serializer = Serializer()
 

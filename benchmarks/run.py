@@ -54,6 +54,10 @@ UNITS: dict[str, str] = {
     "concurrent4": "events/s",
     "subscription_catchup": "events/s",
     "subscription_catchup_read_model": "events/s",
+    "async_create": "events/s",
+    "async_load_full": "loads/s",
+    "async_catchup": "events/s",
+    "async_concurrent50": "events/s",
 }
 GROUPS = (
     "create",
@@ -64,6 +68,7 @@ GROUPS = (
     "concurrent",
     "held_open",
     "subscriptions",
+    "async",
 )
 LIVE = "live_latency"  # p50 and p99 in ms, esframework only
 HELD = "held_open"  # latency results are kept apart from the rates
@@ -115,8 +120,8 @@ def run_round(
                 f"concurrent{threads}",
                 partial(run_concurrent, side.open_writer, threads, sizes.concurrent_seconds),
             )
-    if "subscriptions" in groups and side.name == "esframework":
-        out.update(run_subscriptions(side, sizes, step))
+    if side.name == "esframework":
+        out.update(run_esframework_only(side, sizes, groups, step))
     if HELD in groups:
         out[HELD] = step(
             "held_open",
@@ -127,25 +132,32 @@ def run_round(
     return out
 
 
-def run_subscriptions(
-    side: Side, sizes: Sizes, step: Callable[[str, Callable[[], Any]], Any]
+def run_esframework_only(
+    side: Any, sizes: Sizes, groups: set[str], step: Callable[[str, Callable[[], Any]], Any]
 ) -> dict[str, Any]:
-    """esframework only: subscription catch-up, with and without a read model, and latency."""
+    """Scenarios with no peer: subscriptions (catch-up, with a read model, latency) and the
+    asyncio API."""
+    from _async_side import run_async
     from _subscriptions import catchup_rate, live_latency_ms
 
-    store: Any = side.store  # type: ignore[attr-defined]
-    return {
-        "subscription_catchup": step(
+    out: dict[str, Any] = {}
+    if "subscriptions" in groups:
+        store = side.store
+        out["subscription_catchup"] = step(
             "sub catchup", lambda: catchup_rate(store, sizes.catchup, read_model=False)
-        ),
-        "subscription_catchup_read_model": step(
+        )
+        out["subscription_catchup_read_model"] = step(
             "sub readmodel", lambda: catchup_rate(store, sizes.catchup, read_model=True)
-        ),
-        LIVE: step("live latency", lambda: live_latency_ms(store, sizes.live_samples)),
-    }
+        )
+        out[LIVE] = step("live latency", lambda: live_latency_ms(store, sizes.live_samples))
+    if "async" in groups:
+        out.update(step("async", lambda: run_async(side.dsn, side.schema, sizes)))
+    return out
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_show(v)}" for k, v in value.items())
     if isinstance(value, tuple):
         return " / ".join(_show(v) for v in value)
     return f"{value:,.1f}" if isinstance(value, float) else str(value)
