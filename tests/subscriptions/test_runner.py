@@ -1,0 +1,98 @@
+"""The worker command, and cancelling async workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from esframework import (
+    AsyncSQLiteEventStore,
+    AsyncSubscription,
+    AsyncSubscriptionWorker,
+    Envelope,
+    Repository,
+    SQLiteEventStore,
+)
+from tests.domain import Wallet
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_esframework_run_works_until_sigterm(tmp_path: Path) -> None:
+    """`esframework run module:runner` delivers events, logs progress, and stops on SIGTERM."""
+    db = tmp_path / "events.db"
+    with SQLiteEventStore(db) as store:
+        wallet = Wallet.open("w", "Ada")
+        wallet.add(Decimal(1))
+        Repository(Wallet, store=store).save(wallet)
+    module = tmp_path / "worker_app.py"
+    module.write_text(
+        "from esframework import Runner, SQLiteEventStore, Subscription\n"
+        "import tests.domain  # registers the events\n"
+        f"store = SQLiteEventStore({str(db)!r})\n"
+        "def note(envelope, connection):\n"
+        "    print('handled', envelope.position, flush=True)\n"
+        "runner = Runner(store, [Subscription(name='notes', handler=note)], report_every=0)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "esframework._cli", "run", "worker_app:runner"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = [process.stdout.readline(), process.stdout.readline()]
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert [line.strip() for line in lines if "handled" in line] == ["handled 1", "handled 2"]
+    assert "received SIGTERM" in output
+    with SQLiteEventStore(db) as store:
+        assert store.load_checkpoint("notes") == 2
+
+
+def test_cancelling_an_async_worker_never_commits_half_a_batch(tmp_path: Path) -> None:
+    """A task cancelled mid-batch rolls the batch back: the checkpoint never passes an event
+    whose effects are not committed, and a restart completes the work exactly once."""
+    path = tmp_path / "events.db"
+    with SQLiteEventStore(path) as sync:
+        wallets = Repository(Wallet, store=sync)
+        for i in range(30):
+            wallets.save(Wallet.open(f"w{i}", "Ada"))
+        with sync.transaction() as connection:
+            connection.execute("CREATE TABLE seen (position INTEGER PRIMARY KEY)")
+
+    async def slow(envelope: Envelope[Any], connection: Any) -> None:
+        connection.execute("INSERT INTO seen (position) VALUES (?)", (envelope.position,))
+        await asyncio.sleep(0.01)
+
+    async def run_then_cancel() -> None:
+        async with AsyncSQLiteEventStore(path) as store:
+            worker = AsyncSubscriptionWorker(
+                store, AsyncSubscription(name="seen", handler=slow, batch_size=10)
+            )
+            task = asyncio.create_task(worker.run())
+            await asyncio.sleep(0.15)  # inside the second batch
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            checkpoint = await store.load_checkpoint("seen")
+            async with store.transaction() as connection:
+                seen = [p for (p,) in connection.execute("SELECT position FROM seen ORDER BY 1")]
+            assert checkpoint is not None
+            assert 0 < checkpoint < 30
+            assert seen == list(range(1, checkpoint + 1))  # effects and checkpoint agree
+            await worker.run(until_caught_up=True)
+            async with store.transaction() as connection:
+                (count,) = connection.execute("SELECT count(*) FROM seen").fetchone()
+            assert count == 30
+
+    asyncio.run(run_then_cancel())
