@@ -54,6 +54,7 @@ class AccountOpened:
     currency: str
 
 
+# --8<-- [start:evolution]
 @event(name="MoneyDeposited", version=2)
 class MoneyDeposited:
     amount: Decimal
@@ -64,6 +65,7 @@ class MoneyDeposited:
 @upcaster("MoneyDeposited", from_version=1)
 def _deposits_were_in_euros(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "currency": "EUR"}
+# --8<-- [end:evolution]
 
 
 @event(name="MoneyWithdrawn")
