@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any, Final, TypeVar, cast, overload
+from typing import Any, Final, NamedTuple, TypeVar, cast, overload
 from uuid import UUID, uuid4
 
 import attrs
 from typing_extensions import dataclass_transform
 
 from esframework._checks import validate_stream_id
-from esframework._envelope import Metadata
+from esframework._envelope import NO_METADATA, Metadata
 from esframework._events import event_type_of
 from esframework.errors import DefinitionError, MissingHandlerError
 
@@ -81,8 +81,7 @@ class AggregateType:
         handler(state, event)
 
 
-@attrs.frozen
-class PendingEvent:
+class PendingEvent(NamedTuple):
     """An emitted event that is not saved yet."""
 
     event: object
@@ -221,7 +220,7 @@ def emit(aggregate: object, event: object, *, metadata: Metadata | None = None) 
     tracking = _tracking(aggregate)
     aggregate_type(type(aggregate)).apply(aggregate, event)
     tracking.version += 1
-    tracking.pending.append(PendingEvent(event, uuid4(), metadata or Metadata()))
+    tracking.pending.append(PendingEvent(event, uuid4(), metadata or NO_METADATA))
 
 
 def aggregate_id(aggregate: object) -> str:

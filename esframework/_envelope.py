@@ -59,3 +59,7 @@ class Envelope(NamedTuple, Generic[E_co]):
     position: int
     recorded_at: datetime
     metadata: Metadata
+
+
+NO_METADATA = Metadata()
+"""The metadata of events saved without any: one shared instance, recognised cheaply."""

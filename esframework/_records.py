@@ -33,8 +33,7 @@ class ExpectedVersion(enum.Enum):
     """The stream must not exist yet (the same as expecting version 0)."""
 
 
-@attrs.frozen(kw_only=True)
-class NewEvent:
+class NewEvent(NamedTuple):
     """An event to append: its id, stored type and JSON payload (as text)."""
 
     event_id: UUID
@@ -73,8 +72,7 @@ class EventPayload(NamedTuple):
     data: str
 
 
-@attrs.frozen(kw_only=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     """Where appended events landed.
 
     Attributes:

@@ -12,7 +12,7 @@ import cattrs
 import orjson
 from cattrs.preconf.orjson import make_converter
 
-from esframework._envelope import Envelope, Metadata
+from esframework._envelope import NO_METADATA, Envelope, Metadata
 from esframework._events import event_type_of, registry
 from esframework._records import EventPayload, NewEvent, StoredEvent
 from esframework._upcasting import Located, Upcasters, upcasters
@@ -22,7 +22,6 @@ __all__ = ["DEFAULT_SERIALIZER", "Serializer", "make_event_converter"]
 
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
-_EMPTY_METADATA: Final = Metadata()
 
 
 def _unstructure_int(value: int) -> int | str:
@@ -122,7 +121,7 @@ class Serializer:
         self._generation = registry.generation
 
     def encode(
-        self, event: object, *, event_id: UUID, metadata: Metadata = _EMPTY_METADATA
+        self, event: object, *, event_id: UUID, metadata: Metadata = NO_METADATA
     ) -> NewEvent:
         """Encode an event for appending.
 
@@ -205,7 +204,7 @@ class Serializer:
         return frozenset(names)
 
     def encode_metadata(self, metadata: Metadata) -> str:
-        if metadata is _EMPTY_METADATA:
+        if metadata is NO_METADATA:
             return "{}"
         fields: dict[str, Any] = dict(metadata.extra)
         if metadata.correlation_id is not None:
@@ -216,7 +215,7 @@ class Serializer:
 
     def decode_metadata(self, record: StoredEvent) -> Metadata:
         if record.metadata == "{}":
-            return _EMPTY_METADATA
+            return NO_METADATA
         try:
             fields = orjson.loads(record.metadata)
             correlation = fields.pop("correlation_id", None)
