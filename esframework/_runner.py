@@ -55,7 +55,11 @@ class Runner(Generic[C]):
         }
 
     def run(self) -> None:
-        """Run every subscription until stopped; raise the first one's failure, if any."""
+        """Run every subscription until stopped; raise the first one's failure, if any.
+
+        A runner can run again after it stopped.
+        """
+        self.stopper.clear()
         failures: list[BaseException] = []
 
         def run(worker: SubscriptionWorker[C]) -> None:
@@ -81,6 +85,7 @@ class Runner(Generic[C]):
 
     def run_until_caught_up(self) -> None:
         """Deliver every stored event to every subscription, then return."""
+        self.stopper.clear()
         for worker in self.workers.values():
             worker.run(until_caught_up=True)
 

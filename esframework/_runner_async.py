@@ -58,7 +58,11 @@ class AsyncRunner(Generic[C]):
         }
 
     async def run(self, *, handle_signals: bool = True) -> None:
-        """Run every subscription until stopped; raise the first one's failure, if any."""
+        """Run every subscription until stopped; raise the first one's failure, if any.
+
+        A runner can run again after it stopped.
+        """
+        self.stopper.clear()
         loop = asyncio.get_running_loop()
         if handle_signals:
             for number in (signal.SIGTERM, signal.SIGINT):
@@ -88,6 +92,7 @@ class AsyncRunner(Generic[C]):
 
     async def run_until_caught_up(self) -> None:
         """Deliver every stored event to every subscription, then return."""
+        self.stopper.clear()
         for worker in self.workers.values():
             await worker.run(until_caught_up=True)
 

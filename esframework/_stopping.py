@@ -19,6 +19,9 @@ class Stopper:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    def clear(self) -> None:
+        self._event.clear()
+
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds`; return True if woken because the stop was asked."""
         return self._event.wait(seconds)

@@ -246,14 +246,18 @@ class AsyncSubscriptionWorker(Generic[C]):
     async def rebuild(self, *, on_progress: Callable[[Progress], None] | None = None) -> None:
         """Reset a projection's read model and checkpoint, then replay every event into it.
 
+        Waits for the subscription's lease: stop the running instances first.
+
         Raises:
             TypeError: The handler is a function, not a projection with `reset`.
+            LeaseLostError: The worker was stopped while waiting for the lease.
         """
         handler = self.subscription.handler
         if not isinstance(handler, AsyncProjection):
             msg = f"subscription {self.subscription.name!r} has no projection to reset"
             raise TypeError(msg)
-        await self._acquire_lease(wait=True)
+        if not await self._acquire_lease(wait=True):
+            raise LeaseLostError(self.subscription.name)
         try:
             async with self.store.transaction() as connection:
                 await handler.reset(connection)

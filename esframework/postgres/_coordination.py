@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, lease_keys
+from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_keys
 
 __all__ = ["PostgresLease", "PostgresListener"]
 
@@ -26,6 +26,7 @@ class PostgresLease:
 
     def __init__(self, conninfo: str, schema: str, subscription: str) -> None:
         self._conninfo = conninfo
+        self._name = application_name(schema)
         self.subscription = subscription
         self.keys = lease_keys(schema, subscription)
         self._connection: psycopg.Connection[Any] | None = None
@@ -37,7 +38,9 @@ class PostgresLease:
             return True
         try:
             if self._connection is None or self._connection.closed:
-                self._connection = psycopg.Connection.connect(self._conninfo, autocommit=True)
+                self._connection = psycopg.Connection.connect(
+                    self._conninfo, autocommit=True, application_name=self._name
+                )
             cursor = self._connection.execute("SELECT pg_try_advisory_lock(%s, %s)", self.keys)
             row = cursor.fetchone()
         except psycopg.Error as error:
@@ -66,7 +69,9 @@ class PostgresListener:
 
     def __enter__(self) -> Self:
         try:
-            self._connection = psycopg.Connection.connect(self._conninfo, autocommit=True)
+            self._connection = psycopg.Connection.connect(
+                self._conninfo, autocommit=True, application_name=application_name(self._schema)
+            )
             self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
         except psycopg.Error as error:
             raise translate(error, "listen for appended events") from error

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, lease_keys
+from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_keys
 
 __all__ = ["AsyncPostgresLease", "AsyncPostgresListener"]
 
@@ -27,6 +27,7 @@ class AsyncPostgresLease:
 
     def __init__(self, conninfo: str, schema: str, subscription: str) -> None:
         self._conninfo = conninfo
+        self._name = application_name(schema)
         self.subscription = subscription
         self.keys = lease_keys(schema, subscription)
         self._connection: psycopg.AsyncConnection[Any] | None = None
@@ -39,7 +40,7 @@ class AsyncPostgresLease:
         try:
             if self._connection is None or self._connection.closed:
                 self._connection = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True
+                    self._conninfo, autocommit=True, application_name=self._name
                 )
             cursor = await self._connection.execute(
                 "SELECT pg_try_advisory_lock(%s, %s)", self.keys
@@ -72,7 +73,7 @@ class AsyncPostgresListener:
     async def __aenter__(self) -> Self:
         try:
             self._connection = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True
+                self._conninfo, autocommit=True, application_name=application_name(self._schema)
             )
             await self._connection.execute(
                 sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL))

@@ -233,6 +233,11 @@ def to_snapshot(stream_id: str, row: tuple[str, str, int, str]) -> SnapshotRecor
     )
 
 
+def application_name(schema: str) -> str:
+    """What the store's connections call themselves in `pg_stat_activity`."""
+    return f"esframework:{schema}"[:63]
+
+
 def lease_keys(schema: str, subscription: str) -> tuple[int, int]:
     """The two advisory-lock keys of a subscription's lease (positive 32-bit integers)."""
     return (

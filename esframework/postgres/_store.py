@@ -40,6 +40,7 @@ from esframework.postgres._migrations import migrate
 from esframework.postgres._sql import (
     Statements,
     append_params,
+    application_name,
     snapshot_params,
     to_snapshot,
     to_stored,
@@ -117,7 +118,11 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             min_size=min_size,
             max_size=max_size,
             timeout=pool_timeout,
-            kwargs={"autocommit": True, "options": f"-c lock_timeout={int(lock_timeout * 1000)}"},
+            kwargs={
+                "autocommit": True,
+                "options": f"-c lock_timeout={int(lock_timeout * 1000)}",
+                "application_name": application_name(schema),
+            },
             configure=_configure,
             open=False,
             name=f"esframework:{schema}",

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from esframework import ConcurrencyError, Envelope, EventStore, Metadata, Repository
-from examples.bank.domain import Account, Transfer
+from examples.bank.domain import Account, AccountExistsError, Transfer
 
 A = TypeVar("A")
 
@@ -32,7 +32,10 @@ class Bank:
 
     def open_account(self, account_id: str, *, owner: str, currency: str) -> Account:
         account = Account.open(account_id, owner=owner, currency=currency)
-        self.accounts.save(account)
+        try:
+            self.accounts.save(account)
+        except ConcurrencyError as error:  # a new account expects no stream at all
+            raise AccountExistsError(account_id) from error
         return account
 
     def deposit(self, account_id: str, amount: Decimal) -> Account:

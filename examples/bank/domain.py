@@ -42,6 +42,11 @@ class CurrencyMismatchError(BankError):
         super().__init__(f"the account is in {expected}, not {given}")
 
 
+class AccountExistsError(BankError):
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} already exists")
+
+
 class SameAccountError(BankError):
     def __init__(self) -> None:
         super().__init__("a transfer needs two different accounts")
@@ -65,6 +70,8 @@ class MoneyDeposited:
 @upcaster("MoneyDeposited", from_version=1)
 def _deposits_were_in_euros(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "currency": "EUR"}
+
+
 # --8<-- [end:evolution]
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from esframework import Envelope, Subscription, SubscriptionWorker, event
 from esframework.postgres import PostgresEventStore
+from esframework.postgres._sql import application_name
 from tests.postgres.test_global_order import append_in_transaction, events
 from tests.subscriptions.projector import BalanceProjection, create_table
 from tests.subscriptions.test_processes import Site, expected, projected, wait_for, write
@@ -89,10 +90,10 @@ def test_lost_connections_lose_and_double_nothing(
     for fraction in (4, 2):
         wait_for(lambda f=fraction: site.checkpoint() >= head // f)
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-            admin.execute(
+            admin.execute(  # only this test's store: its connections carry its schema's name
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND backend_type = 'client backend'"
+                "WHERE application_name = %s",
+                (application_name(postgres_store.schema),),
             )
     wait_for(lambda: site.checkpoint() == head, timeout=60)
     worker.stopper.set()
