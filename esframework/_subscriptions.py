@@ -205,7 +205,8 @@ class SubscriptionWorker(Generic[C]):
         """Deliver events until stopped (or, with `until_caught_up`, until none are left).
 
         A lost connection is retried with backoff, resuming from the checkpoint; a lost lease
-        sends the worker back to waiting for it.
+        sends the worker back to waiting for it. With `until_caught_up`, the worker returns at
+        once if another instance holds the lease: that instance delivers the events.
 
         Raises:
             SubscriptionError: A handler kept failing on an event and `dead_letter` is off.

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -44,8 +45,11 @@ class _AsyncOverSync(AsyncEventStore):
     def __init__(self, sync: EventStore, *, threaded: bool) -> None:
         self.sync = sync
         # One thread for all of a store's calls: SQLite serializes its writes anyway, and a
-        # transaction begun in that thread is joined by the calls made while it is open.
+        # transaction begun in that thread is joined by the store calls made in it meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1) if threaded else None
+        # So only the task that opened a transaction joins it; other tasks wait for its end.
+        self._transaction_lock: asyncio.Lock | None = None
+        self._in_transaction: ContextVar[bool] = ContextVar("in_transaction", default=False)
 
     async def __aenter__(self) -> Self:
         return self
@@ -61,7 +65,19 @@ class _AsyncOverSync(AsyncEventStore):
     async def _call(self, function: Callable[[], T]) -> T:
         if self._executor is None:
             return function()
+        if self._in_transaction.get():
+            return await self._run_in_thread(function)
+        async with self._exclusive():
+            return await self._run_in_thread(function)
+
+    async def _run_in_thread(self, function: Callable[[], T]) -> T:
+        assert self._executor is not None  # noqa: S101 -- only threaded stores get here
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    def _exclusive(self) -> asyncio.Lock:
+        if self._transaction_lock is None:  # created in the running loop, on first use
+            self._transaction_lock = asyncio.Lock()
+        return self._transaction_lock
 
     async def append(
         self,
@@ -155,13 +171,23 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
-        connection = await self._call(self.sync.begin)
-        try:
-            yield connection
-        except BaseException:
-            await self._call(lambda: self.sync.end(connection, commit=False))
-            raise
-        await self._call(lambda: self.sync.end(connection, commit=True))
+        """Lend the store's connection inside a write transaction (see the sync store's).
+
+        The store calls this task makes meanwhile join the transaction; other tasks' calls
+        wait until it ends.
+        """
+        async with self._exclusive():
+            token = self._in_transaction.set(True)
+            try:
+                connection = await self._run_in_thread(self.sync.begin)
+                try:
+                    yield connection
+                except BaseException:
+                    await self._run_in_thread(lambda: self.sync.end(connection, commit=False))
+                    raise
+                await self._run_in_thread(lambda: self.sync.end(connection, commit=True))
+            finally:
+                self._in_transaction.reset(token)
 
     async def load_checkpoint(self, subscription: str) -> int | None:
         return await self._call(lambda: self.sync.load_checkpoint(subscription))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from esframework import (
+    AsyncRepository,
     AsyncSQLiteEventStore,
     AsyncSubscription,
     AsyncSubscriptionWorker,
@@ -96,3 +97,34 @@ def test_cancelling_an_async_worker_never_commits_half_a_batch(tmp_path: Path) -
             assert count == 30
 
     asyncio.run(run_then_cancel())
+
+
+def test_other_tasks_never_join_an_async_sqlite_transaction(tmp_path: Path) -> None:
+    """While one task's transaction is open, another task's append waits for it instead of
+    joining it: rolling the transaction back cannot take an acknowledged append with it."""
+
+    class RolledBackError(Exception):
+        pass
+
+    async def scenario() -> None:
+        async with AsyncSQLiteEventStore(tmp_path / "events.db") as store:
+            repository = AsyncRepository(Wallet, store=store)
+            opened = asyncio.Event()
+
+            async def batch_that_fails() -> None:
+                with contextlib.suppress(RolledBackError):
+                    async with store.transaction():
+                        await repository.save(Wallet.open("inside", "Ann"))  # joins: same task
+                        opened.set()
+                        await asyncio.sleep(0.2)
+                        raise RolledBackError
+
+            async def other_request() -> None:
+                await opened.wait()
+                await repository.save(Wallet.open("outside", "Bob"))
+
+            await asyncio.gather(batch_that_fails(), other_request())
+            assert await store.stream_version("outside") == 1
+            assert await store.stream_version("inside") == 0
+
+    asyncio.run(scenario())
