@@ -22,6 +22,7 @@ __all__ = [
     "match_retry",
     "stored_by_id",
     "validate_stream_id",
+    "validate_type_names",
 ]
 
 MAX_STREAM_ID_LENGTH = 255
@@ -40,6 +41,17 @@ def validate_stream_id(stream_id: str) -> None:
         )
     if "\x00" in stream_id:
         raise InvalidStreamIdError(stream_id, "it contains a NUL character")
+
+
+def validate_type_names(stream_type: str, events: Sequence[NewEvent]) -> None:
+    """Raise `ValueError` unless every backend can store these type names, or if no events."""
+    if not events:
+        msg = "append needs at least one event"
+        raise ValueError(msg)
+    for name in (stream_type, *(e.event_type for e in events)):
+        if not name or len(name) > MAX_STREAM_ID_LENGTH:
+            msg = f"type names need 1 to {MAX_STREAM_ID_LENGTH} characters, got {name[:80]!r}"
+            raise ValueError(msg)
 
 
 def expected_as_int(expected: int | ExpectedVersion) -> int | None:

@@ -13,6 +13,7 @@ from esframework._checks import (
     expected_as_int,
     match_retry,
     validate_stream_id,
+    validate_type_names,
 )
 from esframework._records import (
     AppendResult,
@@ -49,6 +50,7 @@ class InMemoryEventStore(EventStore):
         expected_version: int | ExpectedVersion,
     ) -> AppendResult:
         validate_stream_id(stream_id)
+        validate_type_names(stream_type, events)
         expected = expected_as_int(expected_version)
         with self._lock:
             stored = {

@@ -24,7 +24,7 @@ from esframework._envelope import Envelope, Metadata
 from esframework._records import AppendResult, SnapshotRecord
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store import EventStore
-from esframework.errors import AggregateNotFoundError, EsframeworkError
+from esframework.errors import AggregateNotFoundError
 
 __all__ = ["Repository"]
 
@@ -170,10 +170,11 @@ class Repository(Generic[A]):
         return replayed(self._class, aggregate_id, 0), 0
 
     def _snapshot_by_policy(self, aggregate: A) -> None:
-        # The events are committed; a failed snapshot must not make the save look failed.
+        # The events are committed; a failed snapshot must not make the save look failed (a
+        # caller retrying the command would apply it twice).
         try:
             self.take_snapshot(aggregate)
-        except EsframeworkError:
+        except Exception:
             logger.warning(
                 "could not snapshot %s at version %s; loads replay more events until the "
                 "next snapshot",

@@ -21,6 +21,8 @@ from esframework.errors import CorruptEventError, EventEncodingError
 __all__ = ["DEFAULT_SERIALIZER", "Serializer", "make_event_converter"]
 
 _INT64_MIN: Final = -(2**63)
+_NUL: Final = "\\u0000"  # how orjson writes a NUL character inside a JSON string
+_RESERVED_METADATA: Final = frozenset({"correlation_id", "causation_id"})
 _UINT64_MAX: Final = 2**64 - 1
 
 
@@ -131,14 +133,19 @@ class Serializer:
         kind = event_type_of(type(event))
         try:
             data = orjson.dumps(self._unstructure_hook(type(event))(event)).decode()
+            encoded_metadata = self.encode_metadata(metadata)
         except (ValueError, TypeError, orjson.JSONEncodeError) as error:
             raise EventEncodingError(kind.name, str(error)) from error
+        if _NUL in data or _NUL in encoded_metadata:
+            raise EventEncodingError(
+                kind.name, "a string holds a NUL character, which PostgreSQL cannot store"
+            )
         return NewEvent(
             event_id=event_id,
             event_type=kind.name,
             schema_version=kind.version,
             data=data,
-            metadata=self.encode_metadata(metadata),
+            metadata=encoded_metadata,
         )
 
     def decode(self, record: StoredEvent) -> Envelope[Any]:
@@ -206,6 +213,9 @@ class Serializer:
     def encode_metadata(self, metadata: Metadata) -> str:
         if metadata is NO_METADATA:
             return "{}"
+        if reserved := _RESERVED_METADATA & metadata.extra.keys():
+            msg = f"metadata.extra cannot hold {sorted(reserved)}: they are Metadata's own fields"
+            raise ValueError(msg)
         fields: dict[str, Any] = dict(metadata.extra)
         if metadata.correlation_id is not None:
             fields["correlation_id"] = str(metadata.correlation_id)
@@ -229,8 +239,15 @@ class Serializer:
             raise _corrupt(record, f"the metadata is not valid: {e}") from e
 
     def encode_state(self, state: object) -> str:
-        """Encode an attrs instance (an aggregate's state) to JSON text."""
-        return orjson.dumps(self._unstructure_hook(type(state))(state)).decode()
+        """Encode an attrs instance (an aggregate's state) to JSON text.
+
+        Raises:
+            EventEncodingError: The state holds a value that cannot be stored.
+        """
+        try:
+            return orjson.dumps(self._unstructure_hook(type(state))(state)).decode()
+        except (ValueError, TypeError, orjson.JSONEncodeError) as error:
+            raise EventEncodingError(type(state).__qualname__, f"its state: {error}") from error
 
     def decode_state(self, cls: type[Any], data: str) -> Any:
         """Decode JSON text made by `encode_state` into an instance of `cls`."""

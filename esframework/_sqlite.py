@@ -23,6 +23,7 @@ from esframework._checks import (
     match_retry,
     stored_by_id,
     validate_stream_id,
+    validate_type_names,
 )
 from esframework._records import (
     AppendResult,
@@ -34,7 +35,7 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._subscriptions import SubscriptionStore
-from esframework.errors import StoreError, StoreUnavailableError
+from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
 
 __all__ = ["SQLiteEventStore"]
 
@@ -127,7 +128,8 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
 
     Args:
         path: The database file (``":memory:"`` for a private in-memory database).
-        timeout: Seconds to wait for another process's write lock before failing.
+        timeout: Seconds to wait for another process's write lock before failing. (Threads
+            of one process take turns on the store's connection and wait for each other.)
         synchronous: SQLite's `synchronous` setting. ``"FULL"`` (the default) makes every
             commit durable across power loss; ``"NORMAL"`` is faster and durable across
             application crashes only.
@@ -171,10 +173,8 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         expected_version: int | ExpectedVersion,
     ) -> AppendResult:
         validate_stream_id(stream_id)
+        validate_type_names(stream_type, events)
         expected = expected_as_int(expected_version)
-        if not events:
-            msg = "append needs at least one event"
-            raise ValueError(msg)
         with self._lock, self._errors("append to", stream_id):
             db = self._db()
             # Inside a subscription's transaction (a handler issuing commands), the append
@@ -409,10 +409,18 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         return connection
 
     def end(self, connection: sqlite3.Connection, *, commit: bool) -> None:
-        """Commit or roll back a transaction from `begin`, and release the store."""
+        """Commit or roll back a transaction from `begin`, and release the store.
+
+        A commit that fails rolls back, so the connection never stays inside a transaction
+        that later calls would join.
+        """
         try:
             with self._errors("commit a transaction on", "the store"):
-                connection.execute("COMMIT" if commit else "ROLLBACK")
+                try:
+                    connection.execute("COMMIT" if commit else "ROLLBACK")
+                finally:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
         finally:
             self._lock.release()
 
@@ -433,18 +441,24 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         connection: sqlite3.Connection,
         subscription: str,
         position: int,
-        lease: object,  # noqa: ARG002 -- see below
+        lease: object,  # noqa: ARG002 -- a file lock cannot be lost while its process lives
+        *,
+        previous: int | None,
     ) -> None:
-        """Move the checkpoint in the handler's transaction.
+        """Move the checkpoint, in the handler's transaction, from `previous` to `position`.
 
-        The lease needs no check here: a file lock cannot be lost while its process lives.
+        Raises:
+            LeaseLostError: The stored checkpoint is not `previous`: another instance moved it.
         """
-        connection.execute(
+        cursor = connection.execute(
             "INSERT INTO subscription_checkpoints (subscription_id, last_position, updated_at) "
             "VALUES (?, ?, ?) ON CONFLICT (subscription_id) DO UPDATE SET "
-            "last_position = excluded.last_position, updated_at = excluded.updated_at",
-            (subscription, position, datetime.now(UTC).isoformat()),
+            "last_position = excluded.last_position, updated_at = excluded.updated_at "
+            "WHERE subscription_checkpoints.last_position IS ?",
+            (subscription, position, datetime.now(UTC).isoformat(), previous),
         )
+        if cursor.rowcount != 1:
+            raise LeaseLostError(subscription)
 
     def park(
         self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
@@ -463,12 +477,15 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             ),
         )
 
-    def unpark(self, connection: sqlite3.Connection, subscription: str, position: int) -> None:
-        connection.execute(
+    def unpark(
+        self, connection: sqlite3.Connection, subscription: str, position: int | None
+    ) -> int:
+        cursor = connection.execute(
             "DELETE FROM subscription_dead_letters WHERE subscription_id = ? "
-            "AND global_position = ?",
-            (subscription, position),
+            "AND (? IS NULL OR global_position = ?)",
+            (subscription, position, position),
         )
+        return cursor.rowcount
 
     def parked(self, subscription: str) -> list[ParkedEvent]:
         with self._lock, self._errors("list the parked events of", subscription):

@@ -24,8 +24,8 @@ __all__ = ["AsyncEventStore"]
 class AsyncEventStore(Protocol):
     """An append-only store of event streams with a global order.
 
-    Every backend keeps the same promises, proven by the contract suite in
-    `esframework.testing`:
+    Every backend keeps the same promises, proven by the contract suite that runs against
+    each of them (`tests/stores/` in the repository):
 
     - events of a stream have versions 1, 2, 3, ... with no gaps, and an append states the
       version it expects the stream at, so concurrent writers cannot both win;

@@ -20,12 +20,13 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
 from esframework._records import ParkedEvent, StoredEvent
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping_async import Stopper
 from esframework._store_async import AsyncEventStore
-from esframework.errors import LeaseLostError, StoreError, SubscriptionError
+from esframework.errors import LeaseLostError, StoreUnavailableError, SubscriptionError
 
 __all__ = [
     "AsyncHandler",
@@ -96,12 +97,22 @@ class AsyncSubscriptionStore(AsyncEventStore, Protocol[C]):
     async def load_checkpoint(self, subscription: str) -> int | None: ...
 
     async def save_checkpoint(
-        self, connection: C, subscription: str, position: int, lease: AsyncLease
+        self,
+        connection: C,
+        subscription: str,
+        position: int,
+        lease: AsyncLease,
+        *,
+        previous: int | None,
     ) -> None:
-        """Move the checkpoint in the handler's transaction.
+        """Move the checkpoint, in the handler's transaction, from `previous` to `position`.
+
+        A compare-and-set: it fails if the stored checkpoint is not `previous` (None: no
+        checkpoint yet), as when another instance moved it meanwhile.
 
         Raises:
-            LeaseLostError: `lease` is no longer held; the transaction must roll back.
+            LeaseLostError: The checkpoint moved elsewhere, or `lease` is no longer held; the
+                transaction must roll back.
         """
         ...
 
@@ -109,9 +120,17 @@ class AsyncSubscriptionStore(AsyncEventStore, Protocol[C]):
         self, connection: C, subscription: str, event: StoredEvent, error: str
     ) -> None: ...
 
-    async def unpark(self, connection: C, subscription: str, position: int) -> None: ...
+    async def unpark(self, connection: C, subscription: str, position: int | None) -> int:
+        """Take a parked event (None: all of them) off the list; return how many were."""
+        ...
 
     async def parked(self, subscription: str) -> list[ParkedEvent]: ...
+
+
+def _storable_name(_: object, __: object, name: str) -> None:
+    if not 1 <= len(name) <= MAX_STREAM_ID_LENGTH:
+        msg = f"subscription names need 1 to {MAX_STREAM_ID_LENGTH} characters: {name[:80]!r}"
+        raise ValueError(msg)
 
 
 def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
@@ -140,7 +159,7 @@ class AsyncSubscription(Generic[C]):
         lease_interval: How often a standby instance tries to take the lease.
     """
 
-    name: str
+    name: str = attrs.field(validator=_storable_name)
     handler: AsyncHandler[C] | AsyncProjection[C]
     stream_types: Collection[str] | None = attrs.field(default=None, converter=_frozen)
     event_types: Collection[type[Any]] | None = attrs.field(default=None, converter=_frozen)
@@ -172,6 +191,18 @@ class Progress:
     def rate(self) -> float:
         """Events handled per second since the worker started."""
         return self.handled / max(time.monotonic() - self.started, 1e-9)
+
+
+class _HandlerFailedError(Exception):
+    """Carries what a handler raised (or what decoding its event raised) out of a transaction.
+
+    Failures of the delivery itself (a lost connection or lease) are the framework's own and
+    are not wrapped: they are retried from the checkpoint, not charged to the event.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
 
 
 class AsyncSubscriptionWorker(Generic[C]):
@@ -210,6 +241,8 @@ class AsyncSubscriptionWorker(Generic[C]):
         # Decided once: a runtime protocol check costs microseconds, on every event.
         handler = subscription.handler
         self._deliver = handler.handle if isinstance(handler, AsyncProjection) else handler
+        self._saved: int | None = None  # the checkpoint as stored: the next write expects it
+        self._retry_delay = _FIRST_RETRY
 
     async def run(self, *, until_caught_up: bool = False) -> None:
         """Deliver events until stopped (or, with `until_caught_up`, until none are left).
@@ -220,52 +253,59 @@ class AsyncSubscriptionWorker(Generic[C]):
 
         Raises:
             SubscriptionError: A handler kept failing on an event and `dead_letter` is off.
+            StoreError: The store failed for good (a missing table, a refused permission).
         """
-        delay = 0.1
         while not self.stopper.is_set():
             try:
-                if not await self._acquire_lease(wait=not until_caught_up):
-                    return
+                acquired = await self._acquire_lease(wait=not until_caught_up)
                 try:
+                    if not acquired:
+                        return
                     await self._deliver_until_stopped(until_caught_up=until_caught_up)
                 finally:
                     await self._lease.release()
-            except (LeaseLostError, StoreError) as error:
-                if isinstance(error, StoreError) and until_caught_up:
+            except (LeaseLostError, StoreUnavailableError) as error:
+                if until_caught_up and isinstance(error, StoreUnavailableError):
                     raise
                 logger.warning(
                     "subscription %s: %s; resuming from its checkpoint in %.1fs",
                     self.subscription.name,
                     error,
-                    delay,
+                    self._retry_delay,
                 )
-                await self.stopper.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await self.stopper.sleep(self._retry_delay)
+                self._retry_delay = min(self._retry_delay * 2, _LAST_RETRY)
                 continue
             return
 
     async def rebuild(self, *, on_progress: Callable[[Progress], None] | None = None) -> None:
         """Reset a projection's read model and checkpoint, then replay every event into it.
 
-        Waits for the subscription's lease: stop the running instances first.
+        Waits for the subscription's lease: stop the running instances first. Parked events
+        are dropped: the replay delivers them again.
 
         Raises:
             TypeError: The handler is a function, not a projection with `reset`.
-            LeaseLostError: The worker was stopped while waiting for the lease.
+            LeaseLostError: The worker was stopped before it got the lease.
         """
         handler = self.subscription.handler
         if not isinstance(handler, AsyncProjection):
             msg = f"subscription {self.subscription.name!r} has no projection to reset"
             raise TypeError(msg)
-        if not await self._acquire_lease(wait=True):
-            raise LeaseLostError(self.subscription.name)
+        acquired = await self._acquire_lease(wait=True)
         try:
+            if not acquired:
+                raise LeaseLostError(self.subscription.name, "stopped before it got the lease")
+            previous = await self.store.load_checkpoint(self.subscription.name)
             async with self.store.transaction() as connection:
                 await handler.reset(connection)
-                await self.store.save_checkpoint(connection, self.subscription.name, 0, self._lease)
+                await self.store.unpark(connection, self.subscription.name, None)
+                await self.store.save_checkpoint(
+                    connection, self.subscription.name, 0, self._lease, previous=previous
+                )
             logger.info("subscription %s: reset; replaying", self.subscription.name)
-            self.progress.position = 0
-            while page := await self._next_page():
+            self._saved = self.progress.position = 0
+            while not self.stopper.is_set() and (page := await self._next_page()):
                 await self._deliver_page(page)
                 if on_progress is not None:
                     on_progress(self.progress)
@@ -273,19 +313,24 @@ class AsyncSubscriptionWorker(Generic[C]):
             await self._lease.release()
 
     async def retry_parked(self) -> list[ParkedEvent]:
-        """Deliver the parked events again, oldest first; return those that failed again."""
+        """Deliver the parked events again, oldest first; return those that failed again.
+
+        Each is taken off the list in the transaction that handles it, so two retries at once
+        cannot both apply it, and a failure leaves it parked.
+        """
         failed: list[ParkedEvent] = []
         for parked in await self.store.parked(self.subscription.name):
             (record,) = await self.store.read_all(after=parked.position - 1, limit=1)
             try:
                 async with self.store.transaction() as connection:
-                    await self._handle(record, connection)
-                    await self.store.unpark(connection, self.subscription.name, parked.position)
-            except Exception:  # it stays parked; logger.exception records why
-                logger.exception(
-                    "subscription %s: parked event at position %s failed again",
+                    if await self.store.unpark(connection, self.subscription.name, record.position):
+                        await self._handle(record, connection)
+            except _HandlerFailedError as failure:
+                logger.warning(
+                    "subscription %s: parked event at position %s failed again: %r",
                     self.subscription.name,
                     parked.position,
+                    failure.error,
                 )
                 failed.append(parked)
         return failed
@@ -309,13 +354,22 @@ class AsyncSubscriptionWorker(Generic[C]):
                 await listener.wait(self.subscription.poll_interval)
 
     async def _start_position(self) -> int:
-        checkpoint = await self.store.load_checkpoint(self.subscription.name)
-        if checkpoint is not None:
-            return checkpoint
-        start = 0 if self.subscription.start == "beginning" else await self.store.head()
-        async with self.store.transaction() as connection:  # so a restart starts here too
-            await self.store.save_checkpoint(connection, self.subscription.name, start, self._lease)
-        return start
+        self._saved = await self.store.load_checkpoint(self.subscription.name)
+        if self._saved is None:  # a new subscription: record where it starts
+            start = 0 if self.subscription.start == "beginning" else await self.store.head()
+            await self._move_checkpoint(start)
+            return start
+        return self._saved
+
+    async def _move_checkpoint(self, position: int) -> None:
+        async with self.store.transaction() as connection:
+            await self._save_checkpoint(connection, position)
+        self._saved = position
+
+    async def _save_checkpoint(self, connection: C, position: int) -> None:
+        await self.store.save_checkpoint(
+            connection, self.subscription.name, position, self._lease, previous=self._saved
+        )
 
     async def _next_page(self) -> list[StoredEvent]:
         """Read the next page; when a filter leaves nothing, skip ahead to the head.
@@ -333,10 +387,7 @@ class AsyncSubscriptionWorker(Generic[C]):
         )
         filtered = self.subscription.stream_types is not None or self._event_types is not None
         if not page and filtered and head > self.progress.position:
-            async with self.store.transaction() as connection:
-                await self.store.save_checkpoint(
-                    connection, self.subscription.name, head, self._lease
-                )
+            await self._move_checkpoint(head)
             self.progress.position = head
         return page
 
@@ -345,47 +396,41 @@ class AsyncSubscriptionWorker(Generic[C]):
             async with self.store.transaction() as connection:
                 for record in page:
                     await self._handle(record, connection)
-                await self.store.save_checkpoint(
-                    connection, self.subscription.name, page[-1].position, self._lease
-                )
-        except (LeaseLostError, StoreError):
-            raise
-        except Exception:  # a handler failed: find which event, one transaction each
+                await self._save_checkpoint(connection, page[-1].position)
+        except _HandlerFailedError:  # find which event failed: one transaction each
             logger.debug("subscription %s: batch failed; retrying event by event", exc_info=True)
             for record in page:
-                if self.stopper.is_set():
+                if self.stopper.is_set() or not await self._deliver_one(record):
                     return
-                await self._deliver_one(record)
         else:
-            self._advance(page[-1].position, len(page))
+            self._committed(page[-1].position, len(page))
 
-    async def _deliver_one(self, record: StoredEvent) -> None:
+    async def _deliver_one(self, record: StoredEvent) -> bool:
+        """Deliver one event with retries; return False if asked to stop while retrying."""
         attempt = 1
         while True:
             try:
                 async with self.store.transaction() as connection:
                     await self._handle(record, connection)
-                    await self.store.save_checkpoint(
-                        connection, self.subscription.name, record.position, self._lease
-                    )
-            except (LeaseLostError, StoreError):
-                raise
-            except Exception as error:  # noqa: BLE001 -- whatever a handler raises is retried
+                    await self._save_checkpoint(connection, record.position)
+            except _HandlerFailedError as failure:
                 if attempt < self.subscription.max_attempts:
                     logger.warning(
-                        "subscription %s: handler failed on position %s (attempt %s of %s): %s",
+                        "subscription %s: handler failed on position %s (attempt %s of %s): %r",
                         self.subscription.name,
                         record.position,
                         attempt,
                         self.subscription.max_attempts,
-                        error,
+                        failure.error,
                     )
-                    await self.stopper.sleep(self.subscription.retry_delay * 2 ** (attempt - 1))
+                    delay = self.subscription.retry_delay * 2 ** (attempt - 1)
+                    if await self.stopper.sleep(delay):
+                        return False  # the checkpoint stays before the event
                     attempt += 1
                     continue
-                await self._give_up(record, attempt, error)
-            self._advance(record.position, 1)
-            return
+                await self._give_up(record, attempt, failure.error)
+            self._committed(record.position, 1)
+            return True
 
     async def _give_up(self, record: StoredEvent, attempts: int, error: Exception) -> None:
         if not self.subscription.dead_letter:
@@ -406,15 +451,17 @@ class AsyncSubscriptionWorker(Generic[C]):
         )
         async with self.store.transaction() as connection:
             await self.store.park(connection, self.subscription.name, record, repr(error))
-            await self.store.save_checkpoint(
-                connection, self.subscription.name, record.position, self._lease
-            )
+            await self._save_checkpoint(connection, record.position)
 
     async def _handle(self, record: StoredEvent, connection: C) -> None:
-        await self._deliver(self.serializer.decode(record), connection)
+        try:
+            await self._deliver(self.serializer.decode(record), connection)
+        except Exception as error:
+            raise _HandlerFailedError(error) from error
 
-    def _advance(self, position: int, handled: int) -> None:
-        self.progress.position = position
+    def _committed(self, position: int, handled: int) -> None:
+        self._saved = self.progress.position = position
+        self._retry_delay = _FIRST_RETRY
         self.progress.handled += handled
         now = time.monotonic()
         if now - self._reported >= self._report_every:
@@ -426,3 +473,7 @@ class AsyncSubscriptionWorker(Generic[C]):
                 self.progress.lag,
                 self.progress.rate,
             )
+
+
+_FIRST_RETRY = 0.1
+_LAST_RETRY = 30.0

@@ -7,16 +7,16 @@ a worker thread keeps the event loop free without a second implementation to kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from esframework._checks import DEFAULT_PAGE_SIZE
 from esframework._memory import InMemoryEventStore
@@ -47,9 +47,10 @@ class _AsyncOverSync(AsyncEventStore):
         # One thread for all of a store's calls: SQLite serializes its writes anyway, and a
         # transaction begun in that thread is joined by the store calls made in it meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1) if threaded else None
-        # So only the task that opened a transaction joins it; other tasks wait for its end.
+        # So only the task that opened a transaction joins it; other tasks (tasks it started
+        # too) wait for its end.
         self._transaction_lock: asyncio.Lock | None = None
-        self._in_transaction: ContextVar[bool] = ContextVar("in_transaction", default=False)
+        self._owner: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -65,7 +66,7 @@ class _AsyncOverSync(AsyncEventStore):
     async def _call(self, function: Callable[[], T]) -> T:
         if self._executor is None:
             return function()
-        if self._in_transaction.get():
+        if self._owner is not None and asyncio.current_task() is self._owner:
             return await self._run_in_thread(function)
         async with self._exclusive():
             return await self._run_in_thread(function)
@@ -177,17 +178,39 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         wait until it ends.
         """
         async with self._exclusive():
-            token = self._in_transaction.set(True)
+            self._owner = asyncio.current_task()
             try:
-                connection = await self._run_in_thread(self.sync.begin)
+                connection = await self._begin()
                 try:
                     yield connection
                 except BaseException:
                     await self._run_in_thread(lambda: self.sync.end(connection, commit=False))
                     raise
+                # Cancelled while these wait, the thread still ends the transaction, before
+                # any call queued after it: the executor has one thread.
                 await self._run_in_thread(lambda: self.sync.end(connection, commit=True))
             finally:
-                self._in_transaction.reset(token)
+                self._owner = None
+
+    async def _begin(self) -> sqlite3.Connection:
+        begun = asyncio.ensure_future(self._run_in_thread(self.sync.begin))
+        try:
+            return await asyncio.shield(begun)
+        except asyncio.CancelledError:
+            # The thread begins the transaction anyway: roll it back before letting go of the
+            # store, or the next caller's writes would land in a transaction nobody commits.
+            cleanup = asyncio.ensure_future(self._roll_back_when_begun(begun))
+            while not cleanup.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(cleanup)
+            raise
+
+    async def _roll_back_when_begun(self, begun: asyncio.Future[sqlite3.Connection]) -> None:
+        try:
+            connection = await begun
+        except Exception:  # noqa: BLE001 -- it never began: nothing to roll back
+            return
+        await self._run_in_thread(lambda: self.sync.end(connection, commit=False))
 
     async def load_checkpoint(self, subscription: str) -> int | None:
         return await self._call(lambda: self.sync.load_checkpoint(subscription))
@@ -198,8 +221,10 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         subscription: str,
         position: int,
         lease: AsyncLease,
+        *,
+        previous: int | None,
     ) -> None:
-        self.sync.save_checkpoint(connection, subscription, position, lease)
+        self.sync.save_checkpoint(connection, subscription, position, lease, previous=previous)
 
     async def park(
         self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
@@ -207,9 +232,9 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         self.sync.park(connection, subscription, event, error)
 
     async def unpark(
-        self, connection: sqlite3.Connection, subscription: str, position: int
-    ) -> None:
-        self.sync.unpark(connection, subscription, position)
+        self, connection: sqlite3.Connection, subscription: str, position: int | None
+    ) -> int:
+        return self.sync.unpark(connection, subscription, position)
 
     async def parked(self, subscription: str) -> list[ParkedEvent]:
         return await self._call(lambda: self.sync.parked(subscription))

@@ -139,7 +139,12 @@ class ConcurrencyError(EsframeworkError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        expected = "a new stream" if self.expected == 0 else f"version {self.expected}"
+        if self.expected is None:
+            expected = "any version (and lost every retry)"
+        elif self.expected == 0:
+            expected = "a new stream"
+        else:
+            expected = f"version {self.expected}"
         return (
             f"concurrency conflict on stream {self.stream_id!r}: expected {expected}, "
             f"found version {self.actual}; nothing was written"
@@ -254,12 +259,14 @@ class SubscriptionError(EsframeworkError):
 class LeaseLostError(EsframeworkError):
     """This instance no longer holds a subscription's lease: another one may be active."""
 
-    def __init__(self, subscription: str) -> None:
+    def __init__(
+        self,
+        subscription: str,
+        reason: str = "another instance moved its checkpoint, or its lease connection dropped",
+    ) -> None:
         self.subscription = subscription
+        self.reason = reason
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return (
-            f"subscription {self.subscription!r} lost its lease (its lease connection "
-            "dropped); the batch was rolled back"
-        )
+        return f"subscription {self.subscription!r} has no lease: {self.reason}"

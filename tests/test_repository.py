@@ -15,6 +15,7 @@ from esframework import (
     InMemoryEventStore,
     Metadata,
     Repository,
+    SnapshotPolicy,
     SnapshotRecord,
     aggregate,
     aggregate_version,
@@ -250,3 +251,26 @@ def test_payloads_that_look_like_markers_round_trip_through_the_store(backend: B
     repository = backend.repository(Carrier)
     repository.save(carrier)
     assert repository.load("c").payloads == (marker,)
+
+
+def test_policy_snapshot_that_cannot_be_encoded_does_not_fail_the_save() -> None:
+    """A state that cannot be snapshotted (NaN) leaves the committed save successful."""
+
+    @event(name="TestMeasured")
+    class Measured:
+        value: float
+
+    @aggregate(stream_type="TestGauge", snapshots=SnapshotPolicy(every=1))
+    class Gauge:
+        value: float = 0.0
+
+        @applies(Measured)
+        def _on_measured(self, e: Measured) -> None:
+            self.value = e.value * float("inf")  # a handler bug: NaN or infinite state
+
+    store = InMemoryEventStore()
+    gauge = new(Gauge, "g")
+    emit(gauge, Measured(value=1.0))
+    assert Repository(Gauge, store=store).save(gauge) is not None
+    assert store.stream_version("g") == 1
+    assert store.load_snapshot("g") is None

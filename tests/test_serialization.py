@@ -52,16 +52,17 @@ class Everything:
 serializer = Serializer()
 
 decimals = st.decimals(allow_nan=False, allow_infinity=False)
+texts = st.text(alphabet=st.characters(exclude_characters="\x00"))  # NUL is refused, see below
 aware = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
     max_leaves=8,
 )
-addresses = st.builds(Address, street=st.text(), number=st.integers())
+addresses = st.builds(Address, street=texts, number=st.integers())
 everything = st.builds(
     Everything,
-    text=st.text(),
+    text=texts,
     whole=st.integers(min_value=-(2**200), max_value=2**200),
     flag=st.booleans(),
     ratio=st.floats(allow_nan=False, allow_infinity=False),
@@ -70,11 +71,11 @@ everything = st.builds(
     day=st.dates(),
     ident=st.uuids(),
     colour=st.sampled_from(Colour),
-    pair=st.tuples(st.integers(-(2**70), 2**70), st.text()),
+    pair=st.tuples(st.integers(-(2**70), 2**70), texts),
     items=st.lists(st.integers(-(2**70), 2**70)),
-    mapping=st.dictionaries(st.text(), json_values, max_size=4),
-    maybe=st.none() | st.text(),
-    either=st.integers(-(2**63), 2**63 - 1) | st.text(),
+    mapping=st.dictionaries(texts, json_values, max_size=4),
+    maybe=st.none() | texts,
+    either=st.integers(-(2**63), 2**63 - 1) | texts,
     nested=addresses,
     nested_list=st.lists(addresses, max_size=3),
 )
@@ -231,3 +232,33 @@ def test_caused_by_continues_the_correlation() -> None:
     assert follow_up.correlation_id == uuid.UUID(int=7)
     assert follow_up.causation_id == cause.event_id
     assert follow_up.extra == {"user": "ada"}
+
+
+def test_metadata_cannot_shadow_its_own_fields() -> None:
+    """Extra metadata named like correlation or causation ids is refused before writing."""
+
+    @event(name="TestShadowed")
+    class Shadowed:
+        text: str
+
+    with pytest.raises(EventEncodingError, match="correlation_id"):
+        serializer.encode(
+            Shadowed(text="x"),
+            event_id=uuid.uuid4(),
+            metadata=Metadata(extra={"correlation_id": "req-42"}),
+        )
+    with pytest.raises(EventEncodingError, match="not JSON serializable"):
+        serializer.encode(
+            Shadowed(text="x"), event_id=uuid.uuid4(), metadata=Metadata(extra={"d": object()})
+        )
+
+
+def test_nul_characters_are_refused_before_writing() -> None:
+    """PostgreSQL cannot store NUL in text: every store refuses it the same way, up front."""
+
+    @event(name="TestNul")
+    class WithNul:
+        text: str
+
+    with pytest.raises(EventEncodingError, match="NUL"):
+        serializer.encode(WithNul(text="a\x00b"), event_id=uuid.uuid4())

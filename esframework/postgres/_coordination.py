@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_keys
+from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_key
 
 __all__ = ["PostgresLease", "PostgresListener"]
 
@@ -28,7 +28,7 @@ class PostgresLease:
         self._conninfo = conninfo
         self._name = application_name(schema)
         self.subscription = subscription
-        self.keys = lease_keys(schema, subscription)
+        self.key = lease_key(schema, subscription)
         self._connection: psycopg.Connection[Any] | None = None
         self.pid: int | None = None
 
@@ -41,7 +41,9 @@ class PostgresLease:
                 self._connection = psycopg.Connection.connect(
                     self._conninfo, autocommit=True, application_name=self._name
                 )
-            cursor = self._connection.execute("SELECT pg_try_advisory_lock(%s, %s)", self.keys)
+            cursor = self._connection.execute(
+                "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)
+            )
             row = cursor.fetchone()
         except psycopg.Error as error:
             self.release()

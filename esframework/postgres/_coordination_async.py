@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_keys
+from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_key
 
 __all__ = ["AsyncPostgresLease", "AsyncPostgresListener"]
 
@@ -29,7 +29,7 @@ class AsyncPostgresLease:
         self._conninfo = conninfo
         self._name = application_name(schema)
         self.subscription = subscription
-        self.keys = lease_keys(schema, subscription)
+        self.key = lease_key(schema, subscription)
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self.pid: int | None = None
 
@@ -43,7 +43,7 @@ class AsyncPostgresLease:
                     self._conninfo, autocommit=True, application_name=self._name
                 )
             cursor = await self._connection.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", self.keys
+                "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)
             )
             row = await cursor.fetchone()
         except psycopg.Error as error:

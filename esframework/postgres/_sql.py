@@ -5,6 +5,7 @@ Shared by the sync and async stores: they differ only in how they run these.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Collection, Sequence
 from typing import Any, Final, LiteralString
@@ -48,7 +49,9 @@ class Statements:
         # One statement, one round trip: the append takes the schema's append lock, checks the
         # expected version and inserts every event. Positions are drawn after the lock, which is
         # held until commit, so positions are handed out in commit order: a reader paging by
-        # position never passes an event that commits later with a lower position.
+        # position never passes an event that commits later with a lower position. (The
+        # version check reads the statement's snapshot, taken before the lock wait; the unique
+        # (stream_id, version) constraint catches what a concurrent append took meanwhile.)
         self._append_head = """
             WITH append_lock AS (SELECT pg_advisory_xact_lock(%s)),
             head AS (
@@ -111,19 +114,25 @@ class Statements:
         self.load_checkpoint = q(
             "SELECT last_position FROM {s}.subscription_checkpoints WHERE subscription_id = %s"
         )
-        # Fenced: the checkpoint moves only while the lease's session still holds its lock, so
-        # an instance that lost its lease cannot overwrite the new holder's progress.
+        # Fenced twice: the checkpoint moves only while the lease's session holds its lock,
+        # and only from the position this instance last saw (a compare-and-set, which READ
+        # COMMITTED re-checks after waiting for another writer's row lock). An instance that
+        # lost its lease between the two checks still cannot commit over the new holder.
         self.save_checkpoint = q(
             """
-            INSERT INTO {s}.subscription_checkpoints (subscription_id, last_position, updated_at)
+            INSERT INTO {s}.subscription_checkpoints AS cp
+                (subscription_id, last_position, updated_at)
             SELECT %(name)s, %(position)s, now()
             WHERE %(pid)s::int IS NULL OR EXISTS (
                 SELECT FROM pg_locks
                 WHERE locktype = 'advisory' AND granted AND pid = %(pid)s::int
-                  AND classid::bigint = %(key1)s AND objid::bigint = %(key2)s AND objsubid = 2
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND classid::bigint = %(key_high)s AND objid::bigint = %(key_low)s
+                  AND objsubid = 1
             )
             ON CONFLICT (subscription_id) DO UPDATE
             SET last_position = excluded.last_position, updated_at = excluded.updated_at
+            WHERE cp.last_position IS NOT DISTINCT FROM %(previous)s::bigint
             """
         )
         self.park = q(
@@ -136,8 +145,8 @@ class Statements:
             """
         )
         self.unpark = q(
-            "DELETE FROM {s}.subscription_dead_letters "
-            "WHERE subscription_id = %s AND global_position = %s"
+            "DELETE FROM {s}.subscription_dead_letters WHERE subscription_id = %(name)s "
+            "AND (%(position)s::bigint IS NULL OR global_position = %(position)s::bigint)"
         )
         self.parked = q(
             "SELECT subscription_id, global_position, event_id, stream_id, event_type, error, "
@@ -151,6 +160,7 @@ class Statements:
         Small appends (the common case) bind each value as a scalar: psycopg dumps those far
         faster than arrays. Large ones pass one array per column.
         """
+        count = min(count, MAX_VALUES_ROWS + 1)  # every larger append shares one statement
         query = self._append_by_count.get(count)
         if query is None:
             if count <= MAX_VALUES_ROWS:
@@ -238,12 +248,15 @@ def application_name(schema: str) -> str:
     return f"esframework:{schema}"[:63]
 
 
-def lease_keys(schema: str, subscription: str) -> tuple[int, int]:
-    """The two advisory-lock keys of a subscription's lease (positive 32-bit integers)."""
-    return (
-        zlib.crc32(f"esframework lease {schema}".encode()) & 0x7FFFFFFF,
-        zlib.crc32(subscription.encode()) & 0x7FFFFFFF,
-    )
+def lease_key(schema: str, subscription: str) -> int:
+    """The advisory-lock key of a subscription's lease: 64 bits, so names do not collide."""
+    digest = hashlib.sha256(f"esframework lease {schema} {subscription}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lease_key_halves(key: int) -> tuple[int, int]:
+    """How `pg_locks` shows a bigint advisory key: its high and low 32 bits, unsigned."""
+    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
 
 
 NOTIFY_CHANNEL: Final = "esframework_events"

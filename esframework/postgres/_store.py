@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
 import psycopg
+import psycopg.conninfo
 from psycopg import pq, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -22,6 +23,7 @@ from esframework._checks import (
     match_retry,
     stored_by_id,
     validate_stream_id,
+    validate_type_names,
 )
 from esframework._records import (
     AppendResult,
@@ -41,6 +43,7 @@ from esframework.postgres._sql import (
     Statements,
     append_params,
     application_name,
+    lease_key_halves,
     snapshot_params,
     to_snapshot,
     to_stored,
@@ -49,6 +52,8 @@ from esframework.postgres._sql import (
 __all__ = ["PostgresEventStore"]
 
 logger = logging.getLogger(__name__)
+
+_ANY_VERSION_ATTEMPTS = 20
 
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
@@ -107,9 +112,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             raise ValueError(msg)
         self.schema = schema
         # Leases and listeners hold connections of their own, outside the pool.
-        self.conninfo = conninfo or (
-            pool.conninfo if pool and isinstance(pool.conninfo, str) else ""
-        )
+        self.conninfo = conninfo or _conninfo_of(pool)
         self._statements = Statements(schema)
         self._attempts = reconnect_attempts + 1
         self._owns_pool = pool is None
@@ -171,20 +174,29 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         expected_version: int | ExpectedVersion,
     ) -> AppendResult:
         validate_stream_id(stream_id)
+        validate_type_names(stream_type, events)
         expected = expected_as_int(expected_version)
-        if not events:
-            msg = "append needs at least one event"
-            raise ValueError(msg)
         params = append_params(self._statements, stream_id, stream_type, events, expected)
 
         def attempt(conn: psycopg.Connection[Any]) -> AppendResult:
-            try:
-                cursor = conn.execute(self._statements.append(len(events)), params)
-                rows = cursor.fetchall()
-            except psycopg.Error as error:
-                if violated_constraint(error) not in {"events_pkey", "unique_stream_version"}:
-                    raise
-                _rollback_if_failed(conn)
+            # The statement's snapshot is taken before it waits for the append lock, so after
+            # waiting it may compute a version another append just took: the unique
+            # (stream_id, version) constraint refuses it. An append that expects a version
+            # has then lost; one that expects any version tries again, on a fresh snapshot.
+            for _ in range(_ANY_VERSION_ATTEMPTS):
+                try:
+                    cursor = conn.execute(self._statements.append(len(events)), params)
+                    rows = cursor.fetchall()
+                except psycopg.Error as error:
+                    violated = violated_constraint(error)
+                    if violated not in {"events_pkey", "unique_stream_version"}:
+                        raise
+                    _rollback_if_failed(conn)
+                    if expected is None and violated == "unique_stream_version":
+                        continue
+                    rows = []
+                break
+            else:
                 rows = []
             if rows:
                 return AppendResult(
@@ -289,10 +301,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         try:
             with self.connection() as conn, conn.transaction():
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            if isinstance(error, PoolTimeout) or is_connection_lost(error):
-                raise translate(error, "run a subscription's transaction") from error
-            raise
+        except (psycopg.Error, PoolTimeout) as error:  # the body's own errors come wrapped
+            raise translate(error, "run a subscription's transaction") from error
 
     def load_checkpoint(self, subscription: str) -> int | None:
         rows = self._fetch(
@@ -308,17 +318,20 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         subscription: str,
         position: int,
         lease: Lease,
+        *,
+        previous: int | None,
     ) -> None:
         held = lease if isinstance(lease, PostgresLease) else None
-        key1, key2 = held.keys if held is not None else (0, 0)
+        key_high, key_low = lease_key_halves(held.key) if held is not None else (0, 0)
         cursor = connection.execute(
             self._statements.save_checkpoint,
             {
                 "name": subscription,
                 "position": position,
                 "pid": None if held is None else held.pid,
-                "key1": key1,
-                "key2": key2,
+                "key_high": key_high,
+                "key_low": key_low,
+                "previous": previous,
             },
         )
         if cursor.rowcount != 1:
@@ -343,8 +356,13 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             ),
         )
 
-    def unpark(self, connection: psycopg.Connection[Any], subscription: str, position: int) -> None:
-        connection.execute(self._statements.unpark, (subscription, position))
+    def unpark(
+        self, connection: psycopg.Connection[Any], subscription: str, position: int | None
+    ) -> int:
+        cursor = connection.execute(
+            self._statements.unpark, {"name": subscription, "position": position}
+        )
+        return cursor.rowcount
 
     def parked(self, subscription: str) -> list[ParkedEvent]:
         rows = self._fetch(
@@ -396,6 +414,21 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                 logger.warning("connection lost (%s); retrying to %s", error, doing)
                 time.sleep(0.05 * 2**attempt)
                 attempt += 1
+
+
+def _conninfo_of(pool: ConnectionPool[Any] | None) -> str:
+    """The connection string of a user's pool, with its keyword settings folded in."""
+    if pool is None or not isinstance(pool.conninfo, str):
+        return ""
+    kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
+    settings = {k: v for k, v in kwargs.items() if k not in _NOT_CONNINFO}
+    return psycopg.conninfo.make_conninfo(pool.conninfo, **settings)
+
+
+# Keyword arguments of connect() that configure the Python connection, not libpq.
+_NOT_CONNINFO = frozenset(
+    {"autocommit", "prepare_threshold", "row_factory", "cursor_factory", "context"}
+)
 
 
 def _rollback_if_failed(conn: psycopg.Connection[Any]) -> None:

@@ -37,6 +37,8 @@ class TransferProcess:
         caused = Metadata.caused_by(envelope)
         if isinstance(step, TransferRequested):
             transfer_id = envelope.stream_id
+            if bank.transfer(transfer_id).status != "requested":
+                return  # a redelivery of a transfer that already ended: nothing to debit
             try:
                 bank.run(
                     bank.accounts,

@@ -270,6 +270,17 @@ def test_concurrent_writers_on_one_stream(store: EventStore) -> None:
     assert len(acknowledged) + 2 * conflicts == 6 * 15 * 2
 
 
+def test_concurrent_any_version_appends_all_land(store: EventStore) -> None:
+    """Appends expecting any version never conflict with each other: all land, contiguously."""
+
+    def writer() -> None:
+        for _ in range(15):
+            store.append("any", "S", make(2), expected_version=ExpectedVersion.ANY)
+
+    run_threads(writer, 6)
+    assert [e.version for e in store.read_stream("any")] == list(range(1, 6 * 15 * 2 + 1))
+
+
 def run_threads(target: Callable[[], None], count: int) -> None:
     errors: list[BaseException] = []
 

@@ -133,12 +133,22 @@ class _AsyncProjection:
         await _run_async(self._reset, connection, self._postgres)
 
 
+class _Unavailable(list[tuple[Any, ...]]):
+    """The result of a statement the async harness runs later: using it is a test bug."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("async test handlers cannot read query results")
+
+    def __len__(self) -> int:
+        raise AssertionError("async test handlers cannot read query results")
+
+
 async def _run_async(body: Callable[[Sql], None], connection: Any, postgres: bool) -> None:
     statements: list[tuple[str, tuple[Any, ...]]] = []
 
     def sql(statement: str, *params: Any) -> list[tuple[Any, ...]]:
         statements.append((statement, params))
-        return []
+        return _Unavailable()
 
     body(sql)
     for statement, params in statements:

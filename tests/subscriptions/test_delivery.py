@@ -311,3 +311,50 @@ def run_in_thread(worker: Any) -> threading.Event:
 
     threading.Thread(target=run, daemon=True).start()
     return done
+
+
+def test_stopping_during_retries_keeps_the_event(harness: Harness) -> None:
+    """A stop while a failing event waits for its next attempt neither parks it nor skips
+    it: the checkpoint stays before it."""
+    save_wallets(harness, 1)
+    target = harness.store.read_all()[1]
+    calls = 0
+
+    def failing(envelope: Envelope[Any], _: Sql) -> None:
+        nonlocal calls
+        if envelope.position == target.position:
+            calls += 1
+            if calls == 2:
+                worker.stopper.set()
+            message = "still failing"
+            raise RuntimeError(message)
+
+    worker = harness.worker(failing, max_attempts=10, retry_delay=0.05, dead_letter=True)
+    worker.run()
+    assert harness.store.parked("test") == []
+    assert harness.store.load_checkpoint("test") == target.position - 1
+
+
+def test_a_stale_checkpoint_write_is_refused(harness: Harness) -> None:
+    """Moving a checkpoint from a position it no longer has fails: the write of an instance
+    that lost its lease cannot commit over another's."""
+    from esframework.errors import LeaseLostError
+
+    save_wallets(harness, 1)
+    harness.worker(record_into([])).run(until_caught_up=True)
+    head = harness.store.head()
+    lease = harness.store.lease("test")
+    for previous in (None, 1, head - 1):
+        with pytest.raises(LeaseLostError), harness.store.transaction() as connection:
+            harness.store.save_checkpoint(connection, "test", head + 5, lease, previous=previous)
+    assert harness.store.load_checkpoint("test") == head
+    with harness.store.transaction() as connection:
+        harness.store.save_checkpoint(connection, "test", head, lease, previous=head)
+
+
+def test_subscription_names_must_fit_the_store() -> None:
+    """A subscription name the checkpoint table cannot hold is refused at once."""
+    from esframework import Subscription
+
+    with pytest.raises(ValueError, match="subscription names"):
+        Subscription(name="x" * 256, handler=record_into([]))

@@ -128,3 +128,27 @@ def test_other_tasks_never_join_an_async_sqlite_transaction(tmp_path: Path) -> N
             assert await store.stream_version("inside") == 0
 
     asyncio.run(scenario())
+
+
+def test_tasks_started_inside_a_transaction_do_not_join_it(tmp_path: Path) -> None:
+    """A task a handler starts inherits its context, not its transaction: its appends wait
+    and survive the transaction's rollback."""
+
+    class RolledBackError(Exception):
+        pass
+
+    async def scenario() -> None:
+        async with AsyncSQLiteEventStore(tmp_path / "events.db") as store:
+            repository = AsyncRepository(Wallet, store=store)
+            background: list[asyncio.Task[Any]] = []
+            with contextlib.suppress(RolledBackError):
+                async with store.transaction():
+                    background.append(
+                        asyncio.create_task(repository.save(Wallet.open("spawned", "Sam")))
+                    )
+                    await asyncio.sleep(0.05)
+                    raise RolledBackError
+            await background[0]
+            assert await store.stream_version("spawned") == 1
+
+    asyncio.run(scenario())

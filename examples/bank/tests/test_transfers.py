@@ -129,3 +129,20 @@ def test_concurrent_transfers_touching_the_same_accounts(store: SubscriptionStor
     assert sum(expected.values()) == Decimal(300)
     views = Views(store, Sql.for_store(store))
     assert {a: b for a, _, _, b, _ in views.balances()} == expected
+
+
+def test_a_failed_transfer_redelivered_later_moves_no_money(store: SubscriptionStore[Any]) -> None:
+    """A transfer that failed for lack of funds stays failed and debits nothing when its
+    request is delivered again after the source was funded."""
+    bank = Bank(store)
+    open_accounts(bank, ("poor", "EUR", "0"), ("rich", "EUR", "0"))
+    bank.request_transfer("poor", "rich", Decimal(50), transfer_id="t-late")
+    build(store).run_until_caught_up()
+    assert bank.transfer("t-late").status == "failed"
+    bank.deposit("poor", Decimal(100))
+    request = next(
+        Serializer().decode(r) for r in store.iter_all() if r.event_type == "TransferRequested"
+    )
+    TransferProcess(bank)(request, None)
+    assert bank.account("poor").balance == Decimal(100)
+    assert bank.transfer("t-late").status == "failed"
