@@ -53,8 +53,6 @@ __all__ = ["PostgresEventStore"]
 
 logger = logging.getLogger(__name__)
 
-_ANY_VERSION_ATTEMPTS = 20
-
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
@@ -179,25 +177,17 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         params = append_params(self._statements, stream_id, stream_type, events, expected)
 
         def attempt(conn: psycopg.Connection[Any]) -> AppendResult:
-            # The statement's snapshot is taken before it waits for the append lock, so after
-            # waiting it may compute a version another append just took: the unique
-            # (stream_id, version) constraint refuses it. An append that expects a version
-            # has then lost; one that expects any version tries again, on a fresh snapshot.
-            for _ in range(_ANY_VERSION_ATTEMPTS):
-                try:
-                    cursor = conn.execute(self._statements.append(len(events)), params)
-                    rows = cursor.fetchall()
-                except psycopg.Error as error:
-                    violated = violated_constraint(error)
-                    if violated not in {"events_pkey", "unique_stream_version"}:
-                        raise
-                    _rollback_if_failed(conn)
-                    if expected is None and violated == "unique_stream_version":
-                        continue
-                    rows = []
-                break
-            else:
+            try:
+                cursor = conn.execute(self._statements.append(len(events)), params)
+                rows = cursor.fetchall()
+            except psycopg.Error as error:
+                violated = violated_constraint(error)
+                if violated not in {"events_pkey", "unique_stream_version"}:
+                    raise
+                _rollback_if_failed(conn)
                 rows = []
+                if expected is None and violated == "unique_stream_version":
+                    rows = self._append_after_lock(conn, len(events), params)
             if rows:
                 return AppendResult(
                     stream_id=stream_id,
@@ -216,6 +206,21 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
         return self._run(f"append to stream {stream_id!r}", attempt)
+
+    def _append_after_lock(
+        self, conn: psycopg.Connection[Any], count: int, params: list[Any]
+    ) -> list[Any]:
+        """Append expecting any version, taking the append lock first.
+
+        The single statement reads the stream's version from a snapshot taken before it
+        waited for the lock, so after waiting it may pick a version another append just took.
+        Taking the lock in a statement of its own first, the append's snapshot sees every
+        append before it, and none can commit meanwhile.
+        """
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
+            cursor = conn.execute(self._statements.append(count), params)
+            return cursor.fetchall()
 
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None

@@ -54,8 +54,6 @@ __all__ = ["AsyncPostgresEventStore"]
 
 logger = logging.getLogger(__name__)
 
-_ANY_VERSION_ATTEMPTS = 20
-
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
@@ -180,25 +178,17 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         params = append_params(self._statements, stream_id, stream_type, events, expected)
 
         async def attempt(conn: psycopg.AsyncConnection[Any]) -> AppendResult:
-            # The statement's snapshot is taken before it waits for the append lock, so after
-            # waiting it may compute a version another append just took: the unique
-            # (stream_id, version) constraint refuses it. An append that expects a version
-            # has then lost; one that expects any version tries again, on a fresh snapshot.
-            for _ in range(_ANY_VERSION_ATTEMPTS):
-                try:
-                    cursor = await conn.execute(self._statements.append(len(events)), params)
-                    rows = await cursor.fetchall()
-                except psycopg.Error as error:
-                    violated = violated_constraint(error)
-                    if violated not in {"events_pkey", "unique_stream_version"}:
-                        raise
-                    await _rollback_if_failed(conn)
-                    if expected is None and violated == "unique_stream_version":
-                        continue
-                    rows = []
-                break
-            else:
+            try:
+                cursor = await conn.execute(self._statements.append(len(events)), params)
+                rows = await cursor.fetchall()
+            except psycopg.Error as error:
+                violated = violated_constraint(error)
+                if violated not in {"events_pkey", "unique_stream_version"}:
+                    raise
+                await _rollback_if_failed(conn)
                 rows = []
+                if expected is None and violated == "unique_stream_version":
+                    rows = await self._append_after_lock(conn, len(events), params)
             if rows:
                 return AppendResult(
                     stream_id=stream_id,
@@ -217,6 +207,21 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
         return await self._run(f"append to stream {stream_id!r}", attempt)
+
+    async def _append_after_lock(
+        self, conn: psycopg.AsyncConnection[Any], count: int, params: list[Any]
+    ) -> list[Any]:
+        """Append expecting any version, taking the append lock first.
+
+        The single statement reads the stream's version from a snapshot taken before it
+        waited for the lock, so after waiting it may pick a version another append just took.
+        Taking the lock in a statement of its own first, the append's snapshot sees every
+        append before it, and none can commit meanwhile.
+        """
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
+            cursor = await conn.execute(self._statements.append(count), params)
+            return await cursor.fetchall()
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
