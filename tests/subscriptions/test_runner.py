@@ -81,7 +81,10 @@ def test_cancelling_an_async_worker_never_commits_half_a_batch(tmp_path: Path) -
                 store, AsyncSubscription(name="seen", handler=slow, batch_size=10)
             )
             task = asyncio.create_task(worker.run())
-            await asyncio.sleep(0.15)  # inside the second batch
+            for _ in range(1000):  # until the first batch committed: then inside the second
+                await asyncio.sleep(0.01)
+                if await store.load_checkpoint("seen"):
+                    break
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
