@@ -243,6 +243,7 @@ class AsyncSubscriptionWorker(Generic[C]):
         self._deliver = handler.handle if isinstance(handler, AsyncProjection) else handler
         self._saved: int | None = None  # the checkpoint as stored: the next write expects it
         self._retry_delay = _FIRST_RETRY
+        self._head_read_at = 0.0
 
     async def run(self, *, until_caught_up: bool = False) -> None:
         """Deliver events until stopped (or, with `until_caught_up`, until none are left).
@@ -375,18 +376,23 @@ class AsyncSubscriptionWorker(Generic[C]):
         """Read the next page; when a filter leaves nothing, skip ahead to the head.
 
         The head is read first: the store hands out positions in commit order, so nothing can
-        later appear at or below a head that was read before the page was.
+        later appear at or below a head that was read before the page was. Without a filter it
+        only feeds the lag figure, so it is read at most once a second.
         """
-        head = await self.store.head()
-        self.progress.head = max(head, self.progress.head)
+        filtered = self.subscription.stream_types is not None or self._event_types is not None
+        head = self.progress.head
+        if filtered or time.monotonic() - self._head_read_at >= _HEAD_EVERY:
+            head = self.progress.head = max(await self.store.head(), self.progress.head)
+            self._head_read_at = time.monotonic()
         page = await self.store.read_all(
             after=self.progress.position,
             limit=self.subscription.batch_size,
             stream_types=self.subscription.stream_types,
             event_types=self._event_types,
         )
-        filtered = self.subscription.stream_types is not None or self._event_types is not None
-        if not page and filtered and head > self.progress.position:
+        if page:
+            self.progress.head = max(self.progress.head, page[-1].position)
+        elif filtered and head > self.progress.position:
             await self._move_checkpoint(head)
             self.progress.position = head
         return page
@@ -477,3 +483,4 @@ class AsyncSubscriptionWorker(Generic[C]):
 
 _FIRST_RETRY = 0.1
 _LAST_RETRY = 30.0
+_HEAD_EVERY = 1.0  # seconds between head reads that only serve the lag figure
