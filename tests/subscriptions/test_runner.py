@@ -155,3 +155,35 @@ def test_tasks_started_inside_a_transaction_do_not_join_it(tmp_path: Path) -> No
             assert await store.stream_version("spawned") == 1
 
     asyncio.run(scenario())
+
+
+def test_cancelled_while_beginning_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """A task cancelled while its transaction waits for SQLite's write lock leaves nothing
+    open: later appends commit for real."""
+    import sqlite3
+
+    path = tmp_path / "events.db"
+    with SQLiteEventStore(path) as sync:
+        sync.head()  # create the file and its tables
+
+    async def scenario() -> None:
+        async with AsyncSQLiteEventStore(path, timeout=5) as store:
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+
+            async def batch() -> None:
+                async with store.transaction():
+                    pass
+
+            task = asyncio.create_task(batch())
+            await asyncio.sleep(0.2)  # the store's thread now waits for the lock in BEGIN
+            task.cancel()
+            blocker.execute("ROLLBACK")  # the lock frees: the thread's BEGIN goes through
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await AsyncRepository(Wallet, store=store).save(Wallet.open("after", "Ann"))
+            blocker.close()
+
+    asyncio.run(scenario())
+    with SQLiteEventStore(path) as reopened:  # committed, not trapped in a transaction
+        assert reopened.stream_version("after") == 1
