@@ -12,7 +12,12 @@ from typing import Generic, TypeVar
 
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
-from esframework._subscriptions import Subscription, SubscriptionStore, SubscriptionWorker
+from esframework._subscriptions import (
+    Subscription,
+    SubscriptionStore,
+    SubscriptionWorker,
+    check_unique_names,
+)
 
 __all__ = ["Runner"]
 
@@ -42,10 +47,7 @@ class Runner(Generic[C]):
         serializer: Serializer = DEFAULT_SERIALIZER,
         report_every: float = 10.0,
     ) -> None:
-        names = [s.name for s in subscriptions]
-        if len(set(names)) != len(names):
-            msg = f"subscription names must be unique, got {names}"
-            raise ValueError(msg)
+        check_unique_names(subscriptions)
         self.stopper = Stopper()
         self.workers = {
             s.name: SubscriptionWorker(

@@ -15,6 +15,7 @@ from esframework._subscriptions_async import (
     AsyncSubscription,
     AsyncSubscriptionStore,
     AsyncSubscriptionWorker,
+    check_unique_names,
 )
 
 __all__ = ["AsyncRunner"]
@@ -45,10 +46,7 @@ class AsyncRunner(Generic[C]):
         serializer: Serializer = DEFAULT_SERIALIZER,
         report_every: float = 10.0,
     ) -> None:
-        names = [s.name for s in subscriptions]
-        if len(set(names)) != len(names):
-            msg = f"subscription names must be unique, got {names}"
-            raise ValueError(msg)
+        check_unique_names(subscriptions)
         self.stopper = Stopper()
         self.workers = {
             s.name: AsyncSubscriptionWorker(

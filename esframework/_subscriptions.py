@@ -123,6 +123,14 @@ def _storable_name(_: object, __: object, name: str) -> None:
         raise ValueError(msg)
 
 
+def check_unique_names(subscriptions: Sequence[Subscription[Any]]) -> None:
+    """Raise `ValueError` if two subscriptions share a name (and so a checkpoint)."""
+    names = [s.name for s in subscriptions]
+    if len(set(names)) != len(names):
+        msg = f"subscription names must be unique, got {names}"
+        raise ValueError(msg)
+
+
 def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
     return None if values is None else frozenset(values)
 

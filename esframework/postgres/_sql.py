@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Collection, Sequence
 from typing import Any, Final, LiteralString
 
+import psycopg.conninfo
 from psycopg import sql
 
 from esframework._records import NewEvent, SnapshotRecord, StoredEvent
@@ -261,3 +262,19 @@ def lease_key_halves(key: int) -> tuple[int, int]:
 
 NOTIFY_CHANNEL: Final = "esframework_events"
 """Appends notify this channel with their schema's name (migration 2's trigger)."""
+
+
+def pool_conninfo(conninfo: object, kwargs: object) -> str:
+    """A user pool's connection string with its keyword settings folded in, for the lease
+    and listener connections the store opens outside the pool ("" if it cannot be known)."""
+    if not isinstance(conninfo, str):
+        return ""
+    settings = kwargs if isinstance(kwargs, dict) else {}
+    libpq = {k: v for k, v in settings.items() if k not in _NOT_CONNINFO}
+    return psycopg.conninfo.make_conninfo(conninfo, **libpq)
+
+
+# Keyword arguments of connect() that configure the Python connection, not libpq.
+_NOT_CONNINFO: Final = frozenset(
+    {"autocommit", "prepare_threshold", "row_factory", "cursor_factory", "context"}
+)

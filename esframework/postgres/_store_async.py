@@ -13,7 +13,6 @@ from types import TracebackType
 from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
 import psycopg
-import psycopg.conninfo
 from psycopg import pq, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -45,6 +44,7 @@ from esframework.postgres._sql import (
     append_params,
     application_name,
     lease_key_halves,
+    pool_conninfo,
     snapshot_params,
     to_snapshot,
     to_stored,
@@ -111,7 +111,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             raise ValueError(msg)
         self.schema = schema
         # Leases and listeners hold connections of their own, outside the pool.
-        self.conninfo = conninfo or _conninfo_of(pool)
+        self.conninfo = conninfo or (
+            pool_conninfo(pool.conninfo, pool.kwargs) if pool is not None else ""
+        )
         self._statements = Statements(schema)
         self._attempts = reconnect_attempts + 1
         self._owns_pool = pool is None
@@ -420,21 +422,6 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
                 logger.warning("connection lost (%s); retrying to %s", error, doing)
                 await asyncio.sleep(0.05 * 2**attempt)
                 attempt += 1
-
-
-def _conninfo_of(pool: AsyncConnectionPool[Any] | None) -> str:
-    """The connection string of a user's pool, with its keyword settings folded in."""
-    if pool is None or not isinstance(pool.conninfo, str):
-        return ""
-    kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
-    settings = {k: v for k, v in kwargs.items() if k not in _NOT_CONNINFO}
-    return psycopg.conninfo.make_conninfo(pool.conninfo, **settings)
-
-
-# Keyword arguments of connect() that configure the Python connection, not libpq.
-_NOT_CONNINFO = frozenset(
-    {"autocommit", "prepare_threshold", "row_factory", "cursor_factory", "context"}
-)
 
 
 async def _rollback_if_failed(conn: psycopg.AsyncConnection[Any]) -> None:
