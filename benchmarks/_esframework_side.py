@@ -205,7 +205,7 @@ class EsframeworkSide:
         record = self._serializer.encode(
             Deposited(amount=amount_for(0), note=note_for(0)), event_id=uuid.uuid4()
         )
-        params = append_params(statements, _new_id("held"), STREAM_TYPE, [record], 0)
+        params = append_params(_new_id("held"), STREAM_TYPE, [record], 0)
         with psycopg.connect(self._dsn, autocommit=True) as conn, conn.transaction():
             conn.execute(statements.append(1), params)
             yield

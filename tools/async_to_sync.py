@@ -48,6 +48,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\bAwaitable\[(\w+)\]", r"\1"),
     (r"\bAwaitable, ", ""),
     (r"\basyncio\.sleep\b", "time.sleep"),
+    (r"\basyncio\.to_thread\(([\w.]+)\)", r"\1()"),  # sync code is on its own thread already
     (r"\basyncio\.Lock\b", "threading.Lock"),
     (r"^import asyncio$", "import threading\nimport time"),
     (r"\bAsync(?=[A-Z])", ""),

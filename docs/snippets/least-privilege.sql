@@ -8,7 +8,9 @@ CREATE SCHEMA es AUTHORIZATION es_owner;
 
 -- 3. As es_owner: the application may append and read events, but never change or remove
 --    them (the table's triggers refuse that too, for every role), and may keep snapshots
---    and subscription checkpoints.
+--    and subscription checkpoints. Positions are assigned by a function that runs with the
+--    owner's rights, so the application needs no UPDATE on events.
 GRANT USAGE ON SCHEMA es TO es_app;
 GRANT SELECT, INSERT ON es.events TO es_app;
+GRANT USAGE ON SEQUENCE es.events_insert_order TO es_app;
 GRANT SELECT, INSERT, UPDATE ON es.snapshots, es.subscription_checkpoints TO es_app;

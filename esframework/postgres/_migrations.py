@@ -50,7 +50,9 @@ def migrate(connection: psycopg.Connection[Any], schema: str = "public") -> list
             if migration.version in done:
                 continue
             for statement in migration.statements:
-                connection.execute(sql.SQL(statement).format(schema=name))
+                connection.execute(
+                    sql.SQL(statement).format(schema=name, schema_name=sql.Literal(schema))
+                )
             connection.execute(
                 sql.SQL(
                     "INSERT INTO {}.esframework_migrations (version, name) VALUES (%s, %s)"

@@ -52,7 +52,9 @@ async def migrate_async(
             if migration.version in done:
                 continue
             for statement in migration.statements:
-                await connection.execute(sql.SQL(statement).format(schema=name))
+                await connection.execute(
+                    sql.SQL(statement).format(schema=name, schema_name=sql.Literal(schema))
+                )
             await connection.execute(
                 sql.SQL(
                     "INSERT INTO {}.esframework_migrations (version, name) VALUES (%s, %s)"

@@ -6,7 +6,6 @@ Shared by the sync and async stores: they differ only in how they run these.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Collection, Sequence
 from typing import Any, Final, LiteralString
 
@@ -22,17 +21,23 @@ MAX_VALUES_ROWS: Final = 16
 
 EVENT_COLUMNS: Final = (
     "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
-    "version, global_position, created_at"
+    "version, coalesce(global_position, 0), created_at"
 )
+"""A stream read can meet a committed event the sequencer has not positioned yet: 0."""
 
 
 to_stored = StoredEvent._make
 """Map a row of `EVENT_COLUMNS` (in `StoredEvent`'s field order) to a record."""
 
 
-def append_lock_key(schema: str) -> int:
-    """The advisory lock key appends to `schema` serialize their commits on."""
-    return zlib.crc32(f"esframework append {schema}".encode())
+SEQUENCE_BATCH: Final = 5000
+"""The most events one sequencing pass positions."""
+
+
+def stream_lock_key(schema: str, stream_id: str) -> int:
+    """The advisory lock key that appends expecting any version of one stream queue on."""
+    digest = hashlib.sha256(f"esframework stream {schema} {stream_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class Statements:
@@ -40,39 +45,55 @@ class Statements:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        self.lock_key = append_lock_key(schema)
         name = sql.Identifier(schema)
 
         def q(text: LiteralString) -> bytes:
             # Rendered once: psycopg would otherwise compose the query again on every call.
             return sql.SQL(text).format(s=name, columns=sql.SQL(EVENT_COLUMNS)).as_bytes(None)
 
-        # One statement, one round trip: the append takes the schema's append lock, checks the
-        # expected version and inserts every event. Positions are drawn after the lock, which is
-        # held until commit, so positions are handed out in commit order: a reader paging by
-        # position never passes an event that commits later with a lower position. (The
-        # version check reads the statement's snapshot, taken before the lock wait; the unique
-        # (stream_id, version) constraint catches what a concurrent append took meanwhile.)
-        self._append_head = """
-            WITH append_lock AS (SELECT pg_advisory_xact_lock(%s)),
-            head AS (
-                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
-            )
+        # One statement, one round trip, and no lock: the append checks the expected version
+        # and inserts every event without a global position. Positions are assigned after
+        # commit, in insert order, by a sequencing pass (`sequence` below), so no writer
+        # waits for another's commit, and a late commit gets a later position instead of
+        # one a reader has already passed. (The version check reads the statement's
+        # snapshot; the unique (stream_id, version) constraint catches what a concurrent
+        # append took meanwhile.)
+        insert = """
             INSERT INTO {s}.events (id, stream_id, stream_type, event_type, schema_version,
                                     event_data, metadata, version)
             SELECT e.id, %s, %s, e.event_type, e.schema_version, e.event_data, e.metadata,
                    head.version + e.n
-            FROM append_lock, head, """
+            """
+        self._append_head = (
+            """
+            WITH head AS (
+                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
+            )"""
+            + insert
+            + "FROM head, "
+        )
+        # Appends expecting any version also queue on their stream's advisory lock, so that
+        # on a busy stream they lose a race for a version at most once (see the store).
+        self._append_any_head = (
+            """
+            WITH stream_lock AS (SELECT pg_advisory_xact_lock(%s::bigint)),
+            head AS (
+                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
+            )"""
+            + insert
+            + "FROM stream_lock, head, "
+        )
         self._append_tail = """
             WHERE %s::bigint IS NULL OR head.version = %s::bigint
             ORDER BY e.n
-            RETURNING global_position, version
+            RETURNING version
             """
-        self._append_by_count: dict[int, bytes] = {}
+        self._append_by_count: dict[tuple[int, bool], bytes] = {}
         self._name = name
         self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
         self.read_payloads = q(
-            "SELECT stream_id, version, global_position, event_type, schema_version, event_data "
+            "SELECT stream_id, version, coalesce(global_position, 0), event_type, schema_version, "
+            "event_data "
             "FROM {s}.events WHERE stream_id = %s AND version >= %s AND version <= %s "
             "ORDER BY version LIMIT %s"
         )
@@ -94,6 +115,9 @@ class Statements:
             for by_event in (False, True)
         }
         self.head = q("SELECT coalesce(max(global_position), 0) FROM {s}.events")
+        # One sequencing pass (migration 3's function): -1 if another pass holds the lock.
+        self.sequence = q("SELECT {s}.esframework_sequence(%s, %s)")
+        self.unpositioned = q("SELECT count(*) FROM {s}.events WHERE global_position IS NULL")
         self.load_snapshot = q(
             "SELECT stream_type, state_schema, version, snapshot_data "
             "FROM {s}.snapshots WHERE stream_id = %s"
@@ -155,14 +179,14 @@ class Statements:
             "ORDER BY global_position"
         )
 
-    def append(self, count: int) -> bytes:
+    def append(self, count: int, *, any_version: bool = False) -> bytes:
         """Return the append statement for `count` events.
 
         Small appends (the common case) bind each value as a scalar: psycopg dumps those far
         faster than arrays. Large ones pass one array per column.
         """
         count = min(count, MAX_VALUES_ROWS + 1)  # every larger append shares one statement
-        query = self._append_by_count.get(count)
+        query = self._append_by_count.get((count, any_version))
         if query is None:
             if count <= MAX_VALUES_ROWS:
                 row = "(%s::uuid, %s::text, %s::int, %s::jsonb, %s::jsonb, {n})"
@@ -175,9 +199,10 @@ class Statements:
                     "unnest(%s::uuid[], %s::text[], %s::int[], %s::jsonb[], %s::jsonb[]) "
                     "WITH ORDINALITY AS e(id, event_type, schema_version, event_data, metadata, n)"
                 )
-            text = self._append_head + source + self._append_tail
+            head = self._append_any_head if any_version else self._append_head
+            text = head + source + self._append_tail
             query = sql.SQL(text).format(s=self._name).as_bytes(None)
-            self._append_by_count[count] = query
+            self._append_by_count[count, any_version] = query
         return query
 
     def read_all(
@@ -199,14 +224,17 @@ class Statements:
 
 
 def append_params(
-    statements: Statements,
     stream_id: str,
     stream_type: str,
     events: Sequence[NewEvent],
     expected: int | None,
+    *,
+    stream_lock: int | None = None,
 ) -> list[Any]:
-    """Return the parameters of `Statements.append(len(events))`, in order."""
-    params: list[Any] = [statements.lock_key, stream_id, stream_id, stream_type]
+    """Return the parameters of `Statements.append(len(events))`, in order (with
+    `stream_lock`, the key of the stream's lock, those of the `any_version` statement)."""
+    params: list[Any] = [] if stream_lock is None else [stream_lock]
+    params += (stream_id, stream_id, stream_type)
     if len(events) <= MAX_VALUES_ROWS:
         for e in events:
             params += (
@@ -261,7 +289,7 @@ def lease_key_halves(key: int) -> tuple[int, int]:
 
 
 NOTIFY_CHANNEL: Final = "esframework_events"
-"""Appends notify this channel with their schema's name (migration 2's trigger)."""
+"""Sequencing passes notify this channel with their schema's name (migration 3)."""
 
 
 def pool_conninfo(conninfo: object, kwargs: object) -> str:

@@ -6,10 +6,11 @@ This module is the source of `_store.py`, which `tools/async_to_sync.py` generat
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
 import psycopg
@@ -39,13 +40,16 @@ from esframework.errors import ConcurrencyError, LeaseLostError
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
 from esframework.postgres._migrations_async import migrate_async
+from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._sql import (
+    SEQUENCE_BATCH,
     Statements,
     append_params,
     application_name,
     lease_key_halves,
     pool_conninfo,
     snapshot_params,
+    stream_lock_key,
     to_snapshot,
     to_stored,
 )
@@ -54,6 +58,9 @@ __all__ = ["AsyncPostgresEventStore"]
 
 logger = logging.getLogger(__name__)
 
+ANY_VERSION_ATTEMPTS = 5
+"""How often an append expecting any version tries before its last conflict is raised."""
+
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
@@ -61,6 +68,11 @@ T = TypeVar("T")
 Query: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+
+# The unit of work open in this thread or task, per store: its calls run on that connection.
+_UNITS: contextvars.ContextVar[Mapping[int, psycopg.AsyncConnection[Any]]] = contextvars.ContextVar(
+    "esframework_postgres_units_async", default=MappingProxyType({})
+)
 
 
 # JSONB arrives as its text, unparsed: the serializer parses it with orjson, by the declared
@@ -76,9 +88,12 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
 class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
     """An event store in PostgreSQL, for production.
 
-    Appends are one statement and one round trip; the database enforces stream versions and
-    event-id idempotency, and hands out global positions in commit order (see the docs'
-    "PostgreSQL" page). Create the tables with `migrate()` or `esframework migrate`.
+    Appends are one statement and one round trip, and take no lock: writers never wait for
+    each other unless they append to the same stream. The database enforces stream versions
+    and event-id idempotency. Global positions are assigned just after commit, in commit
+    order, by a sequencing pass that runs on a thread of the store (see the docs' "global
+    order" page). `transaction()` opens a unit of work: appends inside it commit together.
+    Create the tables with `migrate()` or `esframework migrate`.
 
     Args:
         conninfo: A libpq connection string or URL. Give this or `pool`.
@@ -132,6 +147,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             name=f"esframework:{schema}",
         )
         self._opened = not self._owns_pool
+        self._sequencer = Sequencer(self.conninfo, self._statements)
 
     async def __aenter__(self) -> Self:
         await self._ensure_open()
@@ -146,7 +162,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         await self.close()
 
     async def close(self) -> None:
-        """Close the store's own pool (a pool given to the store is left open)."""
+        """Position what this store appended, stop its sequencer and close its own pool (a
+        pool given to the store is left open)."""
+        await asyncio.to_thread(self._sequencer.close)
         if self._owns_pool:
             await self._pool.close()
 
@@ -177,52 +195,65 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         expected = expected_as_int(expected_version)
-        params = append_params(self._statements, stream_id, stream_type, events, expected)
+        lock = stream_lock_key(self.schema, stream_id) if expected is None else None
+        params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
+        query = self._statements.append(len(events), any_version=lock is not None)
 
         async def attempt(conn: psycopg.AsyncConnection[Any]) -> AppendResult:
+            in_unit = conn is self._unit()
             try:
-                cursor = await conn.execute(self._statements.append(len(events)), params)
-                rows = await cursor.fetchall()
+                rows = await _insert(conn, query, params, in_unit)
             except psycopg.Error as error:
                 violated = violated_constraint(error)
                 if violated not in {"events_pkey", "unique_stream_version"}:
                     raise
                 await _rollback_if_failed(conn)
                 rows = []
-                if expected is None and violated == "unique_stream_version":
-                    rows = await self._append_after_lock(conn, len(events), params)
+                if lock is not None and violated == "unique_stream_version":
+                    rows = await self._append_in_line(conn, lock, query, params)
             if rows:
-                return AppendResult(
-                    stream_id=stream_id,
-                    version=rows[-1][1],
-                    positions=tuple(position for position, _ in rows),
-                )
+                return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
             # Nothing was written: a retry of a committed append, or a conflict.
             cursor = await conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
             stored = stored_by_id(map(to_stored, await cursor.fetchall()))
             retry = match_retry(stream_id, events, stored)
-            if retry is not None:
-                return retry
+            if retry is not None:  # positions are never known at append time here
+                return retry._replace(positions=())
             cursor = await conn.execute(self._statements.stream_version, (stream_id,))
             (actual,) = await cursor.fetchone() or (0,)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
-        return await self._run(f"append to stream {stream_id!r}", attempt)
+        result = await self._run(f"append to stream {stream_id!r}", attempt)
+        if self._unit() is None:  # in a unit of work, the commit wakes the sequencer
+            self._sequencer.committed()
+        return result
 
-    async def _append_after_lock(
-        self, conn: psycopg.AsyncConnection[Any], count: int, params: list[Any]
+    async def _append_in_line(
+        self, conn: psycopg.AsyncConnection[Any], lock: int, query: bytes, params: list[Any]
     ) -> list[Any]:
-        """Append expecting any version, taking the append lock first.
+        """Append expecting any version, after the stream's other such appends.
 
         The single statement reads the stream's version from a snapshot taken before it
-        waited for the lock, so after waiting it may pick a version another append just took.
-        Taking the lock in a statement of its own first, the append's snapshot sees every
-        append before it, and none can commit meanwhile.
+        waited for the stream's lock, so on a busy stream it may pick a version another
+        append just took. Taking the lock in a statement of its own first, the append's
+        snapshot sees every append before it. It can still lose to an append expecting an
+        exact version (which takes no lock); each such loss means the stream moved on, so
+        it tries again, a bounded number of times.
         """
+        for _ in range(ANY_VERSION_ATTEMPTS - 1):
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                    cursor = await conn.execute(query, params)
+                    return await cursor.fetchall()
+            except psycopg.errors.UniqueViolation as error:
+                if violated_constraint(error) != "unique_stream_version":
+                    raise
+                await _rollback_if_failed(conn)
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
-            cursor = await conn.execute(self._statements.append(count), params)
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
     async def read_stream(
@@ -272,10 +303,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
         query, params = self._statements.read_all(after, limit, stream_types, event_types)
+        await self._read_own_writes()
         rows = await self._fetch(f"read events after position {after}", query, params)
         return list(map(to_stored, rows))
 
     async def head(self) -> int:
+        await self._read_own_writes()
         rows = await self._fetch("read the head position", self._statements.head, None)
         return int(rows[0][0])
 
@@ -293,6 +326,40 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             returns_rows=False,
         )
 
+    async def sequence(self) -> int:
+        """Position every committed event that has no global position yet, now.
+
+        The store's sequencer does this on its own just after each commit; call it to be
+        sure (in tests, or before reading a store that a killed process appended to).
+        Waits for a pass another process is running. Returns how many events it positioned.
+        """
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            total = 0
+            while True:
+                cursor = await conn.execute(self._statements.sequence, (SEQUENCE_BATCH, True))
+                row = await cursor.fetchone()
+                positioned = int(row[0]) if row is not None else 0
+                total += positioned
+                if positioned < SEQUENCE_BATCH:
+                    return total
+
+        return await self._run("position events", work)
+
+    async def unpositioned(self) -> int:
+        """Return how many committed events wait for a global position (a health figure:
+        it stays near 0 while some store's sequencer runs)."""
+        rows = await self._fetch("count unpositioned events", self._statements.unpositioned, None)
+        return int(rows[0][0])
+
+    async def _read_own_writes(self) -> None:
+        # A global read sees what this store appended before it: wait for the pass.
+        if self._sequencer.behind():
+            await asyncio.to_thread(self._sequencer.wait_caught_up)
+
+    def _unit(self) -> psycopg.AsyncConnection[Any] | None:
+        return _UNITS.get().get(id(self))
+
     # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
 
     def lease(self, subscription: str) -> AsyncPostgresLease:
@@ -305,12 +372,32 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """Lend a pooled connection inside a transaction, committed if the block succeeds."""
+        """Open a unit of work: the store's calls in this block join one transaction.
+
+        Appends to several streams (`repository.save(a)`, `repository.save(b)`) commit
+        together or not at all, each with its own optimistic concurrency check, and read
+        models written through the lent connection commit with them. It takes no lock:
+        other writers go on while it is open, except those appending to a stream it
+        appended to, which wait for it to end. Entered again while open (in the same thread
+        or task), it joins the open one. Their positions are assigned after the commit.
+
+        Raises:
+            StoreError: The transaction could not commit; nothing in it was written.
+        """
+        joined = self._unit()
+        if joined is not None:
+            yield joined
+            return
         try:
             async with self.connection() as conn, conn.transaction():
-                yield conn
+                token = _UNITS.set({**_UNITS.get(), id(self): conn})
+                try:
+                    yield conn
+                finally:
+                    _UNITS.reset(token)
         except (psycopg.Error, PoolTimeout) as error:  # the body's own errors come wrapped
-            raise translate(error, "run a subscription's transaction") from error
+            raise translate(error, "commit a unit of work") from error
+        self._sequencer.committed()
 
     async def load_checkpoint(self, subscription: str) -> int | None:
         rows = await self._fetch(
@@ -405,7 +492,17 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             self._opened = True
 
     async def _run(self, doing: str, work: _Work[T]) -> T:
-        """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost."""
+        """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost.
+
+        Inside a unit of work, run it on the unit's connection, once: a lost transaction
+        cannot be retried statement by statement.
+        """
+        unit = self._unit()
+        if unit is not None:
+            try:
+                return await work(unit)
+            except psycopg.Error as error:
+                raise translate(error, doing) from error
         await self._ensure_open()
         attempt = 1
         while True:
@@ -422,6 +519,19 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
                 logger.warning("connection lost (%s); retrying to %s", error, doing)
                 await asyncio.sleep(0.05 * 2**attempt)
                 attempt += 1
+
+
+async def _insert(
+    conn: psycopg.AsyncConnection[Any], query: bytes, params: list[Any], in_unit: bool
+) -> list[Any]:
+    if not in_unit:
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall()
+    # Inside a unit of work, a failed insert must not abort the whole transaction: the
+    # savepoint keeps it usable for the idempotency and version checks that follow.
+    async with conn.transaction():
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall()
 
 
 async def _rollback_if_failed(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -50,7 +50,7 @@ def test_append_whose_answer_was_lost_is_retried_without_duplicates(
     assert result is not None
     stored = list(postgres_store.read_stream("w"))
     assert [e.version for e in stored] == [1, 2]
-    assert result.positions == tuple(e.position for e in stored)
+    assert result.version == 2
 
 
 def test_caller_retry_after_a_lost_commit_is_not_a_false_conflict(
@@ -67,7 +67,8 @@ def test_caller_retry_after_a_lost_commit_is_not_a_false_conflict(
         result = wallets.save(wallet)  # the retry: the same event ids
     assert result is not None
     assert postgres_store.stream_version("w") == 1
-    assert result.positions == (next(postgres_store.read_stream("w")).position,)
+    assert result.version == 1
+    assert len(postgres_store.read_all()) == 1
 
 
 def test_terminated_backend_is_replaced_transparently(
@@ -93,7 +94,7 @@ def test_terminated_during_an_open_append_writes_nothing(
 
     wallet = Wallet.open("w", "Ada")
     records = [Serializer().encode(p.event, event_id=p.event_id) for p in pending_events(wallet)]
-    params = append_params(postgres_store._statements, "w", "TestWallet", records, 0)
+    params = append_params("w", "TestWallet", records, 0)
     conn = psycopg.connect(postgres_dsn)
     conn.execute(
         postgres_store._statements.append(len(records)), params

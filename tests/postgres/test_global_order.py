@@ -8,12 +8,10 @@ import time
 import uuid
 
 import orjson
-import psycopg
 import pytest
 
 from esframework import NewEvent, StoredEvent
 from esframework.postgres import PostgresEventStore
-from esframework.postgres._sql import append_params
 
 
 class RollbackError(Exception):
@@ -29,7 +27,6 @@ def events(count: int) -> list[NewEvent]:
 
 def append_in_transaction(
     store: PostgresEventStore,
-    dsn: str,
     stream_id: str,
     batch: list[NewEvent],
     expected: int,
@@ -37,22 +34,20 @@ def append_in_transaction(
     hold: float = 0.0,
     rollback: bool = False,
 ) -> None:
-    """Run the store's own append statement inside a longer transaction."""
-    params = append_params(store._statements, stream_id, "Gap", batch, expected)
-    with psycopg.connect(dsn) as conn:
-        try:
-            with conn.transaction():
-                conn.execute(store._statements.append(len(batch)), params)
-                time.sleep(hold)
-                if rollback:
-                    raise RollbackError
-        except RollbackError:
-            pass
+    """Append inside a longer unit of work, held open for `hold` seconds."""
+    try:
+        with store.transaction():
+            store.append(stream_id, "Gap", batch, expected_version=expected)
+            time.sleep(hold)
+            if rollback:
+                raise RollbackError
+    except RollbackError:
+        pass
 
 
 @pytest.mark.parametrize("run", range(3))
 def test_reader_sees_every_committed_event_once_in_order(
-    postgres_store: PostgresEventStore, postgres_dsn: str, run: int
+    postgres_store: PostgresEventStore, run: int
 ) -> None:
     """Concurrent writers, random rollbacks and one transaction held open for a second,
     while a reader polls: every committed event is seen exactly once, in ascending
@@ -68,9 +63,7 @@ def test_reader_sees_every_committed_event_once_in_order(
         for _ in range(40):
             batch = events(rng.randint(1, 3))
             if rng.random() < 0.2:  # draw positions, then roll back: holes in the sequence
-                append_in_transaction(
-                    postgres_store, postgres_dsn, stream_id, batch, version, rollback=True
-                )
+                append_in_transaction(postgres_store, stream_id, batch, version, rollback=True)
                 continue
             result = postgres_store.append(stream_id, "Gap", batch, expected_version=version)
             version = result.version
@@ -80,7 +73,7 @@ def test_reader_sees_every_committed_event_once_in_order(
     def slow_writer() -> None:
         time.sleep(0.05)
         batch = events(2)
-        append_in_transaction(postgres_store, postgres_dsn, "slow", batch, 0, hold=1.0)
+        append_in_transaction(postgres_store, "slow", batch, 0, hold=1.0)
         with lock:
             committed.update(e.event_id for e in batch)
 

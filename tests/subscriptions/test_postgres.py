@@ -50,7 +50,7 @@ def test_gap_subscription_sees_late_commit_exactly_once(
 
     def slow_writer() -> None:
         time.sleep(0.05)
-        append_in_transaction(postgres_store, postgres_dsn, "slow", events(2), 0, hold=1.0)
+        append_in_transaction(postgres_store, "slow", events(2), 0, hold=1.0)
 
     threads = [threading.Thread(target=writer, args=(f"s{i}",)) for i in range(4)]
     threads.append(threading.Thread(target=slow_writer))
