@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -35,7 +36,7 @@ class InMemoryEventStore(EventStore):
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held by a unit of work, whose appends re-enter it
         self._events: list[StoredEvent] = []  # index = position - 1
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[UUID, StoredEvent] = {}
@@ -89,7 +90,8 @@ class InMemoryEventStore(EventStore):
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> Iterator[StoredEvent]:
-        stream = self._streams.get(stream_id, [])
+        with self._lock:  # an open unit of work's events are not seen by other threads
+            stream = self._streams.get(stream_id, [])
         yield from stream[max(from_version, 1) - 1 : to_version]
 
     def read_payloads(
@@ -101,7 +103,8 @@ class InMemoryEventStore(EventStore):
             )
 
     def stream_version(self, stream_id: str) -> int:
-        return len(self._streams.get(stream_id, ()))
+        with self._lock:
+            return len(self._streams.get(stream_id, ()))
 
     def read_all(
         self,
@@ -112,7 +115,9 @@ class InMemoryEventStore(EventStore):
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
         page: list[StoredEvent] = []
-        for e in self._events[max(after, 0) :]:
+        with self._lock:
+            events = self._events[max(after, 0) :]
+        for e in events:
             if len(page) == limit:
                 break
             if (stream_types is None or e.stream_type in stream_types) and (
@@ -122,16 +127,39 @@ class InMemoryEventStore(EventStore):
         return page
 
     def head(self) -> int:
-        return len(self._events)
+        with self._lock:
+            return len(self._events)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
-        return self._snapshots.get(stream_id)
+        with self._lock:
+            return self._snapshots.get(stream_id)
 
     def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         with self._lock:
             current = self._snapshots.get(snapshot.stream_id)
             if current is None or current.version <= snapshot.version:
                 self._snapshots[snapshot.stream_id] = snapshot
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Open a unit of work: appends and snapshots in this block are kept together, or
+        undone together if it raises.
+
+        The calling thread holds the store until the block ends: other threads' calls wait
+        (a memory store has one writer at a time, like SQLite).
+        """
+        with self._lock:
+            events = len(self._events)
+            streams = dict(self._streams)
+            snapshots = dict(self._snapshots)
+            try:
+                yield
+            except BaseException:
+                for e in self._events[events:]:
+                    del self._by_id[e.event_id]
+                del self._events[events:]
+                self._streams, self._snapshots = streams, snapshots
+                raise
 
     def close(self) -> None:
         """Do nothing: there is nothing to release."""

@@ -6,7 +6,7 @@ This module is the source of `_repository.py`, which `tools/async_to_sync.py` ge
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Generic, TypeVar
 
 from esframework._aggregates import (
@@ -121,6 +121,27 @@ class AsyncRepository(Generic[A]):
         elif self._type.snapshots is not None and self._type.snapshots.due(loaded_at, version):
             await self._snapshot_by_policy(aggregate)
         return result
+
+    async def save_all(
+        self, aggregates: Iterable[A], *, metadata: Metadata | None = None
+    ) -> list[AppendResult]:
+        """Save several aggregates atomically: all their events commit, or none.
+
+        One unit of work of the store (`store.transaction()`), which may also span other
+        repositories' saves: open it yourself for that. Each aggregate keeps its own
+        concurrency check; if one fails, nothing is written, and every aggregate should be
+        loaded again before retrying.
+
+        Returns:
+            Where each aggregate's events landed, for those that had any.
+        """
+        results = []
+        async with self.store.transaction():
+            for aggregate in aggregates:
+                result = await self.save(aggregate, metadata=metadata)
+                if result is not None:
+                    results.append(result)
+        return results
 
     async def take_snapshot(self, aggregate: A) -> None:
         """Store the aggregate's current state so later loads start from it.

@@ -380,10 +380,16 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         """Lend the store's connection inside a write transaction, committed if the block
         succeeds.
 
-        Read models kept in the same file are written through it, together with the
-        subscription's checkpoint; events appended through this store by the same thread
-        meanwhile commit with them.
+        It is the store's unit of work: events appended through this store by the same
+        thread meanwhile commit with it, and read models kept in the same file are written
+        through it (a subscription's checkpoint too). Other threads' calls wait until it
+        ends. Opened again inside the block, it joins the open one.
         """
+        with self._lock:
+            joined = self._db()
+            if joined.in_transaction:  # this thread's own (it holds the store): join it
+                yield joined
+                return
         connection = self.begin()
         try:
             yield connection

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE
@@ -32,7 +33,8 @@ class EventStore(Protocol):
       commits later with a lower position, and never shows a stream's events out of order;
     - appending again events whose ids are stored, with the same content, is a no-op that
       reports the stored positions; different content under a stored id is an error;
-    - an append writes all of its events or none.
+    - an append writes all of its events or none, and so does a unit of work
+      (`transaction()`): the appends made in it commit together or not at all.
     """
 
     def append(
@@ -107,6 +109,15 @@ class EventStore(Protocol):
 
     def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         """Store a snapshot, replacing the stream's previous one."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """Open a unit of work: the appends made in the block commit together, or none.
+
+        Each append in it keeps its own optimistic concurrency check and idempotency, and
+        the block fails as a whole if any of them fails. Opened again inside the block (by
+        the same thread or task), it joins the open unit.
+        """
         ...
 
     def close(self) -> None:

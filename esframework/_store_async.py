@@ -6,6 +6,7 @@ This module is the source of `_store.py`, which `tools/async_to_sync.py` generat
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE
@@ -33,7 +34,8 @@ class AsyncEventStore(Protocol):
       commits later with a lower position, and never shows a stream's events out of order;
     - appending again events whose ids are stored, with the same content, is a no-op that
       reports the stored positions; different content under a stored id is an error;
-    - an append writes all of its events or none.
+    - an append writes all of its events or none, and so does a unit of work
+      (`transaction()`): the appends made in it commit together or not at all.
     """
 
     async def append(
@@ -108,6 +110,15 @@ class AsyncEventStore(Protocol):
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         """Store a snapshot, replacing the stream's previous one."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        """Open a unit of work: the appends made in the block commit together, or none.
+
+        Each append in it keeps its own optimistic concurrency check and idempotency, and
+        the block fails as a whole if any of them fails. Opened again inside the block (by
+        the same thread or task), it joins the open unit.
+        """
         ...
 
     async def close(self) -> None:

@@ -64,15 +64,16 @@ class _AsyncOverSync(AsyncEventStore):
         await self.close()
 
     async def _call(self, function: Callable[[], T]) -> T:
-        if self._executor is None:
-            return function()
         if self._owner is not None and asyncio.current_task() is self._owner:
             return await self._run_in_thread(function)
+        if self._owner is None and self._executor is None:  # inline, so never interleaved
+            return function()
         async with self._exclusive():
             return await self._run_in_thread(function)
 
     async def _run_in_thread(self, function: Callable[[], T]) -> T:
-        assert self._executor is not None  # noqa: S101 -- only threaded stores get here
+        if self._executor is None:
+            return function()
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     def _exclusive(self) -> asyncio.Lock:
@@ -177,6 +178,9 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         The store calls this task makes meanwhile join the transaction; other tasks' calls
         wait until it ends.
         """
+        if self._owner is not None and self._owner is asyncio.current_task():
+            yield await self._run_in_thread(self.sync._db)  # noqa: SLF001 -- joins its own unit
+            return
         async with self._exclusive():
             self._owner = asyncio.current_task()
             try:
@@ -279,3 +283,18 @@ class AsyncInMemoryEventStore(_AsyncOverSync):
 
     def __init__(self) -> None:
         super().__init__(InMemoryEventStore(), threaded=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Open a unit of work (see the sync store's): the calls this task makes meanwhile
+        join it; other tasks' calls wait until it ends."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            yield  # joins its own unit
+            return
+        async with self._exclusive():
+            self._owner = asyncio.current_task()
+            try:
+                with self.sync.transaction():
+                    yield
+            finally:
+                self._owner = None

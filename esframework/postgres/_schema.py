@@ -171,13 +171,15 @@ MIGRATIONS: Final = (
             CREATE TRIGGER events_follow_the_append_path BEFORE INSERT ON {schema}.events
             FOR EACH ROW EXECUTE FUNCTION {schema}.esframework_check_insert()
             """,
-            # The one change history allows: an unpositioned event receives its position.
+            # The one change history allows: an unpositioned event receives its position,
+            # from the sequencing function (which marks its transaction while it runs).
             """
             CREATE FUNCTION {schema}.esframework_guard_change() RETURNS trigger
             LANGUAGE plpgsql AS $$
             BEGIN
                 IF TG_OP = 'UPDATE' AND OLD.global_position IS NULL
                    AND NEW.global_position IS NOT NULL
+                   AND current_setting('esframework.sequencing', true) = 'on'
                    AND to_jsonb(NEW) - 'global_position' = to_jsonb(OLD) - 'global_position'
                 THEN
                     RETURN NEW;
@@ -227,6 +229,7 @@ MIGRATIONS: Final = (
                 END IF;
                 SELECT coalesce(max(global_position), 0) INTO last_position
                 FROM {schema}.events;
+                PERFORM set_config('esframework.sequencing', 'on', true);
                 WITH pending AS MATERIALIZED (
                     SELECT id, row_number() OVER (ORDER BY insert_order) AS n
                     FROM (
@@ -239,6 +242,7 @@ MIGRATIONS: Final = (
                 FROM pending
                 WHERE e.id = pending.id AND e.global_position IS NULL;
                 GET DIAGNOSTICS positioned = ROW_COUNT;
+                PERFORM set_config('esframework.sequencing', 'off', true);
                 IF positioned > 0 THEN
                     PERFORM pg_notify('esframework_events', {schema_name});
                 END IF;

@@ -318,6 +318,14 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         return to_snapshot(stream_id, rows[0]) if rows else None
 
     def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        unit = self._unit()
+        if unit is not None:  # a failed snapshot must not abort the unit of work around it
+            try:
+                with unit.transaction():
+                    unit.execute(self._statements.save_snapshot, snapshot_params(snapshot))
+            except psycopg.Error as error:
+                raise translate(error, f"snapshot {snapshot.stream_id!r}") from error
+            return
         self._fetch(
             f"snapshot {snapshot.stream_id!r}",
             self._statements.save_snapshot,

@@ -25,7 +25,7 @@ class Tick:
 
 @pytest.mark.parametrize("run", range(3))
 def test_gap_subscription_sees_late_commit_exactly_once(
-    postgres_store: PostgresEventStore, postgres_dsn: str, run: int
+    postgres_store: PostgresEventStore, run: int
 ) -> None:
     """Writers append concurrently while one transaction holds its insert open for a second;
     a live subscription delivers every event exactly once, in ascending position."""
