@@ -46,7 +46,10 @@ class NewEvent(NamedTuple):
 class StoredEvent(NamedTuple):
     """An event as the store recorded it.
 
-    A named tuple, like a database row: reading many of them is cheap.
+    A named tuple, like a database row: reading many of them is cheap. Its `position` is
+    its place in the global order; a stream read on PostgreSQL may meet an event that has
+    committed but not been positioned yet (for a few milliseconds): its position is then 0.
+    Global reads (`read_all`) only ever return positioned events.
     """
 
     event_id: UUID
@@ -78,7 +81,10 @@ class AppendResult(NamedTuple):
     Attributes:
         stream_id: The stream appended to.
         version: The stream's version after the append (the last event's version).
-        positions: The global position of each event, in the order given.
+        positions: The global position of each event, in the order given, where the store
+            knows it at append time (memory and SQLite). Empty on PostgreSQL, which assigns
+            positions just after the commit: read them with `read_all`, which waits for
+            the store's own appends to be positioned.
     """
 
     stream_id: str
