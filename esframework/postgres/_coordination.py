@@ -11,7 +11,12 @@ import psycopg
 from psycopg import sql
 
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_key
+from esframework.postgres._sql import (
+    NOTIFY_CHANNEL,
+    application_name,
+    lease_key,
+    set_lock_timeout,
+)
 
 __all__ = ["PostgresLease", "PostgresListener"]
 
@@ -24,8 +29,11 @@ class PostgresLease:
     session (see `Statements.save_checkpoint`), which fences off a holder that lost it.
     """
 
-    def __init__(self, conninfo: str, schema: str, subscription: str) -> None:
+    def __init__(
+        self, conninfo: str, schema: str, subscription: str, *, lock_timeout: float | None = None
+    ) -> None:
         self._conninfo = conninfo
+        self._set_lock_timeout = set_lock_timeout(lock_timeout)
         self._name = application_name(schema)
         self.subscription = subscription
         self.key = lease_key(schema, subscription)
@@ -41,6 +49,7 @@ class PostgresLease:
                 self._connection = psycopg.Connection.connect(
                     self._conninfo, autocommit=True, application_name=self._name
                 )
+                self._connection.execute(*self._set_lock_timeout)
             cursor = self._connection.execute(
                 "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)
             )
@@ -64,8 +73,9 @@ class PostgresLease:
 class PostgresListener:
     """A connection that LISTENs for append notifications."""
 
-    def __init__(self, conninfo: str, schema: str) -> None:
+    def __init__(self, conninfo: str, schema: str, *, lock_timeout: float | None = None) -> None:
         self._conninfo = conninfo
+        self._set_lock_timeout = set_lock_timeout(lock_timeout)
         self._schema = schema
         self._connection: psycopg.Connection[Any] | None = None
 
@@ -74,6 +84,7 @@ class PostgresListener:
             self._connection = psycopg.Connection.connect(
                 self._conninfo, autocommit=True, application_name=application_name(self._schema)
             )
+            self._connection.execute(*self._set_lock_timeout)
             self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
         except psycopg.Error as error:
             raise translate(error, "listen for appended events") from error

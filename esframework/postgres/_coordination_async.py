@@ -12,7 +12,12 @@ import psycopg
 from psycopg import sql
 
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, lease_key
+from esframework.postgres._sql import (
+    NOTIFY_CHANNEL,
+    application_name,
+    lease_key,
+    set_lock_timeout,
+)
 
 __all__ = ["AsyncPostgresLease", "AsyncPostgresListener"]
 
@@ -25,8 +30,11 @@ class AsyncPostgresLease:
     session (see `Statements.save_checkpoint`), which fences off a holder that lost it.
     """
 
-    def __init__(self, conninfo: str, schema: str, subscription: str) -> None:
+    def __init__(
+        self, conninfo: str, schema: str, subscription: str, *, lock_timeout: float | None = None
+    ) -> None:
         self._conninfo = conninfo
+        self._set_lock_timeout = set_lock_timeout(lock_timeout)
         self._name = application_name(schema)
         self.subscription = subscription
         self.key = lease_key(schema, subscription)
@@ -42,6 +50,7 @@ class AsyncPostgresLease:
                 self._connection = await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True, application_name=self._name
                 )
+                await self._connection.execute(*self._set_lock_timeout)
             cursor = await self._connection.execute(
                 "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)
             )
@@ -65,8 +74,9 @@ class AsyncPostgresLease:
 class AsyncPostgresListener:
     """A connection that LISTENs for append notifications."""
 
-    def __init__(self, conninfo: str, schema: str) -> None:
+    def __init__(self, conninfo: str, schema: str, *, lock_timeout: float | None = None) -> None:
         self._conninfo = conninfo
+        self._set_lock_timeout = set_lock_timeout(lock_timeout)
         self._schema = schema
         self._connection: psycopg.AsyncConnection[Any] | None = None
 
@@ -75,6 +85,7 @@ class AsyncPostgresListener:
             self._connection = await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, application_name=application_name(self._schema)
             )
+            await self._connection.execute(*self._set_lock_timeout)
             await self._connection.execute(
                 sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL))
             )

@@ -306,3 +306,23 @@ def pool_conninfo(conninfo: object, kwargs: object) -> str:
 _NOT_CONNINFO: Final = frozenset(
     {"autocommit", "prepare_threshold", "row_factory", "cursor_factory", "context"}
 )
+
+
+DEFAULT_LOCK_TIMEOUT: Final = 10.0
+"""Seconds an append waits for the append lock where neither the store nor the connection
+sets `lock_timeout` (PostgreSQL's own default, 0, would wait forever)."""
+
+# Run once on each connection the store uses (pooled, lease, listener), after connecting, so
+# the connection string's `options` stay untouched. A lock_timeout given to the store always
+# applies; the default only where the connection has none of its own (0): one set by the
+# connection string, PGOPTIONS, the role or the database is kept.
+_SET_LOCK_TIMEOUT: Final = (
+    b"SELECT set_config('lock_timeout', %s, false) "
+    b"WHERE %s OR current_setting('lock_timeout') = '0'"
+)
+
+
+def set_lock_timeout(lock_timeout: float | None) -> tuple[bytes, tuple[str, bool]]:
+    """The statement that gives a connection the store's `lock_timeout`, and its parameters."""
+    seconds = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+    return _SET_LOCK_TIMEOUT, (f"{round(seconds * 1000)}ms", lock_timeout is not None)

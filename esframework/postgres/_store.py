@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType, TracebackType
@@ -47,6 +48,7 @@ from esframework.postgres._sql import (
     application_name,
     lease_key_halves,
     pool_conninfo,
+    set_lock_timeout,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
@@ -79,7 +81,7 @@ _UNITS: contextvars.ContextVar[Mapping[int, psycopg.Connection[Any]]] = contextv
 _TEXT_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["text"].oid, pq.Format.TEXT)
 
 
-def _configure(connection: psycopg.Connection[Any]) -> None:
+def _register_loaders(connection: psycopg.Connection[Any]) -> None:
     if _TEXT_LOADER is not None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
@@ -103,6 +105,9 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         pool_timeout: Seconds to wait for a free connection before `StoreUnavailableError`.
         lock_timeout: Seconds an append waits for another transaction's append to commit
             before failing; bounds how long an append left open elsewhere can stall writers.
+            Set on every connection the store uses, pooled or not, either way of connecting.
+            Not given: 10 seconds, unless the connection already has a lock_timeout (from
+            the connection string's `options`, the pool's settings, the role or the database).
         reconnect_attempts: How often an operation is retried on a fresh connection after
             the connection was lost. Appends are idempotent, so a retried append that had
             committed reports the stored positions instead of failing.
@@ -117,12 +122,19 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         min_size: int = 1,
         max_size: int = 10,
         pool_timeout: float = 10.0,
-        lock_timeout: float = 10.0,
+        lock_timeout: float | None = None,
         reconnect_attempts: int = 3,
     ) -> None:
         if (conninfo is None) == (pool is None):
             msg = "give the store either a conninfo string or a pool"
             raise ValueError(msg)
+        if lock_timeout is not None and lock_timeout < 0:
+            msg = f"lock_timeout must be 0 (wait forever) or more seconds, not {lock_timeout}"
+            raise ValueError(msg)
+        self._lock_timeout = lock_timeout
+        self._set_lock_timeout = set_lock_timeout(lock_timeout)
+        # Connections the store has given its settings, so each costs that round trip once.
+        self._configured: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self.schema = schema
         # Leases and listeners hold connections of their own, outside the pool.
         self.conninfo = conninfo or (
@@ -136,12 +148,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             min_size=min_size,
             max_size=max_size,
             timeout=pool_timeout,
-            kwargs={
-                "autocommit": True,
-                "options": f"-c lock_timeout={int(lock_timeout * 1000)}",
-                "application_name": application_name(schema),
-            },
-            configure=_configure,
+            # No `options` here: they would replace the connection string's own.
+            kwargs={"autocommit": True, "application_name": application_name(schema)},
             open=False,
             name=f"esframework:{schema}",
         )
@@ -179,8 +187,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """Lend a pooled connection, for read models kept in the same database."""
         self._ensure_open()
-        with self._pool.connection() as conn:
-            _configure(conn)
+        with self._borrow() as conn:
             yield conn
 
     def append(
@@ -371,11 +378,13 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
 
     def lease(self, subscription: str) -> PostgresLease:
         """Return the lease that keeps one instance of `subscription` active."""
-        return PostgresLease(self.conninfo, self.schema, subscription)
+        return PostgresLease(
+            self.conninfo, self.schema, subscription, lock_timeout=self._lock_timeout
+        )
 
     def listener(self) -> PostgresListener:
         """Return a context manager that waits for appends (LISTEN/NOTIFY)."""
-        return PostgresListener(self.conninfo, self.schema)
+        return PostgresListener(self.conninfo, self.schema, lock_timeout=self._lock_timeout)
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
@@ -498,6 +507,19 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             self._pool.open(wait=False)
             self._opened = True
 
+    @contextmanager
+    def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
+        """Lend a pooled connection, given the store's settings the first time it is lent."""
+        with self._pool.connection() as conn:
+            if conn not in self._configured:
+                _register_loaders(conn)
+                query, params = self._set_lock_timeout
+                conn.execute(query, params)
+                if not conn.autocommit:  # keep the setting: a rollback would undo it
+                    conn.commit()
+                self._configured.add(conn)
+            yield conn
+
     def _run(self, doing: str, work: _Work[T]) -> T:
         """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost.
 
@@ -514,9 +536,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         attempt = 1
         while True:
             try:
-                with self._pool.connection() as conn:
-                    if not self._owns_pool:
-                        _configure(conn)
+                with self._borrow() as conn:
                     return work(conn)
             except PoolTimeout as error:
                 raise translate(error, doing) from error

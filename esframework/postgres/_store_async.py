@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType, TracebackType
@@ -48,6 +49,7 @@ from esframework.postgres._sql import (
     application_name,
     lease_key_halves,
     pool_conninfo,
+    set_lock_timeout,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
@@ -80,7 +82,7 @@ _UNITS: contextvars.ContextVar[Mapping[int, psycopg.AsyncConnection[Any]]] = con
 _TEXT_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["text"].oid, pq.Format.TEXT)
 
 
-async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+def _register_loaders(connection: psycopg.AsyncConnection[Any]) -> None:
     if _TEXT_LOADER is not None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
@@ -104,6 +106,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         pool_timeout: Seconds to wait for a free connection before `StoreUnavailableError`.
         lock_timeout: Seconds an append waits for another transaction's append to commit
             before failing; bounds how long an append left open elsewhere can stall writers.
+            Set on every connection the store uses, pooled or not, either way of connecting.
+            Not given: 10 seconds, unless the connection already has a lock_timeout (from
+            the connection string's `options`, the pool's settings, the role or the database).
         reconnect_attempts: How often an operation is retried on a fresh connection after
             the connection was lost. Appends are idempotent, so a retried append that had
             committed reports the stored positions instead of failing.
@@ -118,12 +123,19 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         min_size: int = 1,
         max_size: int = 10,
         pool_timeout: float = 10.0,
-        lock_timeout: float = 10.0,
+        lock_timeout: float | None = None,
         reconnect_attempts: int = 3,
     ) -> None:
         if (conninfo is None) == (pool is None):
             msg = "give the store either a conninfo string or a pool"
             raise ValueError(msg)
+        if lock_timeout is not None and lock_timeout < 0:
+            msg = f"lock_timeout must be 0 (wait forever) or more seconds, not {lock_timeout}"
+            raise ValueError(msg)
+        self._lock_timeout = lock_timeout
+        self._set_lock_timeout = set_lock_timeout(lock_timeout)
+        # Connections the store has given its settings, so each costs that round trip once.
+        self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
         self.schema = schema
         # Leases and listeners hold connections of their own, outside the pool.
         self.conninfo = conninfo or (
@@ -137,12 +149,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             min_size=min_size,
             max_size=max_size,
             timeout=pool_timeout,
-            kwargs={
-                "autocommit": True,
-                "options": f"-c lock_timeout={int(lock_timeout * 1000)}",
-                "application_name": application_name(schema),
-            },
-            configure=_configure,
+            # No `options` here: they would replace the connection string's own.
+            kwargs={"autocommit": True, "application_name": application_name(schema)},
             open=False,
             name=f"esframework:{schema}",
         )
@@ -180,8 +188,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """Lend a pooled connection, for read models kept in the same database."""
         await self._ensure_open()
-        async with self._pool.connection() as conn:
-            await _configure(conn)
+        async with self._borrow() as conn:
             yield conn
 
     async def append(
@@ -372,11 +379,13 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
 
     def lease(self, subscription: str) -> AsyncPostgresLease:
         """Return the lease that keeps one instance of `subscription` active."""
-        return AsyncPostgresLease(self.conninfo, self.schema, subscription)
+        return AsyncPostgresLease(
+            self.conninfo, self.schema, subscription, lock_timeout=self._lock_timeout
+        )
 
     def listener(self) -> AsyncPostgresListener:
         """Return a context manager that waits for appends (LISTEN/NOTIFY)."""
-        return AsyncPostgresListener(self.conninfo, self.schema)
+        return AsyncPostgresListener(self.conninfo, self.schema, lock_timeout=self._lock_timeout)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -499,6 +508,19 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             await self._pool.open(wait=False)
             self._opened = True
 
+    @asynccontextmanager
+    async def _borrow(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Lend a pooled connection, given the store's settings the first time it is lent."""
+        async with self._pool.connection() as conn:
+            if conn not in self._configured:
+                _register_loaders(conn)
+                query, params = self._set_lock_timeout
+                await conn.execute(query, params)
+                if not conn.autocommit:  # keep the setting: a rollback would undo it
+                    await conn.commit()
+                self._configured.add(conn)
+            yield conn
+
     async def _run(self, doing: str, work: _Work[T]) -> T:
         """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost.
 
@@ -515,9 +537,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         attempt = 1
         while True:
             try:
-                async with self._pool.connection() as conn:
-                    if not self._owns_pool:
-                        await _configure(conn)
+                async with self._borrow() as conn:
                     return await work(conn)
             except PoolTimeout as error:
                 raise translate(error, doing) from error
