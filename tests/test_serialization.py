@@ -247,7 +247,7 @@ def test_metadata_cannot_shadow_its_own_fields() -> None:
             event_id=uuid.uuid4(),
             metadata=Metadata(extra={"correlation_id": "req-42"}),
         )
-    with pytest.raises(EventEncodingError, match="not JSON serializable"):
+    with pytest.raises(EventEncodingError, match="only JSON values"):
         serializer.encode(
             Shadowed(text="x"), event_id=uuid.uuid4(), metadata=Metadata(extra={"d": object()})
         )
