@@ -800,8 +800,14 @@ def _key_encoder(shape: Shape) -> Callable[[Any], str]:
     assert isinstance(shape, LeafShape)  # noqa: S101 -- _shapes allows only these keys
     encode = _LEAF_CODECS[shape.kind][0]
     if shape.kind == "int":
-        return lambda key: str(_enc_int(key))
+        return _enc_int_key
     return encode
+
+
+def _enc_int_key(key: object) -> str:
+    if type(key) is not int:
+        raise _expected("int", key)
+    return str(key)
 
 
 def _key_decoder(shape: Shape) -> Callable[[str], Any]:

@@ -177,7 +177,8 @@ class _Resolver:
         self.seen: dict[type[Any], AttrsShape] = {}
 
     def fail(self, path: tuple[str, ...], reason: str) -> UnsupportedFieldTypeError:
-        return UnsupportedFieldTypeError(self.owner, ".".join(path) or "(the class)", reason)
+        text = "".join(p if p.startswith("[") else f".{p}" for p in path).removeprefix(".")
+        return UnsupportedFieldTypeError(self.owner, text or "(the class)", reason)
 
     def attrs(self, cls: type[Any], path: tuple[str, ...]) -> AttrsShape:
         found = self.seen.get(cls)
@@ -228,7 +229,7 @@ class _Resolver:
         if origin in (list, set, frozenset):
             return SequenceShape(origin, self.resolve(args[0], (*path, "[]")))
         if origin is dict:
-            key = self.resolve(args[0], (*path, "key"))
+            key = self.resolve(args[0], (*path, "[key]"))
             if not (
                 isinstance(key, EnumShape)
                 or (isinstance(key, LeafShape) and key.kind in _KEY_LEAVES)
