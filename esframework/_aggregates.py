@@ -7,7 +7,6 @@ instance's identity, version and pending events beside the state, out of the use
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple, TypeVar, cast, overload
 from uuid import UUID, uuid4
@@ -18,6 +17,7 @@ from typing_extensions import dataclass_transform
 from esframework._checks import validate_stream_id
 from esframework._envelope import NO_METADATA, Metadata
 from esframework._events import event_type_of
+from esframework._shapes import attrs_shape, check_definition, fingerprint
 from esframework.errors import DefinitionError, MissingHandlerError
 
 __all__ = [
@@ -71,7 +71,16 @@ class AggregateType:
     stream_type: str
     handlers: dict[type[Any], Callable[[Any, Any], None]]
     snapshots: SnapshotPolicy | None
-    state_schema: str
+    state_version: int
+
+    @property
+    def state_schema(self) -> str:
+        """The state's fingerprint, stored with each snapshot: its version and resolved shape.
+
+        The shape is hashed recursively (nested attrs classes, containers, enum members), so a
+        change anywhere in it makes older snapshots unusable, and loads replay instead.
+        """
+        return _state_schema(self.cls, self.state_version)
 
     def apply(self, state: object, event: object) -> None:
         """Apply one event to the state with its `@applies` handler."""
@@ -148,6 +157,8 @@ def aggregate(
 
     Raises:
         DefinitionError: A field has no default.
+        UnsupportedFieldTypeError: A field's type cannot be stored and read back exactly in
+            a snapshot (an unsupported type, or a union whose members are stored alike).
     """
 
     def decorate(cls: type[A]) -> type[A]:
@@ -159,6 +170,7 @@ def aggregate(
                     f"field {field.name!r} of aggregate {cls.__qualname__} needs a default: "
                     "an aggregate starts blank and its first event sets the state"
                 )
+        check_definition(made)  # fail now, not at the first snapshot, for unstorable fields
         handlers = {
             getattr(member, _HANDLES): member
             for klass in reversed(made.__mro__)
@@ -170,7 +182,7 @@ def aggregate(
             stream_type=stream_type or cls.__name__,
             handlers=handlers,
             snapshots=snapshots,
-            state_schema=_state_schema(made, state_version),
+            state_version=state_version,
         )
         setattr(made, _TYPE, kind)
         return made
@@ -178,11 +190,19 @@ def aggregate(
     return decorate if cls is None else decorate(cls)
 
 
+_FINGERPRINTS: dict[tuple[type[Any], int], str] = {}
+
+
 def _state_schema(cls: type[Any], state_version: int) -> str:
-    # A fingerprint of the fields, so a snapshot of another shape is never loaded.
-    shape = ";".join(f"{f.name}:{f.type!r}" for f in attrs.fields(cls))
-    digest = hashlib.sha256(shape.encode()).hexdigest()[:16]
-    return f"{state_version}:{digest}"
+    # A fingerprint of the resolved shape, so a snapshot of another shape is never loaded.
+    found = _FINGERPRINTS.get((cls, state_version))
+    if found is None:
+        try:
+            shape = attrs_shape(cls)
+        except NameError:  # a forward reference not defined yet: no snapshot can be written
+            return f"{state_version}:unresolved"
+        found = _FINGERPRINTS[cls, state_version] = f"{state_version}:{fingerprint(shape)}"
+    return found
 
 
 def aggregate_type(cls: type[Any]) -> AggregateType:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar, overload
 import attrs
 from typing_extensions import dataclass_transform
 
+from esframework._shapes import check_definition
 from esframework.errors import DuplicateEventTypeError
 
 __all__ = ["EventType", "event", "event_type_of", "registry"]
@@ -106,6 +107,8 @@ def event(
 
     Raises:
         DuplicateEventTypeError: Another class is registered under the same name and version.
+        UnsupportedFieldTypeError: A field's type cannot be stored and read back exactly
+            (an unsupported type, or a union whose members are stored alike).
     """
     if version < 1:
         msg = f"event schema versions start at 1, got {version}"
@@ -113,6 +116,7 @@ def event(
 
     def decorate(cls: type[T]) -> type[T]:
         made: type[T] = attrs.frozen(cls, slots=True, kw_only=True)
+        check_definition(made)
         registry.add(made, name or cls.__name__, version)
         return made
 

@@ -2,112 +2,45 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-import cattrs
 import orjson
-from cattrs.preconf.orjson import make_converter
 
+from esframework._codec import (
+    Codec,
+    Invalid,
+    NeedsExactInts,
+    dumps_json_value,
+    loads,
+    loads_exact,
+    loads_json_value,
+)
 from esframework._envelope import NO_METADATA, Envelope, Metadata
 from esframework._events import event_type_of, registry
 from esframework._records import EventPayload, NewEvent, StoredEvent
+from esframework._shapes import AttrsShape, attrs_shape
 from esframework._upcasting import Located, Upcasters, upcasters
-from esframework.errors import CorruptEventError, EventEncodingError
+from esframework.errors import CorruptEventError, EventEncodingError, UnsupportedFieldTypeError
 
-__all__ = ["DEFAULT_SERIALIZER", "Serializer", "make_event_converter"]
+__all__ = ["DEFAULT_SERIALIZER", "Serializer"]
 
-_INT64_MIN: Final = -(2**63)
 _NUL: Final = "\\u0000"  # how orjson writes a NUL character inside a JSON string
 _RESERVED_METADATA: Final = frozenset({"correlation_id", "causation_id"})
-_UINT64_MAX: Final = 2**64 - 1
 
-
-def _unstructure_int(value: int) -> int | str:
-    # orjson refuses integers outside 64 bits; store those as decimal strings. Decoding goes by
-    # the declared field type, and int() reads both forms.
-    return value if _INT64_MIN <= value <= _UINT64_MAX else str(value)
-
-
-def _unstructure_float(value: float) -> float:
-    # orjson would silently write NaN and infinities as null: refuse them before writing.
-    if not math.isfinite(value):
-        msg = f"{value} is not a finite number, and JSON cannot store it"
-        raise ValueError(msg)
-    return value
-
-
-def _structure_decimal(value: object, _: type[Decimal]) -> Decimal:
-    if isinstance(value, float):  # a float would carry binary rounding into the Decimal
-        msg = f"expected a decimal string, got the float {value!r}"
-        raise TypeError(msg)
-    return Decimal(str(value))
-
-
-def _structure_str(value: object, _: type[str]) -> str:
-    if type(value) is not str:
-        msg = f"expected a string, got {value!r}"
-        raise TypeError(msg)
-    return value
-
-
-def _structure_int(value: object, _: type[int]) -> int:
-    if type(value) is int:
-        return value
-    if type(value) is str and value.lstrip("-").isdigit():  # beyond 64 bits, see above
-        return int(value)
-    msg = f"expected an integer, got {value!r}"
-    raise TypeError(msg)
-
-
-def _structure_float(value: object, _: type[float]) -> float:
-    if type(value) not in (float, int):
-        msg = f"expected a number, got {value!r}"
-        raise TypeError(msg)
-    return float(value)  # type: ignore[arg-type]
-
-
-def _structure_bool(value: object, _: type[bool]) -> bool:
-    if type(value) is not bool:
-        msg = f"expected true or false, got {value!r}"
-        raise TypeError(msg)
-    return value
-
-
-def make_event_converter() -> cattrs.Converter:
-    """Return the cattrs converter esframework encodes events and snapshots with.
-
-    Based on cattrs' orjson preset, with strict primitive types, plus exact `Decimal` (orjson
-    has no decimal type, so decimals are stored as strings: no precision is lost), integers
-    beyond 64 bits, finite floats only, and `UUID`.
-    """
-    converter = make_converter()
-    # Strict primitives: a stored value of the wrong type is corruption, not something to coerce.
-    converter.register_structure_hook(str, _structure_str)
-    converter.register_structure_hook(int, _structure_int)
-    converter.register_structure_hook(float, _structure_float)
-    converter.register_structure_hook(bool, _structure_bool)
-    converter.register_unstructure_hook(int, _unstructure_int)
-    converter.register_unstructure_hook(float, _unstructure_float)
-    converter.register_unstructure_hook(Decimal, str)
-    converter.register_structure_hook(Decimal, _structure_decimal)
-    converter.register_unstructure_hook(UUID, str)
-    converter.register_structure_hook(UUID, lambda v, _: UUID(v))
-    return converter
-
-
-Unstructure = Callable[[Any], Any]
-Structure = Callable[[Any, Any], Any]
+Encoder = Callable[[Any], Any]
+Decoder = Callable[[Any], Any]
 
 
 class Serializer:
     """Encodes events to records and decodes records to typed envelopes.
 
-    Hooks are compiled once per event class and cached, so decoding costs one orjson parse
-    and one generated cattrs function call per event.
+    Encoding checks every value against its declared type, so whatever `encode` accepts
+    decodes back equal, types included; a value that would not is refused with
+    `EventEncodingError` before anything is written. The checking encoders and the decoders
+    are compiled once per class and cached, so decoding costs one JSON parse and one
+    generated function call per event.
 
     Args:
         upcasters: The upcaster chains to run on read; defaults to the ones registered with
@@ -116,10 +49,10 @@ class Serializer:
 
     def __init__(self, *, upcasters: Upcasters = upcasters) -> None:
         self._upcasters = upcasters
-        self._converter = make_event_converter()
-        self._unstructure: dict[type[Any], Unstructure] = {}
-        self._structure: dict[type[Any], Structure] = {}
-        self._current: dict[tuple[str, int], tuple[type[Any], Structure]] = {}
+        self._codec = Codec()
+        self._encoders: dict[type[Any], Encoder] = {}
+        self._decoders: dict[type[Any], Decoder] = {}
+        self._current: dict[tuple[str, int], tuple[type[Any], Decoder]] = {}
         self._generation = registry.generation
 
     def encode(
@@ -128,14 +61,20 @@ class Serializer:
         """Encode an event for appending.
 
         Raises:
-            EventEncodingError: A value cannot be stored faithfully (NaN, an unsupported type).
+            EventEncodingError: A value would not read back equal: a value of another type
+                than its field's (an int in a str field, True in an int field), NaN or an
+                infinity, or a time zone that cannot be stored. It names the field.
+            UnsupportedFieldTypeError: The class has a field type that cannot be stored (it
+                could not be checked when the class was defined: a forward reference).
         """
         kind = event_type_of(type(event))
+        data = self._dumps(kind.name, type(event), event, "")
         try:
-            data = orjson.dumps(self._unstructure_hook(type(event))(event)).decode()
             encoded_metadata = self.encode_metadata(metadata)
-        except (ValueError, TypeError, orjson.JSONEncodeError) as error:
-            raise EventEncodingError(kind.name, str(error)) from error
+        except Invalid as error:
+            raise EventEncodingError(
+                kind.name, f"its metadata: {error.reason}", field=_field("metadata.extra", error)
+            ) from error
         if _NUL in data or _NUL in encoded_metadata:
             raise EventEncodingError(
                 kind.name, "a string holds a NUL character, which PostgreSQL cannot store"
@@ -173,34 +112,38 @@ class Serializer:
             self._current.clear()
             self._generation = registry.generation
         try:
-            data = orjson.loads(record.data)
-            found = self._current.get((record.event_type, record.schema_version))
-            if found is None:
-                found = self._find_class(record)
-                if found is None:  # an old version: upcast this one
-                    where = Located(record.stream_id, record.version, record.position)
-                    name, version, data = self._upcasters.upcast(
-                        record.event_type, record.schema_version, data, where
-                    )
-                    cls = registry.get(name, version)
-                    assert cls is not None  # noqa: S101 -- upcast() ends at a registered version
-                    found = (cls, self._structure_hook(cls))
-            cls, structure = found
-            return structure(data, cls)
-        except cattrs.BaseValidationError as e:
-            details = "; ".join(cattrs.transform_error(e, path="data"))
-            raise _corrupt(record, f"the payload does not fit: {details}") from e
-        except (orjson.JSONDecodeError, ValueError, TypeError) as e:
+            try:
+                return self._decode_payload(record, loads(record.data))
+            except NeedsExactInts:  # an int beyond 64 bits, which orjson reads as a float
+                return self._decode_payload(record, loads_exact(record.data))
+        except Invalid as e:
+            field = "" if e.where is None else f"field {e.where!r}: "
+            raise _corrupt(record, f"the payload does not fit: {field}{e.reason}") from e
+        except (ValueError, TypeError) as e:  # JSON errors are ValueErrors too
             raise _corrupt(record, f"the payload does not fit: {e}") from e
 
-    def _find_class(self, record: StoredEvent | EventPayload) -> tuple[type[Any], Structure] | None:
-        """Return the class and hook of a current-version type, caching them; else None."""
+    def _decode_payload(self, record: StoredEvent | EventPayload, data: Any) -> Any:
+        found = self._current.get((record.event_type, record.schema_version))
+        if found is None:
+            found = self._find_class(record)
+            if found is None:  # an old version: upcast this one
+                where = Located(record.stream_id, record.version, record.position)
+                name, version, data = self._upcasters.upcast(
+                    record.event_type, record.schema_version, data, where
+                )
+                cls = registry.get(name, version)
+                assert cls is not None  # noqa: S101 -- upcast() ends at a registered version
+                found = (cls, self._decoder(cls))
+        return found[1](data)
+
+    def _find_class(self, record: StoredEvent | EventPayload) -> tuple[type[Any], Decoder] | None:
+        """Return the class and decoder of a current-version type, caching them; else None."""
         key = (record.event_type, record.schema_version)
         if registry.current_version(record.event_type) != record.schema_version:
             return None
         cls = registry.get(*key)
         assert cls is not None  # noqa: S101 -- the current version is registered
-        found = self._current[key] = (cls, self._structure_hook(cls))
+        found = self._current[key] = (cls, self._decoder(cls))
         return found
 
     def stored_type_names(self, event_classes: Iterable[type[Any]]) -> frozenset[str]:
@@ -211,23 +154,24 @@ class Serializer:
         return frozenset(names)
 
     def encode_metadata(self, metadata: Metadata) -> str:
+        """Encode metadata; `extra` holds JSON values only, with the rules of `Any` fields."""
         if metadata is NO_METADATA:
             return "{}"
         if reserved := _RESERVED_METADATA & metadata.extra.keys():
             msg = f"metadata.extra cannot hold {sorted(reserved)}: they are Metadata's own fields"
-            raise ValueError(msg)
+            raise Invalid(msg)
         fields: dict[str, Any] = dict(metadata.extra)
         if metadata.correlation_id is not None:
             fields["correlation_id"] = str(metadata.correlation_id)
         if metadata.causation_id is not None:
             fields["causation_id"] = str(metadata.causation_id)
-        return orjson.dumps(fields).decode()
+        return dumps_json_value(fields)
 
     def decode_metadata(self, record: StoredEvent) -> Metadata:
         if record.metadata == "{}":
             return NO_METADATA
         try:
-            fields = orjson.loads(record.metadata)
+            fields = loads_json_value(record.metadata)
             correlation = fields.pop("correlation_id", None)
             causation = fields.pop("causation_id", None)
             return Metadata(
@@ -235,35 +179,68 @@ class Serializer:
                 causation_id=None if causation is None else UUID(causation),
                 extra=fields,
             )
-        except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError) as e:
+        except (AttributeError, ValueError, TypeError) as e:
             raise _corrupt(record, f"the metadata is not valid: {e}") from e
 
     def encode_state(self, state: object) -> str:
         """Encode an attrs instance (an aggregate's state) to JSON text.
 
         Raises:
-            EventEncodingError: The state holds a value that cannot be stored.
+            EventEncodingError: The state holds a value that would not read back equal.
         """
-        try:
-            return orjson.dumps(self._unstructure_hook(type(state))(state)).decode()
-        except (ValueError, TypeError, orjson.JSONEncodeError) as error:
-            raise EventEncodingError(type(state).__qualname__, f"its state: {error}") from error
+        return self._dumps(type(state).__qualname__, type(state), state, "its state: ")
 
     def decode_state(self, cls: type[Any], data: str) -> Any:
-        """Decode JSON text made by `encode_state` into an instance of `cls`."""
-        return self._structure_hook(cls)(orjson.loads(data), cls)
+        """Decode JSON text made by `encode_state` into an instance of `cls`.
 
-    def _unstructure_hook(self, cls: type[Any]) -> Unstructure:
-        hook = self._unstructure.get(cls)
-        if hook is None:
-            hook = self._unstructure[cls] = self._converter.get_unstructure_hook(cls)
-        return hook
+        Raises:
+            ValueError: The text does not fit the class.
+        """
+        decode = self._decoder(cls)
+        try:
+            return decode(loads(data))
+        except NeedsExactInts:
+            return decode(loads_exact(data))
 
-    def _structure_hook(self, cls: type[Any]) -> Structure:
-        hook = self._structure.get(cls)
-        if hook is None:
-            hook = self._structure[cls] = self._converter.get_structure_hook(cls)
-        return hook
+    def _dumps(self, name: str, cls: type[Any], value: object, prefix: str) -> str:
+        encode = self._encoder(cls)
+        try:
+            return orjson.dumps(encode(value)).decode()
+        except Invalid as error:
+            raise EventEncodingError(name, prefix + error.reason, field=error.where) from error
+        except orjson.JSONEncodeError as error:  # a surrogate, or nesting beyond 255 levels
+            raise EventEncodingError(name, f"{prefix}{error}") from error
+        except RecursionError as error:
+            raise EventEncodingError(name, f"{prefix}the value is nested too deeply") from error
+
+    def _encoder(self, cls: type[Any]) -> Encoder:
+        encode = self._encoders.get(cls)
+        if encode is None:
+            encode = self._encoders[cls] = self._codec.encoder(_shape(cls))
+        return encode
+
+    def _decoder(self, cls: type[Any]) -> Decoder:
+        decode = self._decoders.get(cls)
+        if decode is None:
+            decode = self._decoders[cls] = self._codec.decoder(_shape(cls))
+        return decode
+
+
+def _shape(cls: type[Any]) -> AttrsShape:
+    try:
+        return attrs_shape(cls)
+    except NameError as error:  # a forward reference @event or @aggregate could not resolve
+        raise UnsupportedFieldTypeError(
+            cls.__qualname__, "(an annotation)", f"it names something undefined: {error}"
+        ) from error
+
+
+def _field(prefix: str, error: Invalid) -> str:
+    return (
+        prefix
+        if error.where is None
+        else f"{prefix}{'' if error.where.startswith('[') else '.'}{error.where}"
+    )
 
 
 def _corrupt(record: StoredEvent | EventPayload, reason: str) -> CorruptEventError:

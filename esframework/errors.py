@@ -6,12 +6,14 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     EsframeworkError
     ├── DefinitionError
     │   ├── DuplicateEventTypeError (name, version, classes)
-    │   └── MissingHandlerError (aggregate type, event type)
+    │   ├── MissingHandlerError (aggregate type, event type)
+    │   └── UnsupportedFieldTypeError (class, field): a type that cannot be stored exactly
     ├── InvalidStreamIdError (also ValueError)
     ├── AggregateNotFoundError (also LookupError)
     ├── ConcurrencyError (stream id, expected, actual)
     ├── IdempotencyConflictError (event id, stream id)
-    ├── EventEncodingError (also ValueError): a value that cannot be stored, such as NaN
+    ├── EventEncodingError (event type, field; also ValueError): a value that cannot be
+    │   stored and read back exactly, such as NaN or an int in a str field
     ├── EventDecodingError (event type, stream id, version, position)
     │   ├── UnknownEventTypeError
     │   ├── MissingUpcasterError (from version, to version)
@@ -44,6 +46,7 @@ __all__ = [
     "StoreUnavailableError",
     "SubscriptionError",
     "UnknownEventTypeError",
+    "UnsupportedFieldTypeError",
 ]
 
 
@@ -97,6 +100,19 @@ class MissingHandlerError(DefinitionError):
             f"aggregate {aggregate_type} has no @applies({event_type}) handler; "
             "every event an aggregate emits or loads needs one"
         )
+
+
+class UnsupportedFieldTypeError(DefinitionError):
+    """A field's type cannot be stored and read back exactly (an unsupported or ambiguous type).
+
+    Raised by `@event` and `@aggregate` when the class is defined, not on the first load.
+    """
+
+    def __init__(self, class_name: str, field: str, reason: str) -> None:
+        self.class_name = class_name
+        self.field = field
+        self.reason = reason
+        super().__init__(f"field {field!r} of {class_name} cannot be stored: {reason}")
 
 
 class InvalidStreamIdError(EsframeworkError, ValueError):
@@ -167,15 +183,23 @@ class IdempotencyConflictError(EsframeworkError):
 
 
 class EventEncodingError(EsframeworkError, ValueError):
-    """An event holds a value that cannot be stored faithfully; nothing was written."""
+    """An event holds a value that cannot be stored and read back exactly; nothing was written.
 
-    def __init__(self, event_type: str, reason: str) -> None:
+    Attributes:
+        event_type: The event type name (or, for a snapshot, the aggregate class).
+        reason: What is wrong with the value.
+        field: Where the value is, such as ``"lines[2].amount"``; None for the whole event.
+    """
+
+    def __init__(self, event_type: str, reason: str, *, field: str | None = None) -> None:
         self.event_type = event_type
         self.reason = reason
+        self.field = field
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"cannot encode event {self.event_type}: {self.reason}"
+        where = "" if self.field is None else f" (field {self.field!r})"
+        return f"cannot encode event {self.event_type}{where}: {self.reason}"
 
 
 class EventDecodingError(EsframeworkError):

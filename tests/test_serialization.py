@@ -52,7 +52,9 @@ class Everything:
 serializer = Serializer()
 
 decimals = st.decimals(allow_nan=False, allow_infinity=False)
-texts = st.text(alphabet=st.characters(exclude_characters="\x00"))  # NUL is refused, see below
+texts = st.text(  # NUL and lone surrogates are refused (PostgreSQL, UTF-8)
+    alphabet=st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
+)
 aware = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | texts,
@@ -247,7 +249,7 @@ def test_metadata_cannot_shadow_its_own_fields() -> None:
             event_id=uuid.uuid4(),
             metadata=Metadata(extra={"correlation_id": "req-42"}),
         )
-    with pytest.raises(EventEncodingError, match="not JSON serializable"):
+    with pytest.raises(EventEncodingError, match="only JSON values"):
         serializer.encode(
             Shadowed(text="x"), event_id=uuid.uuid4(), metadata=Metadata(extra={"d": object()})
         )

@@ -7,8 +7,10 @@ import threading
 from decimal import Decimal
 from typing import Any
 
-from esframework import Envelope, Serializer, SubscriptionStore, aggregate_id
+from esframework import Envelope, Repository, Serializer, SubscriptionStore, aggregate_id
+from esframework.testing import assert_snapshot_matches_replay
 from examples.bank.app import Bank
+from examples.bank.domain import Account, Transfer
 from examples.bank.process import TransferProcess
 from examples.bank.projections import Sql, Views
 from examples.bank.worker import build
@@ -146,3 +148,17 @@ def test_a_failed_transfer_redelivered_later_moves_no_money(store: SubscriptionS
     TransferProcess(bank)(request, None)
     assert bank.account("poor").balance == Decimal(100)
     assert bank.transfer("t-late").status == "failed"
+
+
+def test_snapshots_of_accounts_and_transfers_match_their_replay(
+    store: SubscriptionStore[Any],
+) -> None:
+    """Accounts and transfers loaded through a snapshot equal their full replay."""
+    bank = Bank(store)
+    open_accounts(bank, ("alice", "EUR", "100"), ("bob", "EUR", "0"))
+    bank.request_transfer("alice", "bob", Decimal(30), transfer_id="t-snap")
+    build(store).run_until_caught_up()
+    for account in ("alice", "bob"):
+        assert_snapshot_matches_replay(Repository(Account, store=store), account)
+    transfer = assert_snapshot_matches_replay(Repository(Transfer, store=store), "t-snap")
+    assert transfer.status == "completed"
