@@ -10,8 +10,10 @@ from uuid import UUID
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -51,15 +53,17 @@ class InMemoryEventStore(EventStore):
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         with self._lock:
             stored = {
                 e.event_id: self._by_id[e.event_id] for e in events if e.event_id in self._by_id
             }
-            retry = match_retry(stream_id, events, stored)
+            retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:
                 return retry
             stream = self._streams.get(stream_id, [])
+            check_stream_type(stream_id, stream_type, stream[-1].stream_type if stream else None)
             check_expected_version(stream_id, expected, len(stream))
             now = datetime.now(UTC)
             new = [

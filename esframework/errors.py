@@ -11,6 +11,8 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── AggregateNotFoundError (also LookupError)
     ├── ConcurrencyError (stream id, expected, actual)
     ├── IdempotencyConflictError (event id, stream id)
+    ├── DuplicateEventIdError (event id, stream id; also ValueError): one id twice in an append
+    ├── StreamTypeMismatchError (stream id, expected type, actual type)
     ├── EventEncodingError (also ValueError): a value that cannot be stored, such as NaN
     ├── EventDecodingError (event type, stream id, version, position)
     │   ├── UnknownEventTypeError
@@ -31,6 +33,7 @@ __all__ = [
     "ConcurrencyError",
     "CorruptEventError",
     "DefinitionError",
+    "DuplicateEventIdError",
     "DuplicateEventTypeError",
     "EsframeworkError",
     "EventDecodingError",
@@ -42,6 +45,7 @@ __all__ = [
     "MissingUpcasterError",
     "StoreError",
     "StoreUnavailableError",
+    "StreamTypeMismatchError",
     "SubscriptionError",
     "UnknownEventTypeError",
 ]
@@ -163,6 +167,46 @@ class IdempotencyConflictError(EsframeworkError):
         return (
             f"event id {self.event_id} is already stored with different content "
             f"(appending to stream {self.stream_id!r}); nothing was written"
+        )
+
+
+class DuplicateEventIdError(EsframeworkError, ValueError):
+    """One append holds two events with the same event id; nothing was written.
+
+    Every store refuses such an append before writing, whatever is stored already: an event
+    id names one event, so a batch cannot hold it twice.
+    """
+
+    def __init__(self, event_id: str, stream_id: str) -> None:
+        self.event_id = event_id
+        self.stream_id = stream_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"event id {self.event_id} appears more than once in one append to stream "
+            f"{self.stream_id!r}; nothing was written"
+        )
+
+
+class StreamTypeMismatchError(EsframeworkError):
+    """A stream holds events of another stream (aggregate) type than the one asked for.
+
+    Raised when a repository loads a stream, or a snapshot, of another aggregate type, and
+    when an append gives another `stream_type` than the stream's stored events have; nothing
+    was written.
+    """
+
+    def __init__(self, stream_id: str, expected: str, actual: str) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"stream {self.stream_id!r} is a {self.actual!r} stream, not a {self.expected!r} "
+            "one; nothing was written or loaded"
         )
 
 

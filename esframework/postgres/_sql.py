@@ -53,10 +53,16 @@ class Statements:
         # position never passes an event that commits later with a lower position. (The
         # version check reads the statement's snapshot, taken before the lock wait; the unique
         # (stream_id, version) constraint catches what a concurrent append took meanwhile.)
+        # The head is the stream's last event, read with one probe of that constraint's
+        # index: its version, and its stream type, which every event of a stream shares. An
+        # append whose stream type differs inserts nothing, like one at a stale version; the
+        # store then reads `stream_head` to say which check failed.
         self._append_head = """
             WITH append_lock AS (SELECT pg_advisory_xact_lock(%s)),
             head AS (
-                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
+                SELECT coalesce(max(version), 0) AS version, max(stream_type) AS stream_type
+                FROM (SELECT version, stream_type FROM {s}.events WHERE stream_id = %s
+                      ORDER BY version DESC LIMIT 1) AS last_event
             )
             INSERT INTO {s}.events (id, stream_id, stream_type, event_type, schema_version,
                                     event_data, metadata, version)
@@ -64,7 +70,8 @@ class Statements:
                    head.version + e.n
             FROM append_lock, head, """
         self._append_tail = """
-            WHERE %s::bigint IS NULL OR head.version = %s::bigint
+            WHERE (%s::bigint IS NULL OR head.version = %s::bigint)
+              AND (head.stream_type IS NULL OR head.stream_type = %s::text)
             ORDER BY e.n
             RETURNING global_position, version
             """
@@ -78,6 +85,11 @@ class Statements:
         )
         self.stream_version = q(
             "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %s"
+        )
+        # After an append inserted nothing: the stream's version and type (no row: new).
+        self.stream_head = q(
+            "SELECT version, stream_type FROM {s}.events WHERE stream_id = %s "
+            "ORDER BY version DESC LIMIT 1"
         )
         self.read_stream = q(
             "SELECT {columns} FROM {s}.events WHERE stream_id = %s AND version >= %s "
@@ -224,7 +236,7 @@ def append_params(
             [e.data for e in events],
             [e.metadata for e in events],
         )
-    params += (expected, expected)
+    params += (expected, expected, stream_type)
     return params
 
 

@@ -18,9 +18,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -175,6 +177,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         params = append_params(self._statements, stream_id, stream_type, events, expected)
 
@@ -199,11 +202,12 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             # Nothing was written: a retry of a committed append, or a conflict.
             cursor = conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
             stored = stored_by_id(map(to_stored, cursor.fetchall()))
-            retry = match_retry(stream_id, events, stored)
+            retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:
                 return retry
-            cursor = conn.execute(self._statements.stream_version, (stream_id,))
-            (actual,) = cursor.fetchone() or (0,)
+            cursor = conn.execute(self._statements.stream_head, (stream_id,))
+            actual, stored_type = cursor.fetchone() or (0, None)
+            check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
@@ -218,11 +222,21 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         waited for the lock, so after waiting it may pick a version another append just took.
         Taking the lock in a statement of its own first, the append's snapshot sees every
         append before it, and none can commit meanwhile.
+
+        Returns no rows if some event id is stored meanwhile (a racing append of the same
+        batch committed first): the caller then decides, from what is stored, whether this
+        is a retry or a conflict.
         """
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
-            cursor = conn.execute(self._statements.append(count), params)
-            return cursor.fetchall()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
+                cursor = conn.execute(self._statements.append(count), params)
+                return cursor.fetchall()
+        except psycopg.Error as error:
+            if violated_constraint(error) != "events_pkey":
+                raise
+            _rollback_if_failed(conn)
+            return []
 
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None

@@ -19,9 +19,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -176,6 +178,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         params = append_params(self._statements, stream_id, stream_type, events, expected)
 
@@ -200,11 +203,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             # Nothing was written: a retry of a committed append, or a conflict.
             cursor = await conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
             stored = stored_by_id(map(to_stored, await cursor.fetchall()))
-            retry = match_retry(stream_id, events, stored)
+            retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:
                 return retry
-            cursor = await conn.execute(self._statements.stream_version, (stream_id,))
-            (actual,) = await cursor.fetchone() or (0,)
+            cursor = await conn.execute(self._statements.stream_head, (stream_id,))
+            actual, stored_type = await cursor.fetchone() or (0, None)
+            check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
@@ -219,11 +223,21 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         waited for the lock, so after waiting it may pick a version another append just took.
         Taking the lock in a statement of its own first, the append's snapshot sees every
         append before it, and none can commit meanwhile.
+
+        Returns no rows if some event id is stored meanwhile (a racing append of the same
+        batch committed first): the caller then decides, from what is stored, whether this
+        is a retry or a conflict.
         """
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
-            cursor = await conn.execute(self._statements.append(count), params)
-            return await cursor.fetchall()
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._statements.lock_key,))
+                cursor = await conn.execute(self._statements.append(count), params)
+                return await cursor.fetchall()
+        except psycopg.Error as error:
+            if violated_constraint(error) != "events_pkey":
+                raise
+            await _rollback_if_failed(conn)
+            return []
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
