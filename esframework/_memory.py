@@ -101,7 +101,13 @@ class InMemoryEventStore(EventStore):
     ) -> Iterator[EventPayload]:
         for e in self.read_stream(stream_id, from_version=from_version, to_version=to_version):
             yield EventPayload(
-                e.stream_id, e.version, e.position, e.event_type, e.schema_version, e.data
+                e.stream_id,
+                e.version,
+                e.position,
+                e.event_type,
+                e.schema_version,
+                e.data,
+                e.stream_type,
             )
 
     def stream_version(self, stream_id: str) -> int:

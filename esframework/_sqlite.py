@@ -279,7 +279,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                     self._db()
                     .execute(
                         "SELECT stream_id, version, global_position, event_type, schema_version, "
-                        "event_data FROM events WHERE stream_id = ? AND version >= ? "
+                        "event_data, stream_type FROM events WHERE stream_id = ? AND version >= ? "
                         "AND version <= ? ORDER BY version LIMIT ?",
                         (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
                     )

@@ -79,8 +79,8 @@ class Statements:
         self._name = name
         self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
         self.read_payloads = q(
-            "SELECT stream_id, version, global_position, event_type, schema_version, event_data "
-            "FROM {s}.events WHERE stream_id = %s AND version >= %s AND version <= %s "
+            "SELECT stream_id, version, global_position, event_type, schema_version, event_data, "
+            "stream_type FROM {s}.events WHERE stream_id = %s AND version >= %s AND version <= %s "
             "ORDER BY version LIMIT %s"
         )
         self.stream_version = q(
