@@ -41,6 +41,7 @@ class InMemoryEventStore(EventStore):
         self._events: list[StoredEvent] = []  # index = position - 1
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[UUID, StoredEvent] = {}
+        self._event_types: set[str] = set()
         self._snapshots: dict[str, SnapshotRecord] = {}
 
     def append(
@@ -84,6 +85,7 @@ class InMemoryEventStore(EventStore):
             self._events.extend(new)
             self._streams[stream_id] = stream + new
             self._by_id.update((e.event_id, e) for e in new)
+            self._event_types.update(e.event_type for e in new)
         return AppendResult(
             stream_id=stream_id,
             version=len(stream) + len(new),
@@ -133,6 +135,9 @@ class InMemoryEventStore(EventStore):
 
     def head(self) -> int:
         return len(self._events)
+
+    def stored_event_types(self) -> frozenset[str]:
+        return frozenset(self._event_types)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         return self._snapshots.get(stream_id)

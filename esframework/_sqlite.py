@@ -106,6 +106,19 @@ _COLUMNS: Final = (
 )
 
 
+# A loose index scan: each step asks the event-type index for the next name after the last,
+# so the cost grows with the number of distinct names, not of events.
+_DISTINCT_EVENT_TYPES: Final = """
+    WITH RECURSIVE names(name) AS (
+        SELECT min(event_type) FROM events
+        UNION ALL
+        SELECT (SELECT min(event_type) FROM events WHERE event_type > names.name)
+        FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+"""
+
+
 def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     return StoredEvent(
         event_id=UUID(row[0]),
@@ -331,6 +344,11 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                 .fetchone()
             )
         return int(position)
+
+    def stored_event_types(self) -> frozenset[str]:
+        with self._lock, self._errors("read", "the stored event types"):
+            rows = self._db().execute(_DISTINCT_EVENT_TYPES).fetchall()
+        return frozenset(name for (name,) in rows)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         with self._lock, self._errors("read the snapshot of", stream_id):

@@ -81,6 +81,11 @@ class Upcasters:
 
         return decorate
 
+    def maps(self, name: str) -> bool:
+        """Return whether events stored under `name` can be read: a registered event class
+        has that name, or an upcaster starts from it."""
+        return registry.current_version(name) is not None or any(n == name for n, _ in self._steps)
+
     def names_leading_to(self, name: str) -> set[str]:
         """Return `name` and every stored type name whose upcaster chain renames it to `name`."""
         names = {name}

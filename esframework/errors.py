@@ -21,6 +21,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── StoreError: the backend failed
     │   └── StoreUnavailableError: the backend cannot be reached
     ├── SubscriptionError (subscription, event type, stream id, position)
+    ├── UnmappedEventTypesError (subscription, event types): stored types nothing reads
     └── LeaseLostError (subscription): another instance took over
 """
 
@@ -48,6 +49,7 @@ __all__ = [
     "StreamTypeMismatchError",
     "SubscriptionError",
     "UnknownEventTypeError",
+    "UnmappedEventTypesError",
 ]
 
 
@@ -297,6 +299,31 @@ class SubscriptionError(EsframeworkError):
             f"subscription {self.subscription!r} stopped: its handler failed {self.attempts} "
             f"times on event {self.event_type!r} of stream {self.stream_id!r} at global "
             f"position {self.position}; the checkpoint stays before it"
+        )
+
+
+class UnmappedEventTypesError(EsframeworkError):
+    """A subscription filtered by event class found stored event types that no registered
+    event class or upcaster maps to.
+
+    Such events are never delivered: the filter asks the store for the classes' names only.
+    If an event class was renamed, they are its old events, and without an upcaster from the
+    old name the subscription would pass over all of them. Register an upcaster with
+    `rename_to`, import the module that defines the class, or, if these events belong to
+    another application, list their names in the subscription's `ignored_event_types`.
+    """
+
+    def __init__(self, subscription: str, event_types: tuple[str, ...]) -> None:
+        self.subscription = subscription
+        self.event_types = event_types
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"subscription {self.subscription!r} stopped before passing over events of "
+            f"types {list(self.event_types)}: the store holds them, but no registered event "
+            "class or upcaster maps to them (a renamed class needs an upcaster with "
+            "rename_to; another application's events go in ignored_event_types)"
         )
 
 

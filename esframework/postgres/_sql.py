@@ -106,6 +106,18 @@ class Statements:
             for by_event in (False, True)
         }
         self.head = q("SELECT coalesce(max(global_position), 0) FROM {s}.events")
+        # A loose index scan over idx_events_event_type: one index probe per distinct name.
+        self.stored_event_types = q(
+            """
+            WITH RECURSIVE names(name) AS (
+                SELECT min(event_type) FROM {s}.events
+                UNION ALL
+                SELECT (SELECT min(event_type) FROM {s}.events WHERE event_type > names.name)
+                FROM names WHERE names.name IS NOT NULL
+            )
+            SELECT name FROM names WHERE name IS NOT NULL
+            """
+        )
         self.load_snapshot = q(
             "SELECT stream_type, state_schema, version, snapshot_data "
             "FROM {s}.snapshots WHERE stream_id = %s"

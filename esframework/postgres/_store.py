@@ -292,6 +292,10 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         rows = self._fetch("read the head position", self._statements.head, None)
         return int(rows[0][0])
 
+    def stored_event_types(self) -> frozenset[str]:
+        rows = self._fetch("read the stored event types", self._statements.stored_event_types, None)
+        return frozenset(name for (name,) in rows)
+
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         rows = self._fetch(
             f"read the snapshot of {stream_id!r}", self._statements.load_snapshot, (stream_id,)

@@ -293,6 +293,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         rows = await self._fetch("read the head position", self._statements.head, None)
         return int(rows[0][0])
 
+    async def stored_event_types(self) -> frozenset[str]:
+        rows = await self._fetch(
+            "read the stored event types", self._statements.stored_event_types, None
+        )
+        return frozenset(name for (name,) in rows)
+
     async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         rows = await self._fetch(
             f"read the snapshot of {stream_id!r}", self._statements.load_snapshot, (stream_id,)

@@ -276,6 +276,16 @@ def test_empty_store(store: EventStore) -> None:
     assert store.head() == 0
     assert store.read_all() == []
     assert store.load_snapshot("nothing") is None
+    assert store.stored_event_types() == frozenset()
+
+
+def test_stored_event_types_lists_each_name_once(store: EventStore) -> None:
+    """stored_event_types names every stored event type once, unusual names included."""
+    names = ["X", "Y", "ünïcødé", "a'quote", "x" * 255, "Z"]
+    for i, name in enumerate(names):
+        store.append(f"s{i}", "S", make(3, kind=name), expected_version=0)
+    store.append("s0", "S", make(2, kind="Y"), expected_version=3)
+    assert store.stored_event_types() == frozenset(names)
 
 
 @pytest.mark.parametrize(
