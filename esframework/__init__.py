@@ -25,6 +25,7 @@ from esframework._records import (
     ExpectedVersion,
     NewEvent,
     ParkedEvent,
+    SaveResult,
     SnapshotRecord,
     StoredEvent,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "Repository",
     "Runner",
     "SQLiteEventStore",
+    "SaveResult",
     "Serializer",
     "SnapshotPolicy",
     "SnapshotRecord",

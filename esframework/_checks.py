@@ -12,15 +12,23 @@ from uuid import UUID
 import orjson
 
 from esframework._records import AppendResult, ExpectedVersion, NewEvent, StoredEvent
-from esframework.errors import ConcurrencyError, IdempotencyConflictError, InvalidStreamIdError
+from esframework.errors import (
+    ConcurrencyError,
+    DuplicateEventIdError,
+    IdempotencyConflictError,
+    InvalidStreamIdError,
+    StreamTypeMismatchError,
+)
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_STREAM_ID_LENGTH",
     "check_expected_version",
+    "check_stream_type",
     "expected_as_int",
     "match_retry",
     "stored_by_id",
+    "validate_event_ids",
     "validate_stream_id",
     "validate_type_names",
 ]
@@ -54,6 +62,32 @@ def validate_type_names(stream_type: str, events: Sequence[NewEvent]) -> None:
             raise ValueError(msg)
 
 
+def validate_event_ids(stream_id: str, events: Sequence[NewEvent]) -> None:
+    """Raise `DuplicateEventIdError` if two of `events` share an event id.
+
+    Checked before anything is read or written, so every store gives the same answer
+    whatever it has stored: a batch that names one event twice is the caller's mistake, not a
+    retry and not a conflict.
+    """
+    seen: set[UUID] = set()
+    for e in events:
+        if e.event_id in seen:
+            raise DuplicateEventIdError(str(e.event_id), stream_id)
+        seen.add(e.event_id)
+
+
+def check_stream_type(stream_id: str, stream_type: str, stored_type: str | None) -> None:
+    """Raise `StreamTypeMismatchError` if the stream's events have another stream type.
+
+    Args:
+        stream_id: The stream appended to.
+        stream_type: The stream type the append gives.
+        stored_type: The stream type of the stream's stored events (None: a new stream).
+    """
+    if stored_type is not None and stored_type != stream_type:
+        raise StreamTypeMismatchError(stream_id, stream_type, stored_type)
+
+
 def expected_as_int(expected: int | ExpectedVersion) -> int | None:
     """Return the version an append expects, or None for `ExpectedVersion.ANY`."""
     if expected is ExpectedVersion.ANY:
@@ -73,12 +107,16 @@ def check_expected_version(stream_id: str, expected: int | None, actual: int) ->
 
 
 def match_retry(
-    stream_id: str, events: Sequence[NewEvent], stored: Mapping[UUID, StoredEvent]
+    stream_id: str,
+    stream_type: str,
+    events: Sequence[NewEvent],
+    stored: Mapping[UUID, StoredEvent],
 ) -> AppendResult | None:
     """Decide whether an append repeats one already stored.
 
     Args:
         stream_id: The stream being appended to.
+        stream_type: The stream type the append gives.
         events: The events being appended.
         stored: The stored events whose ids are among `events`' ids.
 
@@ -94,7 +132,7 @@ def match_retry(
         return None
     for new in events:
         old = stored.get(new.event_id)
-        if old is None or not _same_content(stream_id, new, old):
+        if old is None or not _same_content(stream_id, stream_type, new, old):
             culprit = new if old is not None else next(e for e in events if e.event_id in stored)
             raise IdempotencyConflictError(str(culprit.event_id), stream_id)
     found = [stored[e.event_id] for e in events]
@@ -105,10 +143,11 @@ def match_retry(
     )
 
 
-def _same_content(stream_id: str, new: NewEvent, old: StoredEvent) -> bool:
+def _same_content(stream_id: str, stream_type: str, new: NewEvent, old: StoredEvent) -> bool:
     # Compare decoded JSON: a database may store it with other spacing or key order.
     return (
         old.stream_id == stream_id
+        and old.stream_type == stream_type
         and old.event_type == new.event_type
         and old.schema_version == new.schema_version
         and orjson.loads(old.data) == orjson.loads(new.data)

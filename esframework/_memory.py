@@ -11,8 +11,10 @@ from uuid import UUID
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -40,6 +42,7 @@ class InMemoryEventStore(EventStore):
         self._events: list[StoredEvent] = []  # index = position - 1
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[UUID, StoredEvent] = {}
+        self._event_types: set[str] = set()
         self._snapshots: dict[str, SnapshotRecord] = {}
 
     def append(
@@ -52,15 +55,17 @@ class InMemoryEventStore(EventStore):
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         with self._lock:
             stored = {
                 e.event_id: self._by_id[e.event_id] for e in events if e.event_id in self._by_id
             }
-            retry = match_retry(stream_id, events, stored)
+            retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:
                 return retry
             stream = self._streams.get(stream_id, [])
+            check_stream_type(stream_id, stream_type, stream[-1].stream_type if stream else None)
             check_expected_version(stream_id, expected, len(stream))
             now = datetime.now(UTC)
             new = [
@@ -81,6 +86,7 @@ class InMemoryEventStore(EventStore):
             self._events.extend(new)
             self._streams[stream_id] = stream + new
             self._by_id.update((e.event_id, e) for e in new)
+            self._event_types.update(e.event_type for e in new)
         return AppendResult(
             stream_id=stream_id,
             version=len(stream) + len(new),
@@ -99,7 +105,13 @@ class InMemoryEventStore(EventStore):
     ) -> Iterator[EventPayload]:
         for e in self.read_stream(stream_id, from_version=from_version, to_version=to_version):
             yield EventPayload(
-                e.stream_id, e.version, e.position, e.event_type, e.schema_version, e.data
+                e.stream_id,
+                e.version,
+                e.position,
+                e.event_type,
+                e.schema_version,
+                e.data,
+                e.stream_type,
             )
 
     def stream_version(self, stream_id: str) -> int:
@@ -129,6 +141,9 @@ class InMemoryEventStore(EventStore):
     def head(self) -> int:
         with self._lock:
             return len(self._events)
+
+    def stored_event_types(self) -> frozenset[str]:
+        return frozenset(self._event_types)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         with self._lock:

@@ -19,6 +19,7 @@ __all__ = [
     "ExpectedVersion",
     "NewEvent",
     "ParkedEvent",
+    "SaveResult",
     "SnapshotRecord",
     "StoredEvent",
 ]
@@ -65,7 +66,10 @@ class StoredEvent(NamedTuple):
 
 
 class EventPayload(NamedTuple):
-    """What rebuilding an aggregate needs of a stored event: its type, version and data."""
+    """What rebuilding an aggregate needs of a stored event: its type, version and data.
+
+    `stream_type` lets a repository refuse a stream of another aggregate type.
+    """
 
     stream_id: str
     version: int
@@ -73,6 +77,7 @@ class EventPayload(NamedTuple):
     event_type: str
     schema_version: int
     data: str
+    stream_type: str
 
 
 class AppendResult(NamedTuple):
@@ -90,6 +95,28 @@ class AppendResult(NamedTuple):
     stream_id: str
     version: int
     positions: tuple[int, ...]
+
+
+class SaveResult(NamedTuple):
+    """What `Repository.save` did: where the events landed, and how the snapshot went.
+
+    The first three fields are those of `AppendResult`. Once the events are committed, a
+    save never raises: a snapshot that could not be taken after them is logged and reported
+    here, and the aggregate simply loads from an older snapshot (or its events) until the
+    next one succeeds.
+
+    Attributes:
+        stream_id: The stream appended to.
+        version: The stream's version after the append (the last event's version).
+        positions: The global position of each event, in the order given.
+        snapshot_error: Why the snapshot after the append failed; None if it succeeded or
+            none was due.
+    """
+
+    stream_id: str
+    version: int
+    positions: tuple[int, ...]
+    snapshot_error: Exception | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -22,10 +22,10 @@ from esframework._aggregates import (
 )
 from esframework._checks import validate_stream_id
 from esframework._envelope import Envelope, Metadata
-from esframework._records import AppendResult, SnapshotRecord
+from esframework._records import SaveResult, SnapshotRecord
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store_async import AsyncEventStore
-from esframework.errors import AggregateNotFoundError
+from esframework.errors import AggregateNotFoundError, StreamTypeMismatchError
 
 __all__ = ["AsyncRepository"]
 
@@ -65,15 +65,19 @@ class AsyncRepository(Generic[A]):
 
         Raises:
             AggregateNotFoundError: The stream has no events (or fewer than `at_version`).
+            StreamTypeMismatchError: The stream (or its snapshot) is of another aggregate type.
             EventDecodingError: A stored event cannot be decoded.
             MissingHandlerError: The aggregate has no handler for a stored event.
         """
         validate_stream_id(aggregate_id)
         instance, version = await self._from_snapshot(aggregate_id, at_version)
         apply, decode = self._type.apply, self.serializer.decode_event
+        stream_type = self._type.stream_type
         async for payload in self.store.read_payloads(
             aggregate_id, from_version=version + 1, to_version=at_version
         ):
+            if payload.stream_type != stream_type:
+                raise StreamTypeMismatchError(aggregate_id, stream_type, payload.stream_type)
             apply(instance, decode(payload))
             version = payload.version
         if version == 0 or (at_version is not None and version < at_version):
@@ -83,22 +87,31 @@ class AsyncRepository(Generic[A]):
 
     async def save(
         self, aggregate: A, *, metadata: Metadata | None = None, snapshot: bool = False
-    ) -> AppendResult | None:
+    ) -> SaveResult | None:
         """Append the aggregate's pending events, expecting the version it was loaded at.
+
+        Once the events are committed, `save` does not raise: a snapshot that fails after
+        them (by policy or with `snapshot=True`) is logged and reported as the result's
+        `snapshot_error`, so a caller never retries a command whose events are stored.
 
         Args:
             aggregate: The aggregate, created with `new` or loaded from this repository.
             metadata: Correlation, causation and extra facts for every pending event (an
                 event's own metadata from `emit` takes precedence).
             snapshot: Also take a snapshot after saving, whatever the snapshot policy says.
+                With nothing pending, only the snapshot is taken, and its failure raises.
 
         Returns:
-            Where the events landed, or None if there was nothing to save.
+            Where the events landed and whether the snapshot failed, or None if there was
+            nothing to save.
 
         Raises:
             ConcurrencyError: The stream changed since the aggregate was loaded; nothing was
                 written. Load it again and retry the command.
-            EventEncodingError: An event holds a value that cannot be stored.
+            StreamTypeMismatchError: The stream holds another aggregate type; nothing was
+                written.
+            EventEncodingError: An event holds a value that cannot be stored; nothing was
+                written (or, with nothing pending and `snapshot=True`, the state cannot).
         """
         pending = pending_events(aggregate)
         if not pending:
@@ -116,15 +129,16 @@ class AsyncRepository(Generic[A]):
             stream_id, self._type.stream_type, records, expected_version=loaded_at
         )
         mark_saved(aggregate, len(pending))
-        if snapshot:
-            await self.take_snapshot(aggregate)
-        elif self._type.snapshots is not None and self._type.snapshots.due(loaded_at, version):
-            await self._snapshot_by_policy(aggregate)
-        return result
+        snapshot_error = None
+        if snapshot or (
+            self._type.snapshots is not None and self._type.snapshots.due(loaded_at, version)
+        ):
+            snapshot_error = await self._snapshot_after_commit(aggregate)
+        return SaveResult(result.stream_id, result.version, result.positions, snapshot_error)
 
     async def save_all(
         self, aggregates: Iterable[A], *, metadata: Metadata | None = None
-    ) -> list[AppendResult]:
+    ) -> list[SaveResult]:
         """Save several aggregates atomically: all their events commit, or none.
 
         One unit of work of the store (`store.transaction()`), which may also span other
@@ -163,13 +177,25 @@ class AsyncRepository(Generic[A]):
         )
 
     async def history(self, aggregate_id: str) -> AsyncIterator[Envelope[Any]]:
-        """Yield every stored event of the aggregate, decoded, oldest first."""
+        """Yield every stored event of the aggregate, decoded, oldest first.
+
+        Raises:
+            StreamTypeMismatchError: The stream is of another aggregate type.
+        """
         validate_stream_id(aggregate_id)
+        stream_type = self._type.stream_type
         async for record in self.store.read_stream(aggregate_id):
+            if record.stream_type != stream_type:
+                raise StreamTypeMismatchError(aggregate_id, stream_type, record.stream_type)
             yield self.serializer.decode(record)
 
     async def _from_snapshot(self, aggregate_id: str, at_version: int | None) -> tuple[A, int]:
         snapshot = await self.store.load_snapshot(aggregate_id)
+        if snapshot is not None and snapshot.stream_type != self._type.stream_type:
+            # Not a cache miss: the id belongs to another aggregate type.
+            raise StreamTypeMismatchError(
+                aggregate_id, self._type.stream_type, snapshot.stream_type
+            )
         usable = (
             snapshot is not None
             and snapshot.state_schema == self._type.state_schema
@@ -191,12 +217,12 @@ class AsyncRepository(Generic[A]):
                 )
         return replayed(self._class, aggregate_id, 0), 0
 
-    async def _snapshot_by_policy(self, aggregate: A) -> None:
+    async def _snapshot_after_commit(self, aggregate: A) -> Exception | None:
         # The events are committed; a failed snapshot must not make the save look failed (a
         # caller retrying the command would apply it twice).
         try:
             await self.take_snapshot(aggregate)
-        except Exception:
+        except Exception as error:  # reported on the result, not raised
             logger.warning(
                 "could not snapshot %s at version %s; loads replay more events until the "
                 "next snapshot",
@@ -204,6 +230,8 @@ class AsyncRepository(Generic[A]):
                 aggregate_version(aggregate),
                 exc_info=True,
             )
+            return error
+        return None
 
 
 def _merged(pending: PendingEvent, metadata: Metadata | None) -> Metadata:

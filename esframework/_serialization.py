@@ -153,6 +153,10 @@ class Serializer:
             names |= self._upcasters.names_leading_to(event_type_of(cls).name)
         return frozenset(names)
 
+    def maps_type_name(self, name: str) -> bool:
+        """Return whether events stored under type `name` have a class or upcaster to read them."""
+        return self._upcasters.maps(name)
+
     def encode_metadata(self, metadata: Metadata) -> str:
         """Encode metadata; `extra` holds JSON values only, with the rules of `Any` fields."""
         if metadata is NO_METADATA:

@@ -19,9 +19,11 @@ from uuid import UUID
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -104,6 +106,19 @@ _COLUMNS: Final = (
 )
 
 
+# A loose index scan: each step asks the event-type index for the next name after the last,
+# so the cost grows with the number of distinct names, not of events.
+_DISTINCT_EVENT_TYPES: Final = """
+    WITH RECURSIVE names(name) AS (
+        SELECT min(event_type) FROM events
+        UNION ALL
+        SELECT (SELECT min(event_type) FROM events WHERE event_type > names.name)
+        FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+"""
+
+
 def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     return StoredEvent(
         event_id=UUID(row[0]),
@@ -174,6 +189,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         with self._lock, self._errors("append to", stream_id):
             db = self._db()
@@ -204,12 +220,17 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         ids = [str(e.event_id) for e in events]
         marks = ",".join("?" * len(ids))
         stored = db.execute(f"SELECT {_COLUMNS} FROM events WHERE id IN ({marks})", ids)
-        retry = match_retry(stream_id, events, stored_by_id(map(_to_stored, stored)))
+        retry = match_retry(stream_id, stream_type, events, stored_by_id(map(_to_stored, stored)))
         if retry is not None:
             return retry
-        (actual,) = db.execute(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+        # The stream's last event gives both its version and its type (one index probe).
+        last = db.execute(
+            "SELECT version, stream_type FROM events WHERE stream_id = ? "
+            "ORDER BY version DESC LIMIT 1",
+            (stream_id,),
         ).fetchone()
+        actual, stored_type = last if last is not None else (0, None)
+        check_stream_type(stream_id, stream_type, stored_type)
         check_expected_version(stream_id, expected, actual)
         now = datetime.now(UTC).isoformat()
         db.executemany(
@@ -271,7 +292,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                     self._db()
                     .execute(
                         "SELECT stream_id, version, global_position, event_type, schema_version, "
-                        "event_data FROM events WHERE stream_id = ? AND version >= ? "
+                        "event_data, stream_type FROM events WHERE stream_id = ? AND version >= ? "
                         "AND version <= ? ORDER BY version LIMIT ?",
                         (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
                     )
@@ -323,6 +344,11 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                 .fetchone()
             )
         return int(position)
+
+    def stored_event_types(self) -> frozenset[str]:
+        with self._lock, self._errors("read", "the stored event types"):
+            rows = self._db().execute(_DISTINCT_EVENT_TYPES).fetchall()
+        return frozenset(name for (name,) in rows)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         with self._lock, self._errors("read the snapshot of", stream_id):

@@ -103,6 +103,15 @@ class EventStore(Protocol):
         """Return the global position of the newest event (0 for an empty store)."""
         ...
 
+    def stored_event_types(self) -> frozenset[str]:
+        """Return every event type name stored, each once.
+
+        Cheap whatever the store's size: the durable stores walk their event-type index
+        one distinct name at a time. Filtered subscriptions use it to notice events no
+        registered class or upcaster maps to.
+        """
+        ...
+
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         """Return the stream's latest snapshot, if any."""
         ...

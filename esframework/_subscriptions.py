@@ -18,7 +18,12 @@ from esframework._records import ParkedEvent, StoredEvent
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
 from esframework._store import EventStore
-from esframework.errors import LeaseLostError, StoreUnavailableError, SubscriptionError
+from esframework.errors import (
+    LeaseLostError,
+    StoreUnavailableError,
+    SubscriptionError,
+    UnmappedEventTypesError,
+)
 
 __all__ = [
     "Handler",
@@ -145,7 +150,11 @@ class Subscription(Generic[C]):
             and `reset`.
         stream_types: Deliver only events of these stream (aggregate) types.
         event_types: Deliver only events of these classes (stored under any of their names,
-            old ones included).
+            old ones included). The worker then refuses to run while the store holds event
+            types that no registered class or upcaster maps to (see
+            `UnmappedEventTypesError`): they may be a renamed class's old events.
+        ignored_event_types: Stored event type names the `event_types` check passes over:
+            events of another application, which this one has no classes for.
         start: Where a new subscription starts: at the first event, or after the last one.
         batch_size: Events per transaction when all goes well (and the page size).
         max_attempts: How often a failing event is tried before parking or stopping.
@@ -161,6 +170,7 @@ class Subscription(Generic[C]):
     handler: Handler[C] | Projection[C]
     stream_types: Collection[str] | None = attrs.field(default=None, converter=_frozen)
     event_types: Collection[type[Any]] | None = attrs.field(default=None, converter=_frozen)
+    ignored_event_types: Collection[str] = attrs.field(default=(), converter=frozenset)
     start: Literal["beginning", "end"] = "beginning"
     batch_size: int = 100
     max_attempts: int = 5
@@ -242,6 +252,7 @@ class SubscriptionWorker(Generic[C]):
         self._saved: int | None = None  # the checkpoint as stored: the next write expects it
         self._retry_delay = _FIRST_RETRY
         self._head_read_at = 0.0
+        self._types_checked_at: float | None = None
 
     def run(self, *, until_caught_up: bool = False) -> None:
         """Deliver events until stopped (or, with `until_caught_up`, until none are left).
@@ -295,6 +306,7 @@ class SubscriptionWorker(Generic[C]):
         try:
             if not acquired:
                 raise LeaseLostError(self.subscription.name, "stopped before it got the lease")
+            self._check_event_types()
             previous = self.store.load_checkpoint(self.subscription.name)
             with self.store.transaction() as connection:
                 handler.reset(connection)
@@ -341,6 +353,7 @@ class SubscriptionWorker(Generic[C]):
         return True
 
     def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
+        self._check_event_types()
         self.progress.position = self._start_position()
         with self.store.listener() as listener:
             while not self.stopper.is_set():
@@ -378,6 +391,11 @@ class SubscriptionWorker(Generic[C]):
         only feeds the lag figure, so it is read at most once a second.
         """
         filtered = self.subscription.stream_types is not None or self._event_types is not None
+        if (
+            self._types_checked_at is not None
+            and time.monotonic() - self._types_checked_at >= _TYPES_EVERY
+        ):
+            self._check_event_types()
         head = self.progress.head
         if filtered or time.monotonic() - self._head_read_at >= _HEAD_EVERY:
             head = self.progress.head = max(self.store.head(), self.progress.head)
@@ -394,6 +412,28 @@ class SubscriptionWorker(Generic[C]):
             self._move_checkpoint(head)
             self.progress.position = head
         return page
+
+    def _check_event_types(self) -> None:
+        """Raise `UnmappedEventTypesError` if a class filter would pass over unreadable types.
+
+        The filter asks the store for the classes' stored names only, so events of a class
+        renamed without an upcaster would never be delivered, and the checkpoint would move
+        past them. Asking the store for its distinct type names walks an index, once at start
+        and then every `_TYPES_EVERY` seconds, instead of looking at every event.
+        """
+        if self._event_types is None:
+            return
+        self._types_checked_at = time.monotonic()
+        ignored = self.subscription.ignored_event_types
+        unmapped = sorted(
+            name
+            for name in self.store.stored_event_types()
+            if name not in self._event_types
+            and name not in ignored
+            and not self.serializer.maps_type_name(name)
+        )
+        if unmapped:
+            raise UnmappedEventTypesError(self.subscription.name, tuple(unmapped))
 
     def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
         try:
@@ -482,3 +522,4 @@ class SubscriptionWorker(Generic[C]):
 _FIRST_RETRY = 0.1
 _LAST_RETRY = 30.0
 _HEAD_EVERY = 1.0  # seconds between head reads that only serve the lag figure
+_TYPES_EVERY = 60.0  # seconds between checks for stored types a class filter cannot read

@@ -133,6 +133,9 @@ class _AsyncOverSync(AsyncEventStore):
     async def head(self) -> int:
         return await self._call(self.sync.head)
 
+    async def stored_event_types(self) -> frozenset[str]:
+        return await self._call(self.sync.stored_event_types)
+
     async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         return await self._call(lambda: self.sync.load_snapshot(stream_id))
 

@@ -9,6 +9,7 @@ import attrs
 
 from esframework._events import registry
 from esframework.errors import (
+    CorruptEventError,
     DefinitionError,
     EventDecodingError,
     MissingUpcasterError,
@@ -23,6 +24,8 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 @attrs.frozen
 class _Step:
+    from_name: str
+    from_version: int
     to_name: str
     function: Upcaster
 
@@ -73,10 +76,15 @@ class Upcasters:
                     f"an upcaster from {event_type!r} version {from_version} is already "
                     f"registered: {self._steps[key].function.__qualname__}"
                 )
-            self._steps[key] = _Step(rename_to or event_type, function)
+            self._steps[key] = _Step(event_type, from_version, rename_to or event_type, function)
             return function
 
         return decorate
+
+    def maps(self, name: str) -> bool:
+        """Return whether events stored under `name` can be read: a registered event class
+        has that name, or an upcaster starts from it."""
+        return registry.current_version(name) is not None or any(n == name for n, _ in self._steps)
 
     def names_leading_to(self, name: str) -> set[str]:
         """Return `name` and every stored type name whose upcaster chain renames it to `name`."""
@@ -95,7 +103,10 @@ class Upcasters:
         Raises:
             UnknownEventTypeError: No event class and no upcaster knows `name`.
             MissingUpcasterError: The chain to the current version has a missing link.
+            CorruptEventError: An upcaster raised, or returned something else than a dict
+                (the upcaster's error is the cause).
         """
+        stored_name = name
         while True:
             current = registry.current_version(name)
             if current == version:
@@ -103,7 +114,8 @@ class Upcasters:
             step = self._steps.get((name, version))
             if step is None:
                 raise self._no_step(name, version, current, where)
-            name, version, data = step.to_name, version + 1, step.function(data)
+            data = _run_step(step, data, stored_name, where)
+            name, version = step.to_name, version + 1
 
     def _no_step(self, name: str, version: int, current: int | None, where: Located) -> Exception:
         error: type[EventDecodingError] = MissingUpcasterError
@@ -129,6 +141,32 @@ class Upcasters:
             version=where.version,
             position=where.position,
         )
+
+
+def _run_step(
+    step: _Step, data: dict[str, Any], stored_name: str, where: Located
+) -> dict[str, Any]:
+    """Run one upcaster; what it raises becomes a `CorruptEventError` that says where."""
+    # An upcaster is user code over old JSON: a KeyError for a field some old rows lack
+    # must name the stream and position, or nobody can find the row.
+    try:
+        upcast = step.function(data)
+    except Exception as error:
+        raise _failed_step(step, stored_name, where, f"{type(error).__name__}: {error}") from error
+    if not isinstance(upcast, dict):
+        raise _failed_step(step, stored_name, where, f"returned a {type(upcast).__name__}")
+    return upcast
+
+
+def _failed_step(step: _Step, stored_name: str, where: Located, what: str) -> CorruptEventError:
+    return CorruptEventError(
+        f"upcaster {step.function.__qualname__} (from {step.from_name!r} schema version "
+        f"{step.from_version}) failed: {what}",
+        event_type=stored_name,
+        stream_id=where.stream_id,
+        version=where.version,
+        position=where.position,
+    )
 
 
 upcasters = Upcasters()

@@ -14,6 +14,8 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── IdempotencyConflictError (event id, stream id)
     ├── EventEncodingError (event type, field; also ValueError): a value that cannot be
     │   stored and read back exactly, such as NaN or an int in a str field
+    ├── DuplicateEventIdError (event id, stream id; also ValueError): one id twice in an append
+    ├── StreamTypeMismatchError (stream id, expected type, actual type)
     ├── EventDecodingError (event type, stream id, version, position)
     │   ├── UnknownEventTypeError
     │   ├── MissingUpcasterError (from version, to version)
@@ -21,6 +23,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── StoreError: the backend failed
     │   └── StoreUnavailableError: the backend cannot be reached
     ├── SubscriptionError (subscription, event type, stream id, position)
+    ├── UnmappedEventTypesError (subscription, event types): stored types nothing reads
     └── LeaseLostError (subscription): another instance took over
 """
 
@@ -33,6 +36,7 @@ __all__ = [
     "ConcurrencyError",
     "CorruptEventError",
     "DefinitionError",
+    "DuplicateEventIdError",
     "DuplicateEventTypeError",
     "EsframeworkError",
     "EventDecodingError",
@@ -44,8 +48,10 @@ __all__ = [
     "MissingUpcasterError",
     "StoreError",
     "StoreUnavailableError",
+    "StreamTypeMismatchError",
     "SubscriptionError",
     "UnknownEventTypeError",
+    "UnmappedEventTypesError",
     "UnsupportedFieldTypeError",
 ]
 
@@ -182,6 +188,46 @@ class IdempotencyConflictError(EsframeworkError):
         )
 
 
+class DuplicateEventIdError(EsframeworkError, ValueError):
+    """One append holds two events with the same event id; nothing was written.
+
+    Every store refuses such an append before writing, whatever is stored already: an event
+    id names one event, so a batch cannot hold it twice.
+    """
+
+    def __init__(self, event_id: str, stream_id: str) -> None:
+        self.event_id = event_id
+        self.stream_id = stream_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"event id {self.event_id} appears more than once in one append to stream "
+            f"{self.stream_id!r}; nothing was written"
+        )
+
+
+class StreamTypeMismatchError(EsframeworkError):
+    """A stream holds events of another stream (aggregate) type than the one asked for.
+
+    Raised when a repository loads a stream, or a snapshot, of another aggregate type, and
+    when an append gives another `stream_type` than the stream's stored events have; nothing
+    was written.
+    """
+
+    def __init__(self, stream_id: str, expected: str, actual: str) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"stream {self.stream_id!r} is a {self.actual!r} stream, not a {self.expected!r} "
+            "one; nothing was written or loaded"
+        )
+
+
 class EventEncodingError(EsframeworkError, ValueError):
     """An event holds a value that cannot be stored and read back exactly; nothing was written.
 
@@ -277,6 +323,31 @@ class SubscriptionError(EsframeworkError):
             f"subscription {self.subscription!r} stopped: its handler failed {self.attempts} "
             f"times on event {self.event_type!r} of stream {self.stream_id!r} at global "
             f"position {self.position}; the checkpoint stays before it"
+        )
+
+
+class UnmappedEventTypesError(EsframeworkError):
+    """A subscription filtered by event class found stored event types that no registered
+    event class or upcaster maps to.
+
+    Such events are never delivered: the filter asks the store for the classes' names only.
+    If an event class was renamed, they are its old events, and without an upcaster from the
+    old name the subscription would pass over all of them. Register an upcaster with
+    `rename_to`, import the module that defines the class, or, if these events belong to
+    another application, list their names in the subscription's `ignored_event_types`.
+    """
+
+    def __init__(self, subscription: str, event_types: tuple[str, ...]) -> None:
+        self.subscription = subscription
+        self.event_types = event_types
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"subscription {self.subscription!r} stopped before passing over events of "
+            f"types {list(self.event_types)}: the store holds them, but no registered event "
+            "class or upcaster maps to them (a renamed class needs an upcaster with "
+            "rename_to; another application's events go in ignored_event_types)"
         )
 
 

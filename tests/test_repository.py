@@ -15,6 +15,7 @@ from esframework import (
     InMemoryEventStore,
     Metadata,
     Repository,
+    SaveResult,
     SnapshotPolicy,
     SnapshotRecord,
     aggregate,
@@ -25,6 +26,7 @@ from esframework import (
     new,
     pending_events,
 )
+from esframework.errors import EventEncodingError, StoreError, StreamTypeMismatchError
 from tests.conftest import Backend
 from tests.domain import MoneyAdded, SnapshottedWallet, Wallet, WalletOpened
 
@@ -274,3 +276,116 @@ def test_policy_snapshot_that_cannot_be_encoded_does_not_fail_the_save() -> None
     assert Repository(Gauge, store=store).save(gauge) is not None
     assert store.stream_version("g") == 1
     assert store.load_snapshot("g") is None
+
+
+@event(name="TestTicketRaised")
+class TicketRaised:
+    title: str
+
+
+@aggregate(stream_type="TestTicket")
+class Ticket:
+    title: str = ""
+
+    @applies(TicketRaised)
+    def _on_raised(self, e: TicketRaised) -> None:
+        self.title = e.title
+
+
+def test_loading_a_stream_of_another_type_names_both_types(backend: Backend) -> None:
+    """A repository refuses a stream of another aggregate type, for load and history."""
+    backend.repository(Wallet).save(Wallet.open("doc-1", "Ada"))
+    tickets = backend.repository(Ticket)
+    with pytest.raises(StreamTypeMismatchError) as caught:
+        tickets.load("doc-1")
+    error = caught.value
+    assert (error.stream_id, error.expected, error.actual) == ("doc-1", "TestTicket", "TestWallet")
+    with pytest.raises(StreamTypeMismatchError):
+        tickets.load("doc-1", at_version=1)
+    with pytest.raises(StreamTypeMismatchError):
+        list(tickets.history("doc-1"))
+
+
+def test_a_snapshot_of_another_type_is_refused(backend: Backend, store: EventStore) -> None:
+    """A snapshot of another aggregate type under the id is refused, even with no events."""
+    store.save_snapshot(
+        SnapshotRecord(
+            stream_id="doc-2", stream_type="TestWallet", state_schema="x", version=3, data="{}"
+        )
+    )
+    with pytest.raises(StreamTypeMismatchError) as caught:
+        backend.repository(Ticket).load("doc-2")
+    assert caught.value.actual == "TestWallet"
+
+
+def test_a_new_aggregate_under_an_id_of_another_type_is_refused(
+    backend: Backend, store: EventStore
+) -> None:
+    """Saving a new aggregate whose id another type holds says so (not a concurrency conflict)."""
+    backend.repository(Wallet).save(Wallet.open("doc-3", "Ada"))
+    ticket = new(Ticket, "doc-3")
+    emit(ticket, TicketRaised(title="printer on fire"))
+    with pytest.raises(StreamTypeMismatchError):
+        backend.repository(Ticket).save(ticket)
+    assert store.stream_version("doc-3") == 1
+
+
+@event(name="TestReading")
+class Reading:
+    value: float
+
+
+@aggregate(stream_type="TestMeter")
+class Meter:
+    value: float = 0.0
+
+    @applies(Reading)
+    def _on_reading(self, e: Reading) -> None:
+        self.value = e.value * float("inf")  # a handler bug: a state that cannot be encoded
+
+
+def test_save_with_snapshot_never_raises_after_the_commit(
+    backend: Backend, store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """save(snapshot=True) whose snapshot fails reports it on the result and logs it; the
+    events are committed, so a caller does not retry the command."""
+    meter = new(Meter, "m")
+    emit(meter, Reading(value=1.0))
+    meters = backend.repository(Meter)
+    with caplog.at_level("WARNING", logger="esframework"):
+        result = meters.save(meter, snapshot=True)
+    assert isinstance(result, SaveResult)
+    assert isinstance(result.snapshot_error, EventEncodingError)
+    assert (result.stream_id, result.version) == ("m", 1)
+    assert result.positions in {(), tuple(e.position for e in store.read_all())}
+    assert "could not snapshot m at version 1" in caplog.text
+    assert pending_events(meter) == ()
+    assert store.load_snapshot("m") is None
+    # With nothing pending nothing is committed, so the snapshot's own failure raises.
+    with pytest.raises(EventEncodingError):
+        meters.save(meter, snapshot=True)
+
+
+def test_a_snapshot_the_store_refuses_is_reported_on_the_result() -> None:
+    """A store failing to write the snapshot (by policy or on demand) leaves the save done."""
+
+    class FailingSnapshots(InMemoryEventStore):
+        def save_snapshot(self, snapshot: SnapshotRecord) -> None:  # noqa: ARG002
+            raise StoreError("disk full")
+
+    store = FailingSnapshots()
+    wallets = Repository(SnapshottedWallet, store=store)
+    wallet = SnapshottedWallet.open("w", "Ada")
+    result = wallets.save(wallet, snapshot=True)
+    assert result is not None
+    assert isinstance(result.snapshot_error, StoreError)
+    for _ in range(5):
+        wallet.add(Decimal(1))
+    result = wallets.save(wallet)  # crosses the policy's 5
+    assert result is not None
+    assert isinstance(result.snapshot_error, StoreError)
+    wallet.add(Decimal(1))
+    result = wallets.save(wallet)
+    assert result is not None
+    assert result.snapshot_error is None  # no snapshot was due
+    assert wallets.load("w").balance == Decimal(6)

@@ -12,13 +12,19 @@ import pytest
 from esframework import (
     EventStore,
     NewEvent,
+    Repository,
     Serializer,
     Upcasters,
     aggregate,
     applies,
     event,
 )
-from esframework.errors import DefinitionError, MissingUpcasterError, UnknownEventTypeError
+from esframework.errors import (
+    CorruptEventError,
+    DefinitionError,
+    MissingUpcasterError,
+    UnknownEventTypeError,
+)
 from tests.conftest import Backend
 
 chains = Upcasters()
@@ -114,3 +120,36 @@ def test_registering_a_step_twice_is_a_definition_error() -> None:
     """Two upcasters from the same type and version cannot both apply."""
     with pytest.raises(DefinitionError, match="already registered"):
         chains.register("Credited", from_version=1)(_cents_to_amount)
+
+
+def test_an_upcaster_that_raises_is_a_corrupt_event_naming_the_row(
+    backend: Backend, store: EventStore
+) -> None:
+    """An upcaster's KeyError on an odd old row becomes a CorruptEventError that names the
+    stream, version, position and stored type, keeping the KeyError as its cause."""
+    store.append(
+        "f",
+        "TestFunds",
+        [row("Credited", 1, {"cents": 100}), row("Credited", 1, {"euros": 1})],
+        expected_version=0,
+    )
+    position = store.read_all()[-1].position
+    funds = backend.repository(Funds, serializer=Serializer(upcasters=chains))
+    for read in (lambda: funds.load("f"), lambda: list(funds.history("f"))):
+        with pytest.raises(CorruptEventError) as caught:
+            read()
+        error = caught.value
+        assert (error.stream_id, error.version, error.position) == ("f", 2, position)
+        assert error.event_type == "Credited"
+        assert isinstance(error.__cause__, KeyError)
+        assert "_cents_to_amount" in str(error)
+        assert "'cents'" in str(error)
+
+
+def test_an_upcaster_returning_no_dict_is_a_corrupt_event(store: EventStore) -> None:
+    """An upcaster must return the next version's data as a dict."""
+    broken = Upcasters()
+    broken.register("Credited", from_version=1, rename_to="TestFundsAdded")(lambda _: None)  # type: ignore[arg-type,return-value]
+    store.append("f", "TestFunds", [row("Credited", 1, {"cents": 1})], expected_version=0)
+    with pytest.raises(CorruptEventError, match="returned a NoneType"):
+        Repository(Funds, store=store, serializer=Serializer(upcasters=broken)).load("f")

@@ -58,33 +58,34 @@ class Statements:
         # one a reader has already passed. (The version check reads the statement's
         # snapshot; the unique (stream_id, version) constraint catches what a concurrent
         # append took meanwhile.)
+        # The head is the stream's last event, read with one probe of that constraint's
+        # index: its version, and its stream type, which every event of a stream shares. An
+        # append whose stream type differs inserts nothing, like one at a stale version; the
+        # store then reads `stream_head` to say which check failed.
+        head = """
+            head AS (
+                SELECT coalesce(max(version), 0) AS version, max(stream_type) AS stream_type
+                FROM (SELECT version, stream_type FROM {s}.events WHERE stream_id = %s
+                      ORDER BY version DESC LIMIT 1) AS last_event
+            )"""
         insert = """
             INSERT INTO {s}.events (id, stream_id, stream_type, event_type, schema_version,
                                     event_data, metadata, version)
             SELECT e.id, %s, %s, e.event_type, e.schema_version, e.event_data, e.metadata,
                    head.version + e.n
             """
-        self._append_head = (
-            """
-            WITH head AS (
-                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
-            )"""
-            + insert
-            + "FROM head, "
-        )
+        self._append_head = "WITH" + head + insert + "FROM head, "
         # Appends expecting any version also queue on their stream's advisory lock, so that
         # on a busy stream they lose a race for a version at most once (see the store).
         self._append_any_head = (
-            """
-            WITH stream_lock AS (SELECT pg_advisory_xact_lock(%s::bigint)),
-            head AS (
-                SELECT coalesce(max(version), 0) AS version FROM {s}.events WHERE stream_id = %s
-            )"""
+            "WITH stream_lock AS (SELECT pg_advisory_xact_lock(%s::bigint)),"
+            + head
             + insert
             + "FROM stream_lock, head, "
         )
         self._append_tail = """
-            WHERE %s::bigint IS NULL OR head.version = %s::bigint
+            WHERE (%s::bigint IS NULL OR head.version = %s::bigint)
+              AND (head.stream_type IS NULL OR head.stream_type = %s::text)
             ORDER BY e.n
             RETURNING version
             """
@@ -93,12 +94,17 @@ class Statements:
         self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
         self.read_payloads = q(
             "SELECT stream_id, version, coalesce(global_position, 0), event_type, schema_version, "
-            "event_data "
+            "event_data, stream_type "
             "FROM {s}.events WHERE stream_id = %s AND version >= %s AND version <= %s "
             "ORDER BY version LIMIT %s"
         )
         self.stream_version = q(
             "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %s"
+        )
+        # After an append inserted nothing: the stream's version and type (no row: new).
+        self.stream_head = q(
+            "SELECT version, stream_type FROM {s}.events WHERE stream_id = %s "
+            "ORDER BY version DESC LIMIT 1"
         )
         self.read_stream = q(
             "SELECT {columns} FROM {s}.events WHERE stream_id = %s AND version >= %s "
@@ -118,6 +124,18 @@ class Statements:
         # One sequencing pass (migration 3's function): -1 if another pass holds the lock.
         self.sequence = q("SELECT {s}.esframework_sequence(%s, %s)")
         self.unpositioned = q("SELECT count(*) FROM {s}.events WHERE global_position IS NULL")
+        # A loose index scan over idx_events_event_type: one index probe per distinct name.
+        self.stored_event_types = q(
+            """
+            WITH RECURSIVE names(name) AS (
+                SELECT min(event_type) FROM {s}.events
+                UNION ALL
+                SELECT (SELECT min(event_type) FROM {s}.events WHERE event_type > names.name)
+                FROM names WHERE names.name IS NOT NULL
+            )
+            SELECT name FROM names WHERE name IS NOT NULL
+            """
+        )
         self.load_snapshot = q(
             "SELECT stream_type, state_schema, version, snapshot_data "
             "FROM {s}.snapshots WHERE stream_id = %s"
@@ -252,7 +270,7 @@ def append_params(
             [e.data for e in events],
             [e.metadata for e in events],
         )
-    params += (expected, expected)
+    params += (expected, expected, stream_type)
     return params
 
 

@@ -20,9 +20,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -200,6 +202,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
@@ -222,11 +225,12 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             # Nothing was written: a retry of a committed append, or a conflict.
             cursor = conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
             stored = stored_by_id(map(to_stored, cursor.fetchall()))
-            retry = match_retry(stream_id, events, stored)
+            retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
-            cursor = conn.execute(self._statements.stream_version, (stream_id,))
-            (actual,) = cursor.fetchone() or (0,)
+            cursor = conn.execute(self._statements.stream_head, (stream_id,))
+            actual, stored_type = cursor.fetchone() or (0, None)
+            check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
@@ -246,21 +250,27 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         snapshot sees every append before it. It can still lose to an append expecting an
         exact version (which takes no lock); each such loss means the stream moved on, so
         it tries again, a bounded number of times.
+
+        Returns no rows if some event id is stored meanwhile (a racing append of the same
+        batch committed first): the caller then decides, from what is stored, whether this
+        is a retry or a conflict.
         """
-        for _ in range(ANY_VERSION_ATTEMPTS - 1):
+        for attempt in range(1, ANY_VERSION_ATTEMPTS + 1):
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     cursor = conn.execute(query, params)
                     return cursor.fetchall()
             except psycopg.errors.UniqueViolation as error:
-                if violated_constraint(error) != "unique_stream_version":
+                violated = violated_constraint(error)
+                if violated == "unique_stream_version" and attempt == ANY_VERSION_ATTEMPTS:
+                    raise
+                if violated not in {"events_pkey", "unique_stream_version"}:
                     raise
                 _rollback_if_failed(conn)
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-            cursor = conn.execute(query, params)
-            return cursor.fetchall()
+                if violated == "events_pkey":
+                    return []
+        return []  # not reached: the last attempt returns or raises
 
     def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
@@ -317,6 +327,10 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         self._read_own_writes()
         rows = self._fetch("read the head position", self._statements.head, None)
         return int(rows[0][0])
+
+    def stored_event_types(self) -> frozenset[str]:
+        rows = self._fetch("read the stored event types", self._statements.stored_event_types, None)
+        return frozenset(name for (name,) in rows)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         rows = self._fetch(

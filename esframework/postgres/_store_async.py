@@ -21,9 +21,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
+    validate_event_ids,
     validate_stream_id,
     validate_type_names,
 )
@@ -201,6 +203,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
+        validate_event_ids(stream_id, events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
@@ -223,11 +226,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             # Nothing was written: a retry of a committed append, or a conflict.
             cursor = await conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
             stored = stored_by_id(map(to_stored, await cursor.fetchall()))
-            retry = match_retry(stream_id, events, stored)
+            retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
-            cursor = await conn.execute(self._statements.stream_version, (stream_id,))
-            (actual,) = await cursor.fetchone() or (0,)
+            cursor = await conn.execute(self._statements.stream_head, (stream_id,))
+            actual, stored_type = await cursor.fetchone() or (0, None)
+            check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
@@ -247,21 +251,27 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         snapshot sees every append before it. It can still lose to an append expecting an
         exact version (which takes no lock); each such loss means the stream moved on, so
         it tries again, a bounded number of times.
+
+        Returns no rows if some event id is stored meanwhile (a racing append of the same
+        batch committed first): the caller then decides, from what is stored, whether this
+        is a retry or a conflict.
         """
-        for _ in range(ANY_VERSION_ATTEMPTS - 1):
+        for attempt in range(1, ANY_VERSION_ATTEMPTS + 1):
             try:
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     cursor = await conn.execute(query, params)
                     return await cursor.fetchall()
             except psycopg.errors.UniqueViolation as error:
-                if violated_constraint(error) != "unique_stream_version":
+                violated = violated_constraint(error)
+                if violated == "unique_stream_version" and attempt == ANY_VERSION_ATTEMPTS:
+                    raise
+                if violated not in {"events_pkey", "unique_stream_version"}:
                     raise
                 await _rollback_if_failed(conn)
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
+                if violated == "events_pkey":
+                    return []
+        return []  # not reached: the last attempt returns or raises
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
@@ -318,6 +328,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         await self._read_own_writes()
         rows = await self._fetch("read the head position", self._statements.head, None)
         return int(rows[0][0])
+
+    async def stored_event_types(self) -> frozenset[str]:
+        rows = await self._fetch(
+            "read the stored event types", self._statements.stored_event_types, None
+        )
+        return frozenset(name for (name,) in rows)
 
     async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         rows = await self._fetch(

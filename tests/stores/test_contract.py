@@ -10,13 +10,19 @@ import orjson
 import pytest
 
 from esframework import (
+    AppendResult,
     ConcurrencyError,
     EventStore,
     ExpectedVersion,
     NewEvent,
     SnapshotRecord,
 )
-from esframework.errors import IdempotencyConflictError, InvalidStreamIdError
+from esframework.errors import (
+    DuplicateEventIdError,
+    IdempotencyConflictError,
+    InvalidStreamIdError,
+    StreamTypeMismatchError,
+)
 
 
 def make(n: int = 1, *, kind: str = "Happened", **data: object) -> list[NewEvent]:
@@ -174,6 +180,80 @@ def test_batch_mixing_stored_and_new_ids_is_a_conflict(store: EventStore) -> Non
     assert store.stream_version("s") == 2
 
 
+@pytest.mark.parametrize("expected", [0, ExpectedVersion.ANY])
+def test_same_event_id_twice_in_one_append_is_refused(
+    store: EventStore, expected: int | ExpectedVersion
+) -> None:
+    """One event id twice in a batch is refused before writing, naming the id and stream."""
+    first, second = make(2)
+    twice = [first, second._replace(event_id=first.event_id)]
+    with pytest.raises(DuplicateEventIdError) as caught:
+        store.append("s", "S", twice, expected_version=expected)
+    assert (caught.value.event_id, caught.value.stream_id) == (str(first.event_id), "s")
+    assert store.head() == 0
+    # The same rule holds when the id is stored already: the batch is no retry either.
+    store.append("s", "S", [first], expected_version=0)
+    with pytest.raises(DuplicateEventIdError):
+        store.append("s", "S", [first, first], expected_version=expected)
+    assert [e.event_id for e in store.read_all()] == [first.event_id]
+
+
+@pytest.mark.parametrize("expected", [1, ExpectedVersion.ANY, ExpectedVersion.NO_STREAM])
+def test_append_of_another_stream_type_is_refused(
+    store: EventStore, expected: int | ExpectedVersion
+) -> None:
+    """A stream keeps its stream type: an append giving another writes nothing.
+
+    The type is checked before the version, so a new aggregate under a taken id of another
+    type hears what is wrong, not of a concurrency conflict.
+    """
+    store.append("doc-1", "Invoice", make(), expected_version=0)
+    with pytest.raises(StreamTypeMismatchError) as caught:
+        store.append("doc-1", "Ticket", make(2), expected_version=expected)
+    error = caught.value
+    assert (error.stream_id, error.expected, error.actual) == ("doc-1", "Ticket", "Invoice")
+    assert "'doc-1'" in str(error)
+    assert "Invoice" in str(error)
+    assert [e.stream_type for e in store.read_all()] == ["Invoice"]
+
+
+def test_retry_under_another_stream_type_is_a_conflict(store: EventStore) -> None:
+    """Stored ids appended again under another stream type are no retry: nothing is written."""
+    events = make(2)
+    store.append("doc-1", "Invoice", events, expected_version=0)
+    with pytest.raises(IdempotencyConflictError):
+        store.append("doc-1", "Ticket", events, expected_version=0)
+    assert store.stream_version("doc-1") == 2
+
+
+def test_racing_any_appends_of_overlapping_batches_agree(store: EventStore) -> None:
+    """Appends at any version racing on overlapping batches: each lands whole, is a retry,
+    or fails with `IdempotencyConflictError`; never with a backend's duplicate-key error.
+
+    The partial batch starts with a new event, so on PostgreSQL it first collides on the
+    version the other batch took, and then, after taking the append lock, on the shared id.
+    """
+    for round_ in range(10):
+        stream = f"race-{round_}"
+        store.append(stream, "S", make(), expected_version=0)
+        full = make(3)
+        partial = [*make(1), full[2]]
+        batches = [full, full, partial]
+        outcomes = race_appends(store, stream, batches)
+        store.head()  # positioned: a global read waits for the store's own appends
+        stored = list(store.read_stream(stream))
+        position_of = {e.event_id: e.position for e in stored}
+        landed: set[uuid.UUID] = set()
+        for given, outcome in zip(batches, outcomes, strict=True):
+            if isinstance(outcome, AppendResult):
+                # Empty where positions are assigned after commit (PostgreSQL).
+                assert outcome.positions in {(), tuple(position_of[e.event_id] for e in given)}
+                landed |= {e.event_id for e in given}
+        assert {e.event_id for e in stored[1:]} == landed
+        assert landed in ({e.event_id for e in full}, {e.event_id for e in partial})
+        assert [e.version for e in stored] == list(range(1, len(stored) + 1))
+
+
 def test_read_all_in_global_order_with_pages_and_filters(store: EventStore) -> None:
     """All events read back in global order, in pages, optionally filtered."""
     store.append("a", "A", make(2, kind="X"), expected_version=0)
@@ -203,6 +283,16 @@ def test_empty_store(store: EventStore) -> None:
     assert store.head() == 0
     assert store.read_all() == []
     assert store.load_snapshot("nothing") is None
+    assert store.stored_event_types() == frozenset()
+
+
+def test_stored_event_types_lists_each_name_once(store: EventStore) -> None:
+    """stored_event_types names every stored event type once, unusual names included."""
+    names = ["X", "Y", "ünïcødé", "a'quote", "x" * 255, "Z"]
+    for i, name in enumerate(names):
+        store.append(f"s{i}", "S", make(3, kind=name), expected_version=0)
+    store.append("s0", "S", make(2, kind="Y"), expected_version=3)
+    assert store.stored_event_types() == frozenset(names)
 
 
 @pytest.mark.parametrize(
@@ -284,6 +374,34 @@ def test_concurrent_any_version_appends_all_land(store: EventStore) -> None:
 
     run_threads(writer, 6)
     assert [e.version for e in store.read_stream("any")] == list(range(1, 6 * 15 * 2 + 1))
+
+
+def race_appends(
+    store: EventStore, stream: str, batches: list[list[NewEvent]]
+) -> list[AppendResult | IdempotencyConflictError]:
+    """Append each batch at any version from its own thread, all at once; fail on other errors."""
+    barrier = threading.Barrier(len(batches))
+    outcomes: dict[int, AppendResult | IdempotencyConflictError] = {}
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = store.append(
+                stream, "S", batches[i], expected_version=ExpectedVersion.ANY
+            )
+        except IdempotencyConflictError as error:
+            outcomes[i] = error
+        except BaseException as error:  # surface thread failures in the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return [outcomes[i] for i in range(len(batches))]
 
 
 def run_threads(target: Callable[[], None], count: int) -> None:

@@ -21,10 +21,12 @@ from esframework import (
     AsyncSubscriptionWorker,
     Envelope,
     Repository,
+    Serializer,
     SQLiteEventStore,
     Subscription,
     SubscriptionWorker,
 )
+from esframework._serialization import DEFAULT_SERIALIZER
 from tests.fixtures.asyncio_bridge import Blocking, LoopThread
 
 Sql = Callable[..., list[tuple[Any, ...]]]
@@ -58,7 +60,12 @@ class Harness:
             return _sync_sql(connection, self.on_postgres)(statement, *params)
 
     def worker(
-        self, handle: Handle, *, reset: Callable[[Sql], None] | None = None, **options: Any
+        self,
+        handle: Handle,
+        *,
+        reset: Callable[[Sql], None] | None = None,
+        serializer: Serializer = DEFAULT_SERIALIZER,
+        **options: Any,
     ) -> Any:
         """A worker for a subscription whose handler is `handle` (a projection if `reset`)."""
         options.setdefault("name", "test")
@@ -69,12 +76,14 @@ class Harness:
             handler: Any = _SyncProjection(handle, reset, self.on_postgres)
             if reset is None:
                 handler = handler.handle
-            return SubscriptionWorker(self.raw, Subscription(handler=handler, **options))
+            return SubscriptionWorker(
+                self.raw, Subscription(handler=handler, **options), serializer=serializer
+            )
         async_handler: Any = _AsyncProjection(handle, reset, self.on_postgres)
         if reset is None:
             async_handler = async_handler.handle
         worker = AsyncSubscriptionWorker(
-            self.raw, AsyncSubscription(handler=async_handler, **options)
+            self.raw, AsyncSubscription(handler=async_handler, **options), serializer=serializer
         )
         return BlockingWorker(worker, self.loop)
 

@@ -10,11 +10,11 @@ from decimal import Decimal
 from typing import Any, Self, assert_type
 
 from esframework import (
-    AppendResult,
     AsyncRepository,
     Envelope,
     InMemoryEventStore,
     Repository,
+    SaveResult,
     SnapshotPolicy,
     aggregate,
     aggregate_version,
@@ -52,7 +52,7 @@ def sync_use() -> None:
     accounts = Repository(Account, store=InMemoryEventStore())
     account = Account.open("a")
     account.deposit(Decimal(1))
-    assert_type(accounts.save(account), AppendResult | None)
+    assert_type(accounts.save(account), SaveResult | None)
     loaded = accounts.load("a")
     assert_type(loaded, Account)
     assert_type(loaded.balance, Decimal)
