@@ -1,38 +1,48 @@
-"""What the three benchmark sides share: sizes, the side protocol, timing and threads."""
+"""What the three benchmark sides share: sizes, the side protocol, timing, session settings."""
 
 from __future__ import annotations
 
 import math
+import shlex
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Protocol, Self
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import tuple_row
 
 __all__ = [
+    "FLUSH_OPTIONS",
     "LOAD_WRITE_CHUNK",
     "Side",
     "Sizes",
     "Writer",
     "amount_for",
+    "check_session_settings",
     "drop_schema",
-    "held_open_latencies",
     "median",
     "note_for",
     "percentile",
     "recreate_schema",
-    "run_concurrent",
+    "session_settings",
     "timed_repeat",
+    "with_options",
 ]
 
 # The number of events written per save when a side sets up a long stream (load, catchup).
 LOAD_WRITE_CHUNK = 1_000
+
+# A slow commit flush (network storage, synchronous replication), simulated in the benchmark's
+# own sessions only: every commit waits 4 ms before flushing the WAL, and commits that arrive
+# meanwhile share that flush (group commit). Superuser settings, given in the connection
+# string's `options`, so the server's configuration is never changed.
+FLUSH_OPTIONS = "-c commit_delay=4000 -c commit_siblings=0"
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,13 @@ class Sizes:
     load_seconds: float = 1.0
     catchup: int = 100_000
     live_samples: int = 200
-    concurrent_threads: int = 4
-    concurrent_seconds: float = 10.0
-    held_writers: int = 2
+    concurrent_writers: tuple[int, ...] = (1, 4, 16)
+    concurrent_seconds: float = 2.0
+    schemas: int = 4
+    unit_of_work_writers: int = 4
+    held_writers: int = 4
     held_seconds: float = 1.0
+    live_writers: int = 4
     memory_events: int = 1_000_000
 
     def quick(self) -> Sizes:
@@ -79,7 +92,8 @@ def note_for(i: int) -> str:
 
 
 class Writer(Protocol):
-    """One thread's writer: owns one aggregate and saves one new event to it per call."""
+    """One concurrent writer: owns its aggregates and connections; each call saves one new
+    event to each of its aggregates (one aggregate, or two in one unit of work)."""
 
     def save(self) -> None: ...
 
@@ -90,9 +104,14 @@ class Side(Protocol):
     """One contender. Every rate is per second; every method cleans up after itself."""
 
     name: str
+    dsn: str
+    schema: str
 
     def setup(self) -> None:
         """Create this side's schema and tables, empty."""
+
+    def close(self) -> None:
+        """Close this side's connections; its schema and tables stay."""
 
     def teardown(self) -> None:
         """Close connections and drop this side's schema."""
@@ -115,11 +134,32 @@ class Side(Protocol):
     def catchup(self, n: int) -> float:
         """Read the first `n` events in global order as typed events; events/s."""
 
-    def open_writer(self) -> Writer:
-        """A writer for one thread, with its own aggregate."""
-
     def hold_append_open(self) -> AbstractContextManager[None]:
         """Append one event in a transaction that stays open while the context is."""
+
+
+def with_options(dsn: str, options: str) -> str:
+    """`dsn` with `options` (libpq `-c name=value` settings) added to any it already has."""
+    own = conninfo_to_dict(dsn).get("options")
+    return make_conninfo(dsn, options=f"{own} {options}" if own else options)
+
+
+def session_settings(dsn: str) -> dict[str, str]:
+    """The `-c name=value` settings in a connection string's `options`."""
+    words = shlex.split(str(conninfo_to_dict(dsn).get("options", "")))
+    pairs = [w.removeprefix("-c") for w in words if w != "-c"]
+    return dict(p.strip().split("=", 1) for p in pairs if "=" in p)
+
+
+def check_session_settings(conn: psycopg.Connection[Any], dsn: str, who: str) -> None:
+    """Fail unless `conn` runs with the settings that `dsn` asks for: a figure measured
+    without the simulated flush must not pass for one measured with it."""
+    cursor = conn.cursor(row_factory=tuple_row)  # whatever the connection's row factory
+    for name, wanted in session_settings(dsn).items():
+        row = cursor.execute("SELECT current_setting(%s)", (name,)).fetchone()
+        if row is None or row[0] != wanted:
+            msg = f"{who}: {name} is {row and row[0]!r}, not {wanted!r}"
+            raise RuntimeError(msg)
 
 
 def recreate_schema(dsn: str, schema: str) -> None:
@@ -158,93 +198,3 @@ def percentile(values: list[float], fraction: float) -> float:
 def median(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return statistics.median(finite) if finite else math.nan
-
-
-class _WriterThreads:
-    """Threads that each save through their own writer until stopped, timing every save."""
-
-    def __init__(self, open_writer: Callable[[], Writer], threads: int) -> None:
-        self._writers = [open_writer() for _ in range(threads)]
-        self._stop = threading.Event()
-        self._go = threading.Barrier(threads + 1)
-        self._errors: list[BaseException] = []
-        # (start, end) of every save, per thread; appended only by the owning thread.
-        self.saves: list[list[tuple[float, float]]] = [[] for _ in range(threads)]
-        self._threads = [
-            threading.Thread(target=self._run, args=(w, out), daemon=True)
-            for w, out in zip(self._writers, self.saves, strict=True)
-        ]
-
-    def _run(self, writer: Writer, out: list[tuple[float, float]]) -> None:
-        clock = time.perf_counter
-        try:
-            self._go.wait()
-            while not self._stop.is_set():
-                start = clock()
-                writer.save()
-                out.append((start, clock()))
-        except BaseException as exc:  # noqa: BLE001  # re-raised by __exit__
-            self._errors.append(exc)
-            self._stop.set()
-
-    def __enter__(self) -> Self:
-        for thread in self._threads:
-            thread.start()
-        self._go.wait()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-        for writer in self._writers:
-            writer.close()
-        if self._errors:
-            raise self._errors[0]
-
-    def all_saves(self) -> Iterator[tuple[float, float]]:
-        for per_thread in self.saves:
-            yield from per_thread
-
-
-def run_concurrent(open_writer: Callable[[], Writer], threads: int, seconds: float) -> float:
-    """Events/s of `threads` writers saving one event at a time for `seconds`."""
-    with _WriterThreads(open_writer, threads) as running:
-        start = time.perf_counter()
-        time.sleep(seconds)
-        end = time.perf_counter()
-    done = sum(1 for s, e in running.all_saves() if start <= s and e <= end)
-    return done / (end - start)
-
-
-def held_open_latencies(
-    open_writer: Callable[[], Writer],
-    hold_append_open: Callable[[], AbstractContextManager[None]],
-    writers: int,
-    seconds: float,
-) -> tuple[float, float]:
-    """p99 save latency (ms) of `writers` threads without, then with, an append held open.
-
-    The saves that count are those in progress at some moment of the measured window: in
-    the second run that window is exactly the time the other transaction is open, so a store
-    that serialises appends shows its writers blocked for up to `seconds`.
-    """
-    warmup = 0.2
-
-    def measure(hold: bool) -> float:
-        with _WriterThreads(open_writer, writers) as running:
-            time.sleep(warmup)
-            if hold:
-                with hold_append_open():
-                    start = time.perf_counter()
-                    time.sleep(seconds)
-                    end = time.perf_counter()
-            else:
-                start = time.perf_counter()
-                time.sleep(seconds)
-                end = time.perf_counter()
-            time.sleep(warmup)  # let the blocked saves finish and be recorded
-        latencies = [(e - s) * 1000 for s, e in running.all_saves() if s <= end and e >= start]
-        return percentile(latencies, 0.99)
-
-    return measure(hold=False), measure(hold=True)

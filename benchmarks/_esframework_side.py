@@ -1,9 +1,9 @@
 """esframework's side, through its public API: `Repository` over `PostgresEventStore`.
 
 Everything that depends on esframework's names or table layout is in this module, so it is
-the only one to adapt when they change: the store's construction (`open_store`), the append
-statement held open (`hold_append_open`, from `esframework.postgres._sql`) and the rows
-written straight into the events table for the memory scenario (`write_long_stream`).
+the only one to adapt when they change: the store's construction (`open_store`), the unit of
+work (`store.transaction()`, in `hold_append_open` and the writers) and the rows written
+straight into the events table for the memory scenario (`write_long_stream`).
 """
 
 from __future__ import annotations
@@ -19,27 +19,40 @@ import psycopg
 from _common import (
     LOAD_WRITE_CHUNK,
     amount_for,
+    check_session_settings,
     drop_schema,
     note_for,
     recreate_schema,
+    session_settings,
     timed_repeat,
 )
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
 
 from esframework import (
-    EventStore,
     Repository,
     Serializer,
     SnapshotPolicy,
     aggregate,
+    aggregate_id,
     aggregate_version,
     applies,
     emit,
     event,
     new,
 )
+from esframework.postgres import PostgresEventStore
 
-__all__ = ["MEMORY_READS", "EsframeworkSide", "measure_memory", "open_store", "write_long_stream"]
+__all__ = [
+    "MEMORY_READS",
+    "EsframeworkSide",
+    "appends_join_transactions",
+    "measure_memory",
+    "open_store",
+    "open_writer",
+    "write_long_stream",
+]
 
 STREAM_TYPE = "BenchAccount"
 
@@ -73,14 +86,80 @@ def _snapshotting_account(every: int) -> type[Any]:
     return BenchSnapshottingAccount
 
 
-def open_store(dsn: str, schema: str) -> EventStore:
-    """Open esframework's PostgreSQL store in `schema`, creating its tables."""
-    from esframework.postgres import PostgresEventStore
+def open_store(
+    dsn: str, schema: str, *, migrate: bool = True, max_size: int = 10
+) -> PostgresEventStore:
+    """Open esframework's PostgreSQL store in `schema` (creating its tables with `migrate`).
 
-    store = PostgresEventStore(dsn, schema=schema)
-    store.migrate()
-    opened: EventStore = store
-    return opened
+    Session settings in the DSN's `options` (the simulated commit flush) must reach every
+    connection the store opens: its pool's, and those it opens outside the pool (leases,
+    listeners, and whatever else the store needs). The connection string is the way to say
+    that once; a store that replaces the DSN's options with its own instead gets a pool of
+    ours carrying them (the store folds a given pool's settings into the connection string it
+    uses outside the pool). The settings are checked on a pooled connection either way.
+    """
+    store = PostgresEventStore(dsn, schema=schema, max_size=max_size)
+    settings = session_settings(dsn)
+    if settings and not _pool_has(store, settings):
+        store.close()
+        store = _StoreOwningItsPool(dsn, schema, max_size)
+    if settings:
+        with store.connection() as conn:
+            check_session_settings(conn, dsn, f"esframework store {schema}")
+        outside = session_settings(store.conninfo)
+        assert all(outside.get(k) == v for k, v in settings.items()), store.conninfo
+    if migrate:
+        store.migrate()
+    return store
+
+
+def _pool_has(store: PostgresEventStore, settings: dict[str, str]) -> bool:
+    with store.connection() as conn:
+        for name, wanted in settings.items():
+            row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+            if row is None or row[0] != wanted:
+                return False
+    return True
+
+
+class _StoreOwningItsPool(PostgresEventStore):
+    """The store on a pool whose connections carry the DSN's options next to the settings
+    the store gives its own pool (autocommit, `lock_timeout`), for as long as the store
+    replaces a DSN's options with its own. Closing the store closes the pool."""
+
+    def __init__(self, dsn: str, schema: str, max_size: int) -> None:
+        options = f"-c lock_timeout=10000 {conninfo_to_dict(dsn).get('options', '')}"
+        self._bench_pool: ConnectionPool[Any] = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, "options": options, "application_name": "bench"},
+            open=True,
+        )
+        super().__init__(pool=self._bench_pool, schema=schema)
+
+    def close(self) -> None:
+        super().close()
+        self._bench_pool.close()
+
+
+def appends_join_transactions(store: PostgresEventStore) -> bool:
+    """Whether a save inside `store.transaction()` joins that transaction (the unit of work):
+    the event must not be visible to another connection before the block ends."""
+    repo = Repository(BenchAccount, store=store)
+    account = new(BenchAccount, _new_id("probe"))
+    _deposit(account, 0)
+    stream_id = aggregate_id(account)
+    with store.transaction():
+        repo.save(account)
+        with psycopg.connect(store.conninfo, autocommit=True) as other:
+            visible = other.execute(
+                sql.SQL("SELECT count(*) FROM {}.events WHERE stream_id = %s").format(
+                    sql.Identifier(store.schema)
+                ),
+                (stream_id,),
+            ).fetchone()
+    return visible is not None and visible[0] == 0
 
 
 def _deposit(account: Any, i: int) -> None:
@@ -97,11 +176,12 @@ class EsframeworkSide:
     def __init__(self, dsn: str, schema: str = "bench_esframework") -> None:
         self.dsn = self._dsn = dsn
         self.schema = self._schema = schema
-        self._store: EventStore | None = None
+        self._store: PostgresEventStore | None = None
         self._serializer = Serializer()
+        self.unit_of_work: bool | None = None  # whether appends join store.transaction()
 
     @property
-    def store(self) -> EventStore:
+    def store(self) -> PostgresEventStore:
         assert self._store is not None, "setup() first"
         return self._store
 
@@ -112,11 +192,16 @@ class EsframeworkSide:
     def setup(self) -> None:
         recreate_schema(self._dsn, self._schema)
         self._store = open_store(self._dsn, self._schema)
+        self.unit_of_work = appends_join_transactions(self._store)
 
-    def teardown(self) -> None:
+    def close(self) -> None:
+        """Close this side's connections (its schema stays)."""
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def teardown(self) -> None:
+        self.close()
         drop_schema(self._dsn, self._schema)
 
     def _write_stream(self, stream_id: str, events: int) -> None:
@@ -192,14 +277,28 @@ class EsframeworkSide:
         assert seen == n, f"read {seen} of {n} events"
         return n / elapsed
 
-    def open_writer(self) -> _EsframeworkWriter:
-        return _EsframeworkWriter(self.repo)
-
     @contextmanager
     def hold_append_open(self) -> Iterator[None]:
-        # The store has no public "append inside my transaction": run the store's own append
-        # statement (advisory lock, version check, insert) and keep its transaction open.
-        from esframework.postgres._sql import Statements, append_params
+        # A unit of work left open: the save joins the transaction, which stays open for as
+        # long as the context does.
+        if not self.unit_of_work:
+            with self._hold_append_statement_open():
+                yield
+            return
+        account = new(BenchAccount, _new_id("held"))
+        _deposit(account, 0)
+        with self.store.transaction():
+            self.repo.save(account)
+            yield
+
+    @contextmanager
+    def _hold_append_statement_open(self) -> Iterator[None]:
+        # For a store whose saves do not join `store.transaction()` (before the unit of work
+        # existed): run the store's own append statement in a transaction kept open.
+        from esframework.postgres._sql import (
+            Statements,
+            append_params,
+        )
 
         statements = Statements(self._schema)
         record = self._serializer.encode(
@@ -226,20 +325,34 @@ def _insert_events_sql(schema: str, count: int) -> sql.Composed:
     ).format(sql.Identifier(schema), sql.Literal(STREAM_TYPE), sql.Literal(count))
 
 
+def open_writer(dsn: str, schema: str, aggregates: int = 1) -> _EsframeworkWriter:
+    """A writer with a store of its own; with several aggregates, one unit of work saves
+    them all."""
+    store = open_store(dsn, schema, migrate=False, max_size=3)
+    return _EsframeworkWriter(store, aggregates)
+
+
 class _EsframeworkWriter:
-    def __init__(self, repo: Repository[BenchAccount]) -> None:
-        self._repo = repo
-        self._account = new(BenchAccount, _new_id("writer"))
+    def __init__(self, store: PostgresEventStore, aggregates: int) -> None:
+        self._store = store
+        self._repo = Repository(BenchAccount, store=store)
+        self._accounts = [new(BenchAccount, _new_id("writer")) for _ in range(aggregates)]
         self._i = 0
         self.save()
 
     def save(self) -> None:
         self._i += 1
-        _deposit(self._account, self._i)
-        self._repo.save(self._account)
+        if len(self._accounts) == 1:
+            _deposit(self._accounts[0], self._i)
+            self._repo.save(self._accounts[0])
+            return
+        with self._store.transaction():
+            for account in self._accounts:
+                _deposit(account, self._i)
+                self._repo.save(account)
 
     def close(self) -> None:
-        pass
+        self._store.close()
 
 
 # -- memory scenario (esframework only) -----------------------------------------------------

@@ -4,11 +4,14 @@ Configured the way its documentation describes: environment variables select the
 persistence module (`PERSISTENCE_MODULE=eventsourcing.postgres`) and its connection, and the
 application creates its own tables (`CREATE_TABLE` defaults to yes) in the schema named by
 `POSTGRES_SCHEMA`, which must exist beforehand. The environment is passed to the application's
-constructor, so nothing in `os.environ` is changed.
+constructor. The peer takes connection fields, not a connection string, so session settings
+(the simulated commit flush) reach its connections through libpq's `PGOPTIONS`, set while a
+writer's application opens its connection (`open_writer`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +22,7 @@ from uuid import UUID
 from _common import (
     LOAD_WRITE_CHUNK,
     amount_for,
+    check_session_settings,
     drop_schema,
     note_for,
     recreate_schema,
@@ -29,7 +33,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.projection import ApplicationSubscription
 from psycopg.conninfo import conninfo_to_dict
 
-__all__ = ["EventsourcingSide"]
+__all__ = ["EventsourcingSide", "open_writer"]
 
 
 class BenchAccount(Aggregate):
@@ -86,8 +90,8 @@ class EventsourcingSide:
     name = "eventsourcing"
 
     def __init__(self, dsn: str, schema: str = "bench_eventsourcing") -> None:
-        self._dsn = dsn
-        self._schema = schema
+        self.dsn = self._dsn = dsn
+        self.schema = self._schema = schema
         self._env = postgres_env(dsn, schema)
         self._app: BenchApplication | None = None
 
@@ -100,10 +104,14 @@ class EventsourcingSide:
         recreate_schema(self._dsn, self._schema)
         self._app = BenchApplication(env=self._env)
 
-    def teardown(self) -> None:
+    def close(self) -> None:
+        """Close this side's connections (its schema stays)."""
         if self._app is not None:
             self._app.close()
             self._app = None
+
+    def teardown(self) -> None:
+        self.close()
         drop_schema(self._dsn, self._schema)
 
     def _write_stream(self, events: int) -> UUID:
@@ -175,9 +183,6 @@ class EventsourcingSide:
                     break
         return n / (time.perf_counter() - start)
 
-    def open_writer(self) -> _PeerWriter:
-        return _PeerWriter(self.app)
-
     @contextmanager
     def hold_append_open(self) -> Iterator[None]:
         # The peer has no public "append inside my transaction"; do what its recorder's
@@ -195,17 +200,39 @@ class EventsourcingSide:
             yield
 
 
+def open_writer(dsn: str, schema: str, aggregates: int = 1) -> _PeerWriter:
+    """A writer with an application (and a one-connection pool) of its own; with several
+    aggregates, one `app.save(a, b)` saves them all in one transaction."""
+    env = postgres_env(dsn, schema) | {"POSTGRES_POOL_SIZE": "1", "CREATE_TABLE": "no"}
+    options = str(conninfo_to_dict(dsn).get("options", ""))
+    before = os.environ.get("PGOPTIONS")
+    os.environ["PGOPTIONS"] = options  # read by libpq when the pool connects, just below
+    try:
+        app = BenchApplication(env=env)
+        writer = _PeerWriter(app, aggregates)
+        recorder: Any = app.recorder
+        with recorder.datastore.get_connection() as conn:
+            check_session_settings(conn, dsn, f"eventsourcing writer {schema}")
+    finally:
+        if before is None:
+            del os.environ["PGOPTIONS"]
+        else:
+            os.environ["PGOPTIONS"] = before
+    return writer
+
+
 class _PeerWriter:
-    def __init__(self, app: BenchApplication) -> None:
+    def __init__(self, app: BenchApplication, aggregates: int) -> None:
         self._app = app
-        self._account = _new_account(0)
-        app.save(self._account)
+        self._accounts = [_new_account(0) for _ in range(aggregates)]
+        app.save(*self._accounts)
         self._i = 0
 
     def save(self) -> None:
         self._i += 1
-        self._account.deposit(amount_for(self._i), note_for(self._i))
-        self._app.save(self._account)
+        for account in self._accounts:
+            account.deposit(amount_for(self._i), note_for(self._i))
+        self._app.save(*self._accounts)
 
     def close(self) -> None:
-        pass
+        self._app.close()

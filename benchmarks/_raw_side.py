@@ -20,6 +20,7 @@ import psycopg
 from _common import (
     LOAD_WRITE_CHUNK,
     amount_for,
+    check_session_settings,
     drop_schema,
     note_for,
     recreate_schema,
@@ -29,7 +30,7 @@ from cattrs.preconf.orjson import make_converter
 from psycopg import sql
 from psycopg.types.json import Jsonb, set_json_loads
 
-__all__ = ["RawSide"]
+__all__ = ["RawSide", "open_writer"]
 
 STREAM_TYPE = "BenchAccount"
 EVENT_TYPE = "BenchDeposited"
@@ -97,8 +98,8 @@ class RawSide:
     name = "raw"
 
     def __init__(self, dsn: str, schema: str = "bench_raw") -> None:
-        self._dsn = dsn
-        self._schema = schema
+        self.dsn = self._dsn = dsn
+        self.schema = self._schema = schema
         self._conn: psycopg.Connection[Any] | None = None
         ident = sql.Identifier(schema)
         self.insert_sql = sql.SQL(
@@ -141,10 +142,14 @@ class RawSide:
         for statement in _DDL:
             self.conn.execute(sql.SQL(statement).format(ident))
 
-    def teardown(self) -> None:
+    def close(self) -> None:
+        """Close this side's connections (its schema stays)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def teardown(self) -> None:
+        self.close()
         drop_schema(self._dsn, self._schema)
 
     def row(self, stream_id: str, version: int, i: int) -> tuple[Any, ...]:
@@ -236,9 +241,6 @@ class RawSide:
         assert seen == n, f"read {seen} of {n} events"
         return n / elapsed
 
-    def open_writer(self) -> _RawWriter:
-        return _RawWriter(self)
-
     @contextmanager
     def hold_append_open(self) -> Iterator[None]:
         with self.connect() as conn, conn.transaction():
@@ -246,17 +248,29 @@ class RawSide:
             yield
 
 
+def open_writer(dsn: str, schema: str, aggregates: int = 1) -> _RawWriter:
+    """A writer with a connection of its own; with several aggregates (streams), their
+    inserts share one transaction."""
+    return _RawWriter(RawSide(dsn, schema), aggregates)
+
+
 class _RawWriter:
-    def __init__(self, side: RawSide) -> None:
+    def __init__(self, side: RawSide, aggregates: int) -> None:
         self._side = side
         self._conn = side.connect()
-        self._stream_id = f"writer-{uuid.uuid4()}"
+        check_session_settings(self._conn, side.dsn, f"raw writer {side.schema}")
+        self._stream_ids = [f"writer-{uuid.uuid4()}" for _ in range(aggregates)]
         self._version = 0
 
     def save(self) -> None:
         self._version += 1
-        row = self._side.row(self._stream_id, self._version, self._version)
-        self._conn.execute(self._side.insert_sql, row)
+        v = self._version
+        if len(self._stream_ids) == 1:
+            self._conn.execute(self._side.insert_sql, self._side.row(self._stream_ids[0], v, v))
+            return
+        with self._conn.transaction():
+            for stream_id in self._stream_ids:
+                self._conn.execute(self._side.insert_sql, self._side.row(stream_id, v, v))
 
     def close(self) -> None:
         self._conn.close()

@@ -13,7 +13,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from _esframework_side import BenchAccount, Deposited
+from _esframework_side import BenchAccount, Deposited, open_store
+from _writers import WriterPool, WriterSpec
 
 from esframework import (
     Envelope,
@@ -25,7 +26,7 @@ from esframework import (
 )
 from esframework.postgres import PostgresEventStore
 
-__all__ = ["catchup_rate", "live_latency_ms"]
+__all__ = ["catchup_rate", "live_latency_ms", "live_latency_while_writing_ms"]
 
 
 def catchup_rate(store: PostgresEventStore, events: int, *, read_model: bool) -> float:
@@ -69,12 +70,15 @@ def catchup_rate(store: PostgresEventStore, events: int, *, read_model: bool) ->
 def live_latency_ms(store: PostgresEventStore, samples: int) -> tuple[float, float]:
     """Append one event at a time to a live subscription; p50 and p99 of append-to-handler ms."""
     repository = Repository(BenchAccount, store=store)
-    received: dict[str, float] = {}
+    awaited = ""  # the stream of the event being timed; other writers' events are ignored
+    received = 0.0
     arrived = threading.Event()
 
     def handle(envelope: Envelope[Any], _: Any) -> None:
-        received[envelope.stream_id] = time.perf_counter()
-        arrived.set()
+        nonlocal received
+        if envelope.stream_id == awaited:
+            received = time.perf_counter()
+            arrived.set()
 
     worker = SubscriptionWorker(
         store,
@@ -88,7 +92,8 @@ def live_latency_ms(store: PostgresEventStore, samples: int) -> tuple[float, flo
     latencies: list[float] = []
     try:
         for _ in range(samples):
-            account = new(BenchAccount, f"live-{uuid.uuid4()}")
+            awaited = f"live-{uuid.uuid4()}"
+            account = new(BenchAccount, awaited)
             emit(account, Deposited(amount=Decimal("1.00"), note="live"))
             arrived.clear()
             sent = time.perf_counter()
@@ -96,10 +101,19 @@ def live_latency_ms(store: PostgresEventStore, samples: int) -> tuple[float, flo
             if not arrived.wait(10):
                 msg = "a live event did not arrive within 10 s"
                 raise RuntimeError(msg)
-            latencies.append((received[next(reversed(received))] - sent) * 1000)
+            latencies.append((received - sent) * 1000)
             time.sleep(0.005)
     finally:
         worker.stopper.set()
         running.join(10)
     quantiles = statistics.quantiles(latencies, n=100)
     return statistics.median(latencies), quantiles[98]
+
+
+def live_latency_while_writing_ms(
+    pool: WriterPool, specs: list[WriterSpec], dsn: str, schema: str, samples: int
+) -> tuple[float, float]:
+    """`live_latency_ms` while `specs`' writers append to the same schema, through a store on
+    `dsn` (with the writers' session settings, so the timed saves commit like theirs)."""
+    with open_store(dsn, schema, migrate=False) as store, pool.running(specs):
+        return live_latency_ms(store, samples)

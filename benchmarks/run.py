@@ -4,8 +4,9 @@
 
 Each side works in its own schema, created empty at the start and dropped at the end. The
 sides take turns round by round (the order rotates each round), and the table shows the
-median of the rounds. Every figure is a rate: higher is better. See README.md beside this
-file for what each scenario does.
+median of the rounds. Every figure in the table is a rate: higher is better; latencies and
+the issue's target ratios are printed below it. See README.md beside this file for what each
+scenario does.
 """
 
 from __future__ import annotations
@@ -22,20 +23,20 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from _common import (
-    Side,
-    Sizes,
-    drop_schema,
+from _common import FLUSH_OPTIONS, Side, Sizes, drop_schema, median, recreate_schema, with_options
+from _writers import (
+    WriterPool,
+    WriterProcesses,
+    WriterSpec,
+    WriterThreads,
     held_open_latencies,
-    median,
-    recreate_schema,
-    run_concurrent,
+    write_rate,
 )
+from psycopg import sql
 
 SIDES = ("esframework", "eventsourcing", "raw")
 PEER, RAW = "eventsourcing", "raw"
@@ -52,6 +53,13 @@ UNITS: dict[str, str] = {
     "catchup": "events/s",
     "concurrent1": "events/s",
     "concurrent4": "events/s",
+    "concurrent16": "events/s",
+    "concurrent1_flush": "events/s",
+    "concurrent4_flush": "events/s",
+    "concurrent16_flush": "events/s",
+    "schemas4": "events/s",
+    "databases4": "events/s",
+    "unit_of_work": "events/s",
     "subscription_catchup": "events/s",
     "subscription_catchup_read_model": "events/s",
     "async_create": "events/s",
@@ -66,30 +74,90 @@ GROUPS = (
     "load",
     "catchup",
     "concurrent",
+    "schemas",
     "held_open",
+    "unit_of_work",
+    "live_writers",
     "subscriptions",
     "async",
 )
+# Names that stand for several groups in --scenarios.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "all": GROUPS,
+    "write_path": ("create", "concurrent", "schemas", "held_open", "unit_of_work", "live_writers"),
+}
 LIVE = "live_latency"  # p50 and p99 in ms, esframework only
+LIVE_WRITING = "live_latency_writing"  # the same while writers append, with the flush
 HELD = "held_open"  # latency results are kept apart from the rates
+FLUSH = "_flush"  # suffix of the scenarios run with the simulated 4 ms commit flush
 
 
-def make_side(name: str, dsn: str) -> Side:
+def make_side(name: str, dsn: str, schema: str | None = None) -> Side:
+    extra = {"schema": schema} if schema else {}
     if name == "esframework":
         from _esframework_side import EsframeworkSide
 
-        return EsframeworkSide(dsn)
+        return EsframeworkSide(dsn, **extra)
     if name == PEER:
         from _eventsourcing_side import EventsourcingSide
 
-        return EventsourcingSide(dsn)
+        return EventsourcingSide(dsn, **extra)
     from _raw_side import RawSide
 
-    return RawSide(dsn)
+    return RawSide(dsn, **extra)
+
+
+class Places:
+    """The extra schemas and databases of `schemas4` and `databases4`: for each side, one
+    schema per writer beside its own, and the side's own schema in each of the databases
+    (created with unique names, dropped at the end)."""
+
+    def __init__(self, dsn: str, sides: Sequence[str], count: int) -> None:
+        self._dsn = dsn
+        self.schemas = {s: [f"{make_side(s, dsn).schema}_{i}" for i in range(count)] for s in sides}
+        tag = uuid.uuid4().hex[:8]
+        self._databases = [f"bench_{tag}_{i}" for i in range(count)]
+        self.database_dsns = [
+            psycopg.conninfo.make_conninfo(dsn, dbname=d) for d in self._databases
+        ]
+        self._sides: list[Side] = []
+        self._created: list[str] = []
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for database in self._databases:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                self._created.append(database)
+        for name in sides:
+            places = [(dsn, s) for s in self.schemas[name]]
+            places += [(d, None) for d in self.database_dsns]
+            for place_dsn, schema in places:
+                side = make_side(name, place_dsn, schema)
+                side.setup()
+                side.close()  # the writers connect on their own
+                self._sides.append(side)
+
+    def drop(self) -> None:
+        for side in self._sides:
+            side.teardown()
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            for database in self._created:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(database)
+                    )
+                )
+
+
+Step = Callable[[str, Callable[[], Any]], Any]
 
 
 def run_round(
-    side: Side, sizes: Sizes, groups: set[str], log: Callable[[str], None]
+    side: Side,
+    sizes: Sizes,
+    groups: set[str],
+    *,
+    writers: WriterPool,
+    places: Places | None,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """One pass of every selected scenario on one side."""
     out: dict[str, Any] = {}
@@ -97,7 +165,7 @@ def run_round(
     def step(name: str, action: Callable[[], Any]) -> Any:
         start = time.perf_counter()
         value = action()
-        log(f"  {side.name:<13} {name:<13} {_show(value)}  ({time.perf_counter() - start:.1f} s)")
+        log(f"  {side.name:<13} {name:<18} {_show(value)}  ({time.perf_counter() - start:.1f} s)")
         return value
 
     simple: dict[str, Callable[[], float]] = {
@@ -114,31 +182,65 @@ def run_round(
         )
     if "catchup" in groups:
         out["catchup"] = step("catchup", lambda: side.catchup(sizes.catchup))
-    if "concurrent" in groups:
-        for threads in (1, sizes.concurrent_threads):
-            out[f"concurrent{threads}"] = step(
-                f"concurrent{threads}",
-                partial(run_concurrent, side.open_writer, threads, sizes.concurrent_seconds),
-            )
+    out.update(run_write_path(side, sizes, groups, writers, places, step))
     if side.name == "esframework":
-        out.update(run_esframework_only(side, sizes, groups, step))
+        out.update(run_esframework_only(side, sizes, groups, writers, step))
     if HELD in groups:
+        specs = _specs(side, sizes.held_writers, with_options(side.dsn, FLUSH_OPTIONS))
         out[HELD] = step(
             "held_open",
-            lambda: held_open_latencies(
-                side.open_writer, side.hold_append_open, sizes.held_writers, sizes.held_seconds
-            ),
+            lambda: held_open_latencies(writers, specs, side.hold_append_open, sizes.held_seconds),
         )
     return out
 
 
+def _specs(side: Side, count: int, dsn: str, aggregates: int = 1) -> list[WriterSpec]:
+    return [WriterSpec(side.name, dsn, side.schema, aggregates) for _ in range(count)]
+
+
+def run_write_path(  # noqa: PLR0917
+    side: Side,
+    sizes: Sizes,
+    groups: set[str],
+    writers: WriterPool,
+    places: Places | None,
+    step: Step,
+) -> dict[str, float]:
+    """The concurrent writers' rates: `concurrent*`, `schemas4`, `databases4`, `unit_of_work`."""
+    out: dict[str, float] = {}
+    flush_dsn = with_options(side.dsn, FLUSH_OPTIONS)
+
+    def rate(name: str, specs: list[WriterSpec]) -> None:
+        out[name] = step(name, lambda: write_rate(writers, specs, sizes.concurrent_seconds))
+
+    if "concurrent" in groups:
+        for suffix, dsn in (("", side.dsn), (FLUSH, flush_dsn)):
+            for count in sizes.concurrent_writers:
+                rate(f"concurrent{count}{suffix}", _specs(side, count, dsn))
+    if "schemas" in groups:
+        assert places is not None
+        if "concurrent1_flush" not in out:  # the one-schema figure they are compared with
+            rate("concurrent1_flush", _specs(side, 1, flush_dsn))
+        schemas = places.schemas[side.name]
+        rate("schemas4", [WriterSpec(side.name, flush_dsn, s) for s in schemas])
+        databases = [with_options(d, FLUSH_OPTIONS) for d in places.database_dsns]
+        rate("databases4", [WriterSpec(side.name, d, side.schema) for d in databases])
+    if "unit_of_work" in groups:
+        rate("unit_of_work", _specs(side, sizes.unit_of_work_writers, flush_dsn, aggregates=2))
+    return out
+
+
 def run_esframework_only(
-    side: Any, sizes: Sizes, groups: set[str], step: Callable[[str, Callable[[], Any]], Any]
+    side: Any,
+    sizes: Sizes,
+    groups: set[str],
+    writers: WriterPool,
+    step: Step,
 ) -> dict[str, Any]:
     """Scenarios with no peer: subscriptions (catch-up, with a read model, latency) and the
     asyncio API."""
     from _async_side import run_async
-    from _subscriptions import catchup_rate, live_latency_ms
+    from _subscriptions import catchup_rate, live_latency_ms, live_latency_while_writing_ms
 
     out: dict[str, Any] = {}
     if "subscriptions" in groups:
@@ -150,6 +252,15 @@ def run_esframework_only(
             "sub readmodel", lambda: catchup_rate(store, sizes.catchup, read_model=True)
         )
         out[LIVE] = step("live latency", lambda: live_latency_ms(store, sizes.live_samples))
+    if "live_writers" in groups:
+        flush_dsn = with_options(side.dsn, FLUSH_OPTIONS)
+        specs = _specs(side, sizes.live_writers, flush_dsn)
+        out[LIVE_WRITING] = step(
+            "live, writing",
+            lambda: live_latency_while_writing_ms(
+                writers, specs, flush_dsn, side.schema, sizes.live_samples
+            ),
+        )
     if "async" in groups:
         out.update(step("async", lambda: run_async(side.dsn, side.schema, sizes)))
     return out
@@ -201,30 +312,85 @@ def summarize(per_round: list[dict[str, dict[str, Any]]], sides: Sequence[str]) 
         for name, row in scenarios.items()
     }
     result: dict[str, Any] = {"scenarios": scenarios, "ratios": ratios}
-    if "concurrent1" in scenarios and "concurrent4" in scenarios:
-        result["scaling"] = {
-            s: _ratio(scenarios["concurrent4"].get(s), scenarios["concurrent1"].get(s))
-            for s in sides
-        }
+    scaling = {s: _scaling(scenarios, s) for s in sides}
+    if any(scaling.values()):
+        result["scaling"] = {s: v for s, v in scaling.items() if v}
     held = {s: [r[s][HELD] for r in per_round if HELD in r.get(s, {})] for s in sides}
     if any(held.values()):
-        result["held_open_p99_ms"] = {
-            s: {"baseline": median([b for b, _ in v]), "held_open": median([h for _, h in v])}
-            for s, v in held.items()
-            if v
+        result["held_open_ms"] = {
+            s: {key: median([h[key] for h in v]) for key in v[0]} for s, v in held.items() if v
         }
-    live = [r["esframework"][LIVE] for r in per_round if LIVE in r.get("esframework", {})]
-    if live:
-        result["live_latency_ms"] = {
-            "p50": median([p50 for p50, _ in live]),
-            "p99": median([p99 for _, p99 in live]),
-        }
+    for name, key in ((LIVE, "live_latency_ms"), (LIVE_WRITING, "live_latency_writing_ms")):
+        live = [r["esframework"][name] for r in per_round if name in r.get("esframework", {})]
+        if live:
+            result[key] = {
+                "p50": median([p50 for p50, _ in live]),
+                "p99": median([p99 for _, p99 in live]),
+            }
+    result["targets"] = targets(result)
     catchup = scenarios.get("catchup", {}).get("esframework")
     for name in ("subscription_catchup", "subscription_catchup_read_model"):
         if name in scenarios and catchup:
             ratios[name]["esframework/catchup"] = _ratio(scenarios[name]["esframework"], catchup)
     result["rounds"] = rounds
     return result
+
+
+# Ratio name -> (numerator, denominator) scenarios, for every side.
+SCALING: dict[str, tuple[str, str]] = {
+    "4/1": ("concurrent4", "concurrent1"),
+    "16/1": ("concurrent16", "concurrent1"),
+    "4/1 flush": ("concurrent4_flush", "concurrent1_flush"),
+    "16/1 flush": ("concurrent16_flush", "concurrent1_flush"),
+    "schemas4/1 flush": ("schemas4", "concurrent1_flush"),
+    "databases4/1 flush": ("databases4", "concurrent1_flush"),
+}
+
+
+def _scaling(scenarios: dict[str, dict[str, Any]], side: str) -> dict[str, float | None]:
+    found = {
+        name: _ratio(scenarios[a].get(side), scenarios[b].get(side))
+        for name, (a, b) in SCALING.items()
+        if a in scenarios and b in scenarios
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The write-path issue's targets, each with its figure from this run (null if the run did
+    not measure it) and whether it is met."""
+    es_scaling = summary.get("scaling", {}).get("esframework", {})
+    ratios = summary["ratios"]
+    held = summary.get("held_open_ms", {}).get("esframework", {})
+    live = summary.get("live_latency_writing_ms", {})
+
+    def es_raw(name: str) -> float | None:
+        return ratios.get(name, {}).get("esframework/raw")
+
+    wanted: list[tuple[str, float | None, str, float]] = [
+        ("flush: esframework 4 writers / 1 writer", es_scaling.get("4/1 flush"), ">=", 3),
+        ("flush: esframework 16 writers / 1 writer", es_scaling.get("16/1 flush"), ">=", 8),
+        ("flush: esframework / raw, 4 writers", es_raw("concurrent4_flush"), ">=", 0.8),
+        ("flush: esframework / raw, 16 writers", es_raw("concurrent16_flush"), ">=", 0.8),
+        ("flush: esframework schemas4 / one schema", es_scaling.get("schemas4/1 flush"), ">=", 3),
+        (
+            "flush: esframework databases4 / one database",
+            es_scaling.get("databases4/1 flush"),
+            ">=",
+            3,
+        ),
+        ("flush: esframework held_open p99 of others (ms)", held.get("p99"), "<=", 50),
+        ("no flush: create, esframework / raw", es_raw("create"), ">=", 0.7),
+        ("no flush: concurrent4, esframework / raw", es_raw("concurrent4"), ">=", 0.8),
+        ("flush: live delivery p50 (ms), 4 writers", live.get("p50"), "<=", 10),
+        ("flush: live delivery p99 (ms), 4 writers", live.get("p99"), "<=", 50),
+    ]
+    out = []
+    for name, figure, op, bound in wanted:
+        value = None if figure is None or math.isnan(figure) else figure
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        out.append({"target": name, "value": value, "wanted": f"{op} {bound}", "met": met})
+    return out
 
 
 def print_table(summary: dict[str, Any], sides: Sequence[str]) -> None:
@@ -241,9 +407,11 @@ def print_table(summary: dict[str, Any], sides: Sequence[str]) -> None:
                 _fmt(ratio["esframework/raw"], 2),
             ]
         )
-    if "scaling" in summary:
-        scaling = summary["scaling"]
-        rows.append(["scaling 4/1", "x", *[_fmt(scaling.get(s), 2) for s in sides], "", ""])
+    scaling = summary.get("scaling", {})
+    for name in SCALING:
+        if any(name in v for v in scaling.values()):
+            cells = [_fmt(scaling.get(s, {}).get(name), 2) for s in sides]
+            rows.append([f"scaling {name}", "x", *cells, "", ""])
     widths = [max(len(r[i]) for r in rows) for i in range(len(heads))]
     for i, r in enumerate(rows):
         cells = [
@@ -257,16 +425,40 @@ def print_table(summary: dict[str, Any], sides: Sequence[str]) -> None:
         ratio = summary["ratios"].get(name, {}).get("esframework/catchup")
         if ratio is not None:
             print(f"{name} / esframework catchup: {ratio:.2f}")
-    live = summary.get("live_latency_ms")
-    if live:
-        print(
-            f"live delivery, append to handler (ms): p50 {live['p50']:.1f}, p99 {live['p99']:.1f}"
-        )
-    held = summary.get("held_open_p99_ms", {})
+    print_latencies(summary)
+    print_targets(summary)
+
+
+def print_latencies(summary: dict[str, Any]) -> None:
+    for key, what in (
+        ("live_latency_ms", "alone"),
+        ("live_latency_writing_ms", "while 4 writers append, with the flush"),
+    ):
+        if live := summary.get(key):
+            print(
+                f"live delivery, append to handler (ms), {what}: "
+                f"p50 {live['p50']:.1f}, p99 {live['p99']:.1f}"
+            )
+    held = summary.get("held_open_ms", {})
     if held:
-        print("\np99 save latency (ms) of other writers, without -> with an append held open:")
+        print(
+            "\nsave latency (ms) of other writers (flush), p50 / p99,"
+            " without -> with an append held open:"
+        )
         for s, h in held.items():
-            print(f"  {s:<13} {_fmt(h['baseline'], 1):>8} -> {_fmt(h['held_open'], 1)}")
+            print(
+                f"  {s:<13} {_fmt(h['baseline_p50'], 1):>6} / {_fmt(h['baseline_p99'], 1):<6}"
+                f" -> {_fmt(h['p50'], 1)} / {_fmt(h['p99'], 1)}"
+            )
+
+
+def print_targets(summary: dict[str, Any]) -> None:
+    measured = [t for t in summary.get("targets", []) if t["value"] is not None]
+    if measured:
+        print("\nwrite-path targets (issue 10):")
+        for t in measured:
+            mark = "met" if t["met"] else "NOT met"
+            print(f"  {t['target']:<48} {t['value']:>8.2f}  (wanted {t['wanted']}: {mark})")
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -335,7 +527,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sides", default=",".join(SIDES), help=f"comma-separated subset of {','.join(SIDES)}"
     )
     parser.add_argument(
-        "--only", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}"
+        "--scenarios",
+        "--only",
+        dest="only",
+        default="all",
+        help=f"comma-separated scenario groups ({','.join(GROUPS)}) or presets"
+        f" ({','.join(PRESETS)})",
+    )
+    parser.add_argument(
+        "--writers",
+        choices=("processes", "threads"),
+        default="processes",
+        help="run each concurrent writer in a process of its own (default) or in a thread",
     )
     parser.add_argument(
         "--append-snapshot-every",
@@ -345,7 +548,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.sides = [s for s in args.sides.split(",") if s]
-    args.only = {g for g in args.only.split(",") if g}
+    args.only = {g for word in args.only.split(",") if word for g in PRESETS.get(word, (word,))}
     if unknown := set(args.sides) - set(SIDES):
         parser.error(f"unknown side(s): {', '.join(sorted(unknown))}")
     if unknown := args.only - set(GROUPS):
@@ -353,6 +556,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
+
+
+def set_up(side: Side, sizes: Sizes, groups: set[str], log: Callable[[str], None]) -> None:
+    side.setup()
+    if "catchup" in groups:
+        start = time.perf_counter()
+        side.prepare_catchup(sizes.catchup)
+        log(
+            f"{side.name}: stored {sizes.catchup:,} events for catchup "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
+
+
+def run_rounds(
+    args: argparse.Namespace, sizes: Sizes, log: Callable[[str], None]
+) -> tuple[list[dict[str, dict[str, Any]]], bool | None]:
+    """Every round of every side; and whether esframework's saves joined its transactions."""
+    sides = [make_side(name, args.dsn) for name in args.sides]
+    per_round: list[dict[str, dict[str, Any]]] = []
+    writers: WriterPool = WriterProcesses() if args.writers == "processes" else WriterThreads()
+    places: Places | None = None
+    try:
+        if "schemas" in args.only:
+            places = Places(args.dsn, args.sides, sizes.schemas)
+        for side in sides:
+            set_up(side, sizes, args.only, log)
+        for r in range(args.rounds):
+            order = sides[r % len(sides) :] + sides[: r % len(sides)]
+            log(f"round {r + 1}/{args.rounds}: {', '.join(s.name for s in order)}")
+            per_round.append(
+                {
+                    s.name: run_round(s, sizes, args.only, writers=writers, places=places, log=log)
+                    for s in order
+                }
+            )
+    finally:
+        writers.close()
+        for side in sides:
+            side.teardown()
+        if places is not None:
+            places.drop()
+    unit_of_work = next(
+        (getattr(s, "unit_of_work", None) for s in sides if s.name == "esframework"), None
+    )
+    return per_round, unit_of_work
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -365,26 +613,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(message, file=sys.stderr, flush=True)
 
     began = time.perf_counter()
-    sides = [make_side(name, args.dsn) for name in args.sides]
-    per_round: list[dict[str, dict[str, Any]]] = []
-    try:
-        for side in sides:
-            side.setup()
-            if "catchup" in args.only:
-                start = time.perf_counter()
-                side.prepare_catchup(sizes.catchup)
-                log(
-                    f"{side.name}: stored {sizes.catchup:,} events for catchup "
-                    f"in {time.perf_counter() - start:.1f} s"
-                )
-        for r in range(args.rounds):
-            order = sides[r % len(sides) :] + sides[: r % len(sides)]
-            log(f"round {r + 1}/{args.rounds}: {', '.join(s.name for s in order)}")
-            per_round.append({s.name: run_round(s, sizes, args.only, log) for s in order})
-    finally:
-        for side in sides:
-            side.teardown()
-
+    per_round, unit_of_work = run_rounds(args, sizes, log)
     summary = summarize(per_round, args.sides)
     if args.memory:
         summary["memory"] = run_memory(args.dsn, sizes.memory_events, log)
@@ -393,7 +622,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "quick": args.quick,
         "sides": args.sides,
         "scenario_groups": sorted(args.only),
+        "writers": args.writers,
         "sizes": asdict(sizes),
+        # Whether esframework's saves joined `store.transaction()`: if not, `unit_of_work`
+        # saved its two aggregates in two transactions, and `held_open` held the store's
+        # append statement open instead of a unit of work.
+        "esframework_unit_of_work": unit_of_work,
+        "flush_options": FLUSH_OPTIONS,
     }
     summary["environment"] = environment(args.dsn)
     summary["elapsed_s"] = time.perf_counter() - began
