@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -28,20 +29,31 @@ def wait_for(condition: object, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def test_writers_go_on_while_a_unit_of_work_is_open(postgres_store: PostgresEventStore) -> None:
-    """One unit of work is held open; other writers complete their appends meanwhile and a
-    reader sees them, and the unit's events come after them once it commits."""
+@contextmanager
+def unit_held_open(store: PostgresEventStore, stream_id: str, count: int) -> Iterator[None]:
+    """Run a unit of work that appended `count` events to `stream_id` in another thread, and
+    keep it open until the block ends."""
     opened, release = threading.Event(), threading.Event()
 
     def hold_open() -> None:
-        with postgres_store.transaction():
-            postgres_store.append("held", "S", events(2), expected_version=0)
+        with store.transaction():
+            store.append(stream_id, "S", events(count), expected_version=0)
             opened.set()
             release.wait(30)
 
     holder = threading.Thread(target=hold_open)
     holder.start()
-    assert opened.wait(10)
+    try:
+        assert opened.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_writers_go_on_while_a_unit_of_work_is_open(postgres_store: PostgresEventStore) -> None:
+    """One unit of work is held open; other writers complete their appends meanwhile and a
+    reader sees them, and the unit's events come after them once it commits."""
     done = threading.Event()
 
     def writer() -> None:
@@ -50,14 +62,11 @@ def test_writers_go_on_while_a_unit_of_work_is_open(postgres_store: PostgresEven
         done.set()
 
     writing = threading.Thread(target=writer)
-    writing.start()
-    try:
+    with unit_held_open(postgres_store, "held", 2):
+        writing.start()
         assert done.wait(30), "a writer waited for another writer's open transaction"
         assert len(postgres_store.read_all()) == 20  # readers do not wait for it either
-    finally:
-        release.set()
-        holder.join()
-        writing.join()
+    writing.join()
     stored = postgres_store.read_all()
     assert [e.stream_id for e in stored[-2:]] == ["held", "held"]
     assert [e.position for e in stored] == list(range(1, 23))
@@ -67,17 +76,6 @@ def test_an_append_to_a_stream_in_an_open_unit_waits_for_it(
     postgres_store: PostgresEventStore,
 ) -> None:
     """Only writers of the same stream wait: the loser of the version then fails cleanly."""
-    opened, release = threading.Event(), threading.Event()
-
-    def hold_open() -> None:
-        with postgres_store.transaction():
-            postgres_store.append("hot", "S", events(1), expected_version=0)
-            opened.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold_open)
-    holder.start()
-    assert opened.wait(10)
     outcome: list[BaseException] = []
 
     def rival() -> None:
@@ -87,11 +85,10 @@ def test_an_append_to_a_stream_in_an_open_unit_waits_for_it(
             outcome.append(error)
 
     racing = threading.Thread(target=rival)
-    racing.start()
-    racing.join(0.5)
-    assert racing.is_alive(), "the rival should wait for the open unit's stream"
-    release.set()
-    holder.join()
+    with unit_held_open(postgres_store, "hot", 1):
+        racing.start()
+        racing.join(0.5)
+        assert racing.is_alive(), "the rival should wait for the open unit's stream"
     racing.join(10)
     assert len(outcome) == 1
     assert postgres_store.stream_version("hot") == 1
