@@ -27,9 +27,6 @@ __all__ = ["Sequencer"]
 
 logger = logging.getLogger(__name__)
 
-BUSY_RETRY: Final = 0.001
-"""Seconds to wait before trying again while another process's pass holds the lock."""
-
 WAIT_LIMIT: Final = 10.0
 """Seconds a read waits for this store's own appends to be positioned before giving up."""
 
@@ -168,23 +165,21 @@ class Sequencer:
         return self._statements.schema
 
     def _pass(self, *, must_run: bool) -> None:
-        """Position every committed event; with `must_run`, wait out another process's pass
-        (it may have started before this store's commit, and not see it)."""
+        """Position every committed event; with `must_run`, queue behind another process's
+        pass (it may have started before this store's commit, and not see it) instead of
+        trying again for the lock: the lock's queue is first come, first served, so this
+        store waits one pass at most, where retries could lose to other processes' for many."""
         while True:
-            positioned = self._call_sequence()
-            if positioned == -1:
-                if not must_run:
-                    return
-                time.sleep(BUSY_RETRY)
-            elif positioned < SEQUENCE_BATCH:
+            positioned = self._call_sequence(wait=must_run)
+            if positioned == -1 or positioned < SEQUENCE_BATCH:
                 return
 
-    def _call_sequence(self) -> int:
+    def _call_sequence(self, *, wait: bool) -> int:
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self._conninfo, **self._connect)
             # A pass that hangs holds every position back: bound it.
             self._connection.execute("SET statement_timeout = '30s'")
-        cursor = self._connection.execute(self._statements.sequence, (SEQUENCE_BATCH, False))
+        cursor = self._connection.execute(self._statements.sequence, (SEQUENCE_BATCH, wait))
         row = cursor.fetchone()
         return -1 if row is None else int(row[0])
 
