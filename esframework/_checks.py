@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 MAX_STREAM_ID_LENGTH = 255
-"""The seed schema's `VARCHAR(255)`; every backend enforces the same limit."""
+"""The PostgreSQL column's `VARCHAR(255)`; every backend enforces the same limit."""
 
 DEFAULT_PAGE_SIZE = 1000
 

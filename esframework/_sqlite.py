@@ -41,7 +41,7 @@ from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
 
 __all__ = ["SQLiteEventStore"]
 
-# The tables and columns of the PostgreSQL seed schema, in SQLite's types. `user_version`
+# The tables and columns of the PostgreSQL schema, in SQLite's types. `user_version`
 # records which of these statements a file has, so later releases can add to the list.
 _SCHEMA: Final = (
     """

@@ -25,7 +25,7 @@ class Migration:
 MIGRATIONS: Final = (
     Migration(
         1,
-        "events, snapshots and checkpoints (the seed schema)",
+        "events, snapshots and checkpoints",
         (
             """
             CREATE TABLE {schema}.events (

@@ -43,7 +43,7 @@ def columns(dsn: str, schema: str, table: str) -> set[str]:
 def test_migration_creates_the_seed_tables_and_columns(
     postgres_dsn: str, postgres_schema: str
 ) -> None:
-    """Every table and column of the seed schema exists under its name."""
+    """Every table and column of the original schema exists under its name."""
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         applied = migrate(conn, postgres_schema)
     assert [m.version for m in applied] == [m.version for m in MIGRATIONS]
