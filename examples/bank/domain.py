@@ -361,6 +361,7 @@ class Transfer:
 
 
 # --8<-- [end:transfer]
+# --8<-- [start:amounts]
 def check_amount(amount: Decimal) -> None:
     """Raise `InvalidAmountError` unless `amount` is one a command may move.
 
@@ -378,3 +379,6 @@ def check_amount(amount: Decimal) -> None:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -DECIMAL_PLACES:
         raise InvalidAmountError(amount, f"amounts have at most {DECIMAL_PLACES} decimal places")
+
+
+# --8<-- [end:amounts]
