@@ -368,8 +368,6 @@ def check_amount(amount: Decimal) -> None:
     Finiteness is checked first: comparing a NaN raises decimal.InvalidOperation, and
     an infinite balance would let any withdrawal through.
     """
-    if not isinstance(amount, Decimal):
-        raise InvalidAmountError(amount, "amounts are Decimals")
     if not amount.is_finite():
         raise InvalidAmountError(amount, "amounts must be finite numbers")
     if amount <= 0:
