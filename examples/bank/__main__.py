@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -174,8 +174,20 @@ def _amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(msg) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line in one line, like every other error of the bank's CLI.
+
+    argparse's own report starts with the usage, which for a subcommand spans lines; the
+    message names the `--help` that shows it instead. Subcommand parsers are of this class
+    too (add_subparsers makes them of the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m examples.bank", description="A bank kept as events with esframework."
     )
     parser.add_argument("--db", default="bank.db", help="SQLite file (default: bank.db)")

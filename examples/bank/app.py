@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from esframework import ConcurrencyError, Envelope, EventStore, Metadata, Repository
-from examples.bank.domain import Account, AccountExistsError, Transfer
+from esframework.errors import StreamTypeMismatchError
+from examples.bank.domain import Account, AccountExistsError, AccountIdTakenError, Transfer
 
 A = TypeVar("A")
 
@@ -36,6 +37,8 @@ class Bank:
             self.accounts.save(account)
         except ConcurrencyError as error:  # a new account expects no stream at all
             raise AccountExistsError(account_id) from error
+        except StreamTypeMismatchError as error:  # the id is a transfer's: not a race, a clash
+            raise AccountIdTakenError(account_id, error.actual) from error
         return account
 
     def deposit(self, account_id: str, amount: Decimal) -> Account:

@@ -12,14 +12,30 @@ import attrs
 
 from esframework import SnapshotPolicy, aggregate, applies, emit, event, new, upcaster
 
+# The largest amount one command moves. Far above any real payment, it keeps a typo (or a
+# 1e30) from putting an absurd balance on record, and balances well inside Decimal's precision.
+MAX_AMOUNT = Decimal(1_000_000_000)
+# Every currency the bank keeps has cents: an amount has at most this many decimal places.
+DECIMAL_PLACES = 2
+
 
 class BankError(Exception):
     """A command broke one of the bank's rules; nothing was changed."""
 
 
-class NonPositiveAmountError(BankError):
+class InvalidAmountError(BankError):
+    """An amount that no command takes: not a finite number, not positive, finer than a
+    cent, or above `MAX_AMOUNT`."""
+
+    def __init__(self, amount: Decimal, reason: str) -> None:
+        self.amount = amount
+        self.reason = reason
+        super().__init__(f"invalid amount {amount}: {reason}")
+
+
+class NonPositiveAmountError(InvalidAmountError):
     def __init__(self, amount: Decimal) -> None:
-        super().__init__(f"amounts must be positive, got {amount}")
+        super().__init__(amount, "amounts must be positive")
 
 
 class InsufficientFundsError(BankError):
@@ -45,6 +61,15 @@ class CurrencyMismatchError(BankError):
 class AccountExistsError(BankError):
     def __init__(self, account_id: str) -> None:
         super().__init__(f"account {account_id!r} already exists")
+
+
+class AccountIdTakenError(BankError):
+    """The id asked for an account already names another kind of aggregate (a transfer)."""
+
+    def __init__(self, account_id: str, taken_by: str) -> None:
+        self.account_id = account_id
+        self.taken_by = taken_by
+        super().__init__(f"cannot open account {account_id!r}: the id is taken by a {taken_by}")
 
 
 class SameAccountError(BankError):
@@ -167,7 +192,7 @@ class Account:
 
     def deposit(self, amount: Decimal) -> None:
         self._check_open()
-        _check_positive(amount)
+        check_amount(amount)
         emit(self, MoneyDeposited(amount=amount, currency=self.currency))
 
     def withdraw(self, amount: Decimal) -> None:
@@ -235,7 +260,7 @@ class Account:
 
     def _check_can_withdraw(self, amount: Decimal) -> None:
         self._check_open()
-        _check_positive(amount)
+        check_amount(amount)
         if amount > self.balance:
             raise InsufficientFundsError(self.balance, amount, self.currency)
 
@@ -303,7 +328,7 @@ class Transfer:
     ) -> Self:
         if source == destination:
             raise SameAccountError
-        _check_positive(amount)
+        check_amount(amount)
         transfer = new(cls, transfer_id)
         emit(
             transfer,
@@ -336,6 +361,22 @@ class Transfer:
 
 
 # --8<-- [end:transfer]
-def _check_positive(amount: Decimal) -> None:
-    if not amount > 0:
+# --8<-- [start:amounts]
+def check_amount(amount: Decimal) -> None:
+    """Raise `InvalidAmountError` unless `amount` is one a command may move.
+
+    Finiteness is checked first: comparing a NaN raises decimal.InvalidOperation, and
+    an infinite balance would let any withdrawal through.
+    """
+    if not amount.is_finite():
+        raise InvalidAmountError(amount, "amounts must be finite numbers")
+    if amount <= 0:
         raise NonPositiveAmountError(amount)
+    if amount > MAX_AMOUNT:
+        raise InvalidAmountError(amount, f"amounts must be at most {MAX_AMOUNT}")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -DECIMAL_PLACES:
+        raise InvalidAmountError(amount, f"amounts have at most {DECIMAL_PLACES} decimal places")
+
+
+# --8<-- [end:amounts]

@@ -4,8 +4,11 @@
 
 Commands answer at once; transfers are accepted (202) and carried out by the bank's worker
 (`esframework run examples.bank.worker:runner`), like the statements they show up in.
-Errors: 400 for malformed requests, 404 for unknown accounts and transfers, 409 when the
-account changed since the version the client sent (or concurrently), 422 when a rule refuses.
+Errors: 400 for malformed requests, 404 for unknown accounts and transfers (an account's id
+asked for as a transfer's, or the reverse, is unknown too), 409 when the account changed since
+the version the client sent (or concurrently) or a new account's id is already taken, 422 when
+a rule refuses (an amount that is not finite, not positive, finer than a cent or above
+`MAX_AMOUNT` included). Every error is a JSON object with an "error" message.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from esframework import (
     aggregate_id,
     aggregate_version,
 )
+from esframework.errors import StreamTypeMismatchError
 from esframework.postgres import AsyncPostgresEventStore
-from examples.bank.domain import Account, BankError, Transfer
+from examples.bank.domain import Account, AccountIdTakenError, BankError, Transfer
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -109,22 +113,48 @@ def expected_version(request: Request) -> int | None:
         raise BadRequestError(message) from error
 
 
+# Each error the API answers, with its status; the first class that matches wins.
+STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (BadRequestError, 400),
+    (AggregateNotFoundError, 404),
+    # Only loads get here (opening an account answers its own clash, in `open_new`): to the
+    # client, an id of another kind of aggregate is one that does not exist.
+    (StreamTypeMismatchError, 404),
+    (ConcurrencyError, 409),
+    (AccountIdTakenError, 409),
+    (BankError, 422),
+    (ValueError, 422),
+)
+
+
+def error_body(error: Exception) -> dict[str, Any]:
+    if isinstance(error, StreamTypeMismatchError):
+        found = f"the id is of type {error.actual}"
+        return {"error": f"{error.expected} {error.stream_id!r} not found: {found}"}
+    if isinstance(error, ConcurrencyError):
+        return {"error": str(error), "actual_version": error.actual}
+    return {"error": str(error)}
+
+
 def errors(handler: Handler) -> Handler:
     """Answer the framework's and the bank's errors with the fitting status."""
 
     async def guarded(request: Request) -> Response:
         try:
             return await handler(request)
-        except BadRequestError as error:
-            return json({"error": str(error)}, 400)
-        except AggregateNotFoundError as error:
-            return json({"error": str(error)}, 404)
-        except ConcurrencyError as error:
-            return json({"error": str(error), "actual_version": error.actual}, 409)
-        except (BankError, ValueError) as error:
-            return json({"error": str(error)}, 422)
+        except tuple(kind for kind, _ in STATUSES) as error:
+            status = next(code for kind, code in STATUSES if isinstance(error, kind))
+            return json(error_body(error), status)
 
     return guarded
+
+
+async def open_new(accounts: AsyncRepository[Account], account: Account) -> None:
+    """Save a just-opened account; an id another kind of aggregate has is taken."""
+    try:
+        await accounts.save(account)
+    except StreamTypeMismatchError as error:  # the id is a transfer's: not a race, a clash
+        raise AccountIdTakenError(aggregate_id(account), error.actual) from error
 
 
 def create_app(store: AsyncPostgresEventStore) -> Starlette:
@@ -144,7 +174,7 @@ def create_app(store: AsyncPostgresEventStore) -> Starlette:
     async def open_account(request: Request) -> Response:
         account_id, owner, currency = await fields(request, "id", "owner", "currency")
         account = Account.open(str(account_id), owner=str(owner), currency=str(currency))
-        await accounts.save(account)
+        await open_new(accounts, account)
         return json(account_view(account), 201)
 
     async def show_account(request: Request) -> Response:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from esframework import AggregateNotFoundError, Envelope, Metadata, Subscription
+from esframework.errors import StreamTypeMismatchError
 from examples.bank.app import Bank
 from examples.bank.domain import (
     BankError,
@@ -24,6 +25,17 @@ from examples.bank.domain import (
 )
 
 STEPS = (TransferRequested, TransferDebited, TransferCredited, TransferRefunded)
+
+# What makes an account refuse a step: a rule, no such account, or an id that names another
+# kind of aggregate (a transfer's id given as the destination). Anything else is a fault, and
+# stops the subscription rather than failing the transfer.
+REFUSALS = (BankError, AggregateNotFoundError, StreamTypeMismatchError)
+
+
+def _why(refused: Exception) -> str:
+    if isinstance(refused, StreamTypeMismatchError):
+        return f"{refused.stream_id!r} is not an account but a {refused.actual}"
+    return str(refused)
 
 
 class TransferProcess:
@@ -51,8 +63,8 @@ class TransferProcess:
                     ),
                     metadata=caused,
                 )
-            except (BankError, AggregateNotFoundError) as refused:
-                reason = str(refused)
+            except REFUSALS as refused:
+                reason = _why(refused)
                 bank.run(bank.transfers, transfer_id, lambda t: t.fail(reason), metadata=caused)
         elif isinstance(step, TransferDebited):
             source = envelope.stream_id
@@ -65,8 +77,8 @@ class TransferProcess:
                     ),
                     metadata=caused,
                 )
-            except (BankError, AggregateNotFoundError) as refused:
-                reason = f"the destination refused: {refused}"
+            except REFUSALS as refused:
+                reason = f"the destination refused: {_why(refused)}"
                 bank.run(
                     bank.accounts,
                     source,

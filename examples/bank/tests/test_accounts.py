@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+
+import pytest
 
 from esframework.testing import scenario
 from examples.bank.domain import (
+    MAX_AMOUNT,
     Account,
     AccountClosed,
     AccountFrozen,
@@ -14,6 +18,7 @@ from examples.bank.domain import (
     AccountOpened,
     CurrencyMismatchError,
     InsufficientFundsError,
+    InvalidAmountError,
     MoneyDeposited,
     MoneyWithdrawn,
     NonPositiveAmountError,
@@ -59,6 +64,62 @@ def test_amounts_must_be_positive() -> None:
             account.deposit(amount)
 
         scenario(Account).given(OPENED).when(deposit).then_raises(NonPositiveAmountError)
+
+
+BAD_AMOUNTS = {
+    "NaN": "finite",
+    "sNaN": "finite",
+    "Infinity": "finite",
+    "-Infinity": "finite",
+    "1e30": "at most 1000000000",
+    "1000000000.01": "at most 1000000000",
+    "0": "positive",
+    "-0.00": "positive",
+    "-5": "positive",
+    "0.001": "at most 2 decimal places",
+    "12.345": "at most 2 decimal places",
+}
+# Every command that takes an amount from outside; funded far above MAX_AMOUNT, so only the
+# amount rule can refuse.
+RICH = (
+    OPENED,
+    *(MoneyDeposited(amount=MAX_AMOUNT, currency="EUR") for _ in range(3)),
+)
+AMOUNT_COMMANDS: dict[str, Callable[[Account, Decimal], object]] = {
+    "deposit": Account.deposit,
+    "withdraw": Account.withdraw,
+    "debit_for_transfer": lambda a, amount: a.debit_for_transfer(
+        "t1", destination="b", amount=amount, currency="EUR"
+    ),
+}
+
+
+@pytest.mark.parametrize("command", AMOUNT_COMMANDS)
+@pytest.mark.parametrize("text", BAD_AMOUNTS)
+def test_bad_amounts_are_refused(command: str, text: str) -> None:
+    """Non-finite, non-positive, finer than a cent or absurd amounts get the bank's error."""
+    run = AMOUNT_COMMANDS[command]
+    scenario(Account).given(*RICH).when(lambda a: run(a, Decimal(text))).then_raises(
+        InvalidAmountError, match=BAD_AMOUNTS[text]
+    )
+
+
+@pytest.mark.parametrize("text", BAD_AMOUNTS)
+def test_bad_transfer_amounts_are_refused(text: str) -> None:
+    """A transfer cannot be requested for an amount no account command would take."""
+    scenario(Transfer).when(
+        lambda _: Transfer.request(
+            "t1", source="a", destination="b", amount=Decimal(text), currency="EUR"
+        )
+    ).then_raises(InvalidAmountError, match=BAD_AMOUNTS[text])
+
+
+@pytest.mark.parametrize("text", ["0.01", "1000000000", "1000000000.00", "7.5", "1E+3"])
+def test_amounts_at_the_limits_are_taken(text: str) -> None:
+    """A cent, MAX_AMOUNT itself and up to two decimal places are valid amounts."""
+    scenario(Account).given(OPENED).when(lambda a: a.deposit(Decimal(text))).then(
+        MoneyDeposited(amount=Decimal(text), currency="EUR")
+    )
 
 
 def test_withdraw_within_the_balance() -> None:

@@ -66,3 +66,67 @@ def test_commands_one_by_one(where: list[str], tmp_path: Path) -> None:
     missing = bank(*where, "balance", "nobody", cwd=tmp_path)
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The refusal's message: one line on stderr, no traceback, a non-zero exit."""
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: ")
+    return done.stderr
+
+
+def test_bad_amounts_and_ids_are_one_line_errors(where: list[str], tmp_path: Path) -> None:
+    """Unparseable, non-finite, absurd or too fine amounts and bad account ids are refused
+    with one line and nothing is stored."""
+    assert bank(*where, "open", "ann", "Ann", "EUR", cwd=tmp_path).returncode == 0
+    assert bank(*where, "open", "ben", "Ben", "EUR", cwd=tmp_path).returncode == 0
+    for command, amount, message in (
+        ("deposit", "Infinity", "invalid amount Infinity: amounts must be finite"),
+        ("deposit", "NaN", "invalid amount NaN: amounts must be finite"),
+        ("deposit", "sNaN", "invalid amount sNaN: amounts must be finite"),
+        ("deposit", "1e30", "amounts must be at most 1000000000"),
+        ("deposit", "0.001", "at most 2 decimal places"),
+        ("withdraw", "1e30", "amounts must be at most 1000000000"),
+        ("withdraw", "NaN", "amounts must be finite"),
+        ("deposit", "abc", "argument amount: not an amount: 'abc'"),
+        ("withdraw", "abc", "argument amount: not an amount: 'abc'"),
+    ):
+        refused = bank(*where, command, "ann", amount, cwd=tmp_path)
+        assert message in one_line_error(refused)
+    # "-Infinity" looks like an option to argparse; after "--" it is the amount.
+    refused = bank(*where, "deposit", "ann", "--", "-Infinity", cwd=tmp_path)
+    assert "amounts must be finite" in one_line_error(refused)
+    transfer = bank(*where, "transfer", "ann", "ben", "1e30", cwd=tmp_path)
+    assert "amounts must be at most" in one_line_error(transfer)
+    assert "not an amount" in one_line_error(
+        bank(*where, "transfer", "ann", "ben", "x", cwd=tmp_path)
+    )
+    assert "invalid stream id ''" in one_line_error(bank(*where, "deposit", "", "5", cwd=tmp_path))
+    assert "required: amount" in one_line_error(bank(*where, "deposit", "ann", cwd=tmp_path))
+    assert "(Ann, open): 0 EUR" in bank(*where, "balance", "ann", cwd=tmp_path).stdout
+    assert bank(*where, "transfers", cwd=tmp_path).stdout == ""
+
+
+def test_an_account_under_a_transfers_id_is_refused(where: list[str], tmp_path: Path) -> None:
+    """Opening an account with a transfer's id, or using a transfer as an account, is one
+    clear line; a transfer to a transfer's id is refunded."""
+    for args in (
+        ("open", "ann", "Ann", "EUR"),
+        ("open", "ben", "Ben", "EUR"),
+        ("deposit", "ann", "9"),
+    ):
+        assert bank(*where, *args, cwd=tmp_path).returncode == 0
+    done = bank(*where, "transfer", "ann", "ben", "2", cwd=tmp_path)
+    transfer = done.stdout.split()[0]
+    assert transfer.startswith("transfer-"), done.stdout
+    taken = bank(*where, "open", transfer, "Eve", "EUR", cwd=tmp_path)
+    assert f"cannot open account {transfer!r}: the id is taken by a Transfer" in one_line_error(
+        taken
+    )
+    assert "'Transfer' stream" in one_line_error(bank(*where, "balance", transfer, cwd=tmp_path))
+    refunded = bank(*where, "transfer", "ann", transfer, "3", cwd=tmp_path)
+    assert refunded.returncode == 0, refunded.stderr
+    assert f"failed: the destination refused: {transfer!r} is not an account" in refunded.stdout
+    assert "(Ann, open): 7 EUR" in bank(*where, "balance", "ann", cwd=tmp_path).stdout

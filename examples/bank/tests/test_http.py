@@ -140,3 +140,68 @@ def test_transfer_is_accepted_then_carried_out_by_the_worker(
     run_api(postgres_dsn, postgres_store.schema, request)
     build(postgres_store).run_until_caught_up()
     run_api(postgres_dsn, postgres_store.schema, check)
+
+
+def test_bad_amounts_are_422(postgres_store: PostgresEventStore, postgres_dsn: str) -> None:
+    """Amounts no rule takes answer 422 with the bank's message, never 500; nothing moves."""
+
+    async def scenario(client: Client) -> None:
+        await open_funded(client, "erin")
+        await open_funded(client, "fred", "0")
+        for amount, message in (
+            ("NaN", "invalid amount NaN: amounts must be finite numbers"),
+            ("sNaN", "invalid amount sNaN: amounts must be finite numbers"),
+            ("Infinity", "invalid amount Infinity: amounts must be finite numbers"),
+            ("-Infinity", "invalid amount -Infinity: amounts must be finite numbers"),
+            ("1e30", "invalid amount 1E+30: amounts must be at most 1000000000"),
+            ("0", "invalid amount 0: amounts must be positive"),
+            ("0.001", "invalid amount 0.001: amounts have at most 2 decimal places"),
+        ):
+            for url, body in (
+                ("/accounts/erin/deposits", {"amount": amount}),
+                ("/accounts/erin/withdrawals", {"amount": amount}),
+                ("/transfers", {"source": "erin", "destination": "fred", "amount": amount}),
+            ):
+                response = await client.post(url, json=body)
+                assert (response.status_code, response.json()) == (422, {"error": message}), url
+        assert (await client.get("/accounts/erin")).json()["balance"] == "100.00"
+
+    run_api(postgres_dsn, postgres_store.schema, scenario)
+
+
+def test_ids_of_the_other_aggregate_type(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """An account's id is no transfer (404) and the reverse; an account cannot be opened
+    under a transfer's id (409, saying so); nothing is written."""
+
+    async def scenario(client: Client) -> None:
+        await open_funded(client, "gina")
+        await open_funded(client, "hal", "0")
+        accepted = await client.post(
+            "/transfers", json={"source": "gina", "destination": "hal", "amount": "1"}
+        )
+        transfer = accepted.json()["id"]
+        not_a_transfer = await client.get("/transfers/gina")
+        assert (not_a_transfer.status_code, not_a_transfer.json()) == (
+            404,
+            {"error": "Transfer 'gina' not found: the id is of type Account"},
+        )
+        not_an_account = await client.get(f"/accounts/{transfer}")
+        assert not_an_account.status_code == 404
+        for url, body in (
+            (f"/accounts/{transfer}/deposits", {"amount": "1"}),
+            ("/transfers", {"source": transfer, "destination": "hal", "amount": "1"}),
+        ):
+            assert (await client.post(url, json=body)).status_code == 404
+        taken = await client.post(
+            "/accounts", json={"id": transfer, "owner": "Eve", "currency": "EUR"}
+        )
+        assert (taken.status_code, taken.json()) == (
+            409,
+            {"error": f"cannot open account {transfer!r}: the id is taken by a Transfer"},
+        )
+        shown = await client.get(f"/transfers/{transfer}")
+        assert (shown.status_code, shown.json()["status"]) == (200, "requested")
+
+    run_api(postgres_dsn, postgres_store.schema, scenario)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from esframework import Envelope, Repository, Serializer, SubscriptionStore, aggregate_id
+from esframework.errors import StreamTypeMismatchError
 from esframework.testing import assert_snapshot_matches_replay
 from examples.bank.app import Bank
-from examples.bank.domain import Account, Transfer
+from examples.bank.domain import Account, AccountIdTakenError, InvalidAmountError, Transfer
 from examples.bank.process import TransferProcess
 from examples.bank.projections import Sql, Views
 from examples.bank.worker import build
@@ -162,3 +166,43 @@ def test_snapshots_of_accounts_and_transfers_match_their_replay(
         assert_snapshot_matches_replay(Repository(Account, store=store), account)
     transfer = assert_snapshot_matches_replay(Repository(Transfer, store=store), "t-snap")
     assert transfer.status == "completed"
+
+
+def test_ids_of_the_other_aggregate_type(store: SubscriptionStore[Any]) -> None:
+    """An account cannot be opened under a transfer's id (the bank's own error, nothing
+    written); a transfer to a transfer's id is refunded, and the process keeps running."""
+    bank = Bank(store)
+    open_accounts(bank, ("alice", "EUR", "100"), ("bob", "EUR", "0"))
+    bank.request_transfer("alice", "bob", Decimal(30), transfer_id="t-first")
+    with pytest.raises(AccountIdTakenError, match="'t-first': the id is taken by a Transfer"):
+        bank.open_account("t-first", owner="Eve", currency="EUR")
+    assert [r.event_type for r in store.read_stream("t-first")] == ["TransferRequested"]
+    bank.request_transfer("alice", "t-first", Decimal(5), transfer_id="t-to-a-transfer")
+    build(store).run_until_caught_up()
+    assert bank.transfer("t-first").status == "completed"
+    refused = bank.transfer("t-to-a-transfer")
+    assert refused.status == "failed"
+    assert refused.reason == "the destination refused: 't-first' is not an account but a Transfer"
+    assert bank.account("alice").balance == Decimal(70)
+    with pytest.raises(StreamTypeMismatchError):
+        bank.request_transfer("t-first", "bob", Decimal(1))
+
+
+def test_bad_amounts_store_nothing(store: SubscriptionStore[Any]) -> None:
+    """The bank refuses a bad amount before anything is written, on every store."""
+    bank = Bank(store)
+    open_accounts(bank, ("alice", "EUR", "100"), ("bob", "EUR", "0"))
+    commands: list[Callable[[Decimal], object]] = [
+        lambda amount: bank.deposit("alice", amount),
+        lambda amount: bank.withdraw("alice", amount),
+        lambda amount: bank.request_transfer("alice", "bob", amount),
+    ]
+    for text in ("NaN", "sNaN", "Infinity", "-Infinity", "1e30", "0", "-1", "0.001"):
+        for command in commands:
+            with pytest.raises(InvalidAmountError):
+                command(Decimal(text))
+    assert [r.event_type for r in store.iter_all()] == [
+        "AccountOpened",
+        "MoneyDeposited",
+        "AccountOpened",
+    ]
