@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -90,6 +91,9 @@ def test_load_beyond_head_raises_version_not_found(backend: Backend, snapshot: b
         # Still an AggregateNotFoundError (and a LookupError), so existing handlers catch it.
         assert isinstance(error, AggregateNotFoundError)
         assert isinstance(error, LookupError)
+        # Errors cross process boundaries; these bytes are the ones just pickled.
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301
+        assert (type(copy), str(copy), copy.head) == (VersionNotFoundError, str(error), 4)
 
 
 def test_load_at_version_of_missing_stream_raises_not_found(backend: Backend) -> None:
