@@ -91,7 +91,15 @@ class AggregateType:
 
 
 class PendingEvent(NamedTuple):
-    """An emitted event that is not saved yet."""
+    """An emitted event that is not saved yet.
+
+    Attributes:
+        event: The event object, as given to `emit`.
+        event_id: The id it was given when emitted; it keeps it until a save succeeds, so
+            a retried save is idempotent.
+        metadata: The metadata given to `emit`; `Metadata()` (empty) for none. A save's
+            own metadata fills in what it leaves empty.
+    """
 
     event: object
     event_id: UUID

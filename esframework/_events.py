@@ -18,7 +18,14 @@ T = TypeVar("T")
 
 @attrs.frozen
 class EventType:
-    """The stable name and schema version an event class is stored under."""
+    """The stable name and schema version an event class is stored under.
+
+    Attributes:
+        name: The name stored with each event, the class's name unless `@event(name=...)`
+            gives another.
+        version: The class's schema version (from 1), stored with each event; raise it
+            with an upcaster when the fields change.
+    """
 
     name: str
     version: int

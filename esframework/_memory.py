@@ -98,7 +98,9 @@ class InMemoryEventStore(EventStore):
     ) -> Iterator[StoredEvent]:
         with self._lock:  # an open unit of work's events are not seen by other threads
             stream = self._streams.get(stream_id, [])
-        yield from stream[max(from_version, 1) - 1 : to_version]
+        # A negative bound must read nothing, as in SQL, not count from the stream's end.
+        last = None if to_version is None else max(to_version, 0)
+        yield from stream[max(from_version, 1) - 1 : last]
 
     def read_payloads(
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None

@@ -35,7 +35,20 @@ class ExpectedVersion(enum.Enum):
 
 
 class NewEvent(NamedTuple):
-    """An event to append: its id, stored type and JSON payload (as text)."""
+    """An event to append: its id, stored type and JSON payload (as text).
+
+    `Serializer.encode` makes these from events; stores take them as they are.
+
+    Attributes:
+        event_id: The event's id, the events table's primary key: appending the same id
+            again with the same content is a no-op (see idempotent writes).
+        event_type: The name the event class is registered under, such as ``"MoneyAdded"``.
+        schema_version: The event type's schema version the data was written at (from 1);
+            older versions are upcast when read.
+        data: The event's fields as a JSON object, in text.
+        metadata: The event's metadata as a JSON object, in text; ``"{}"`` (the default)
+            for none.
+    """
 
     event_id: UUID
     event_type: str
@@ -51,6 +64,19 @@ class StoredEvent(NamedTuple):
     its place in the global order; a stream read on PostgreSQL may meet an event that has
     committed but not been positioned yet (for a few milliseconds): its position is then 0.
     Global reads (`read_all`) only ever return positioned events.
+
+    Attributes:
+        event_id: The id the event was appended with.
+        stream_id: The stream (aggregate id) the event belongs to.
+        stream_type: The stream's aggregate type, such as ``"Account"``.
+        event_type: The name the event was stored under (before any upcasting).
+        schema_version: The schema version the data was stored at (before any upcasting).
+        data: The event's fields as a JSON object, in text, as stored.
+        metadata: The event's metadata as a JSON object, in text; ``"{}"`` for none.
+        version: The event's 1-based version within its stream.
+        position: The event's place in the store's global order (from 1); 0 for an event a
+            PostgreSQL stream read met before it was positioned (never from `read_all`).
+        recorded_at: When the store recorded the event, timezone-aware (UTC).
     """
 
     event_id: UUID
@@ -69,6 +95,16 @@ class EventPayload(NamedTuple):
     """What rebuilding an aggregate needs of a stored event: its type, version and data.
 
     `stream_type` lets a repository refuse a stream of another aggregate type.
+
+    Attributes:
+        stream_id: The stream the event belongs to.
+        version: The event's 1-based version within its stream.
+        position: The event's place in the global order; 0 on PostgreSQL for an event not
+            positioned yet, as in `StoredEvent`.
+        event_type: The name the event was stored under (before any upcasting).
+        schema_version: The schema version the data was stored at (before any upcasting).
+        data: The event's fields as a JSON object, in text, as stored.
+        stream_type: The stream's aggregate type, such as ``"Account"``.
     """
 
     stream_id: str
@@ -85,11 +121,12 @@ class AppendResult(NamedTuple):
 
     Attributes:
         stream_id: The stream appended to.
-        version: The stream's version after the append (the last event's version).
+        version: The stream's version after the append (the last event's version). For an
+            idempotent repeat of stored events, the version the stored append reached.
         positions: The global position of each event, in the order given, where the store
             knows it at append time (memory and SQLite). Empty on PostgreSQL, which assigns
-            positions just after the commit: read them with `read_all`, which waits for
-            the store's own appends to be positioned.
+            positions just after the commit (see "The global order" in the concepts): read
+            them with `read_all`, which waits for the store's own appends to be positioned.
     """
 
     stream_id: str
@@ -108,9 +145,12 @@ class SaveResult(NamedTuple):
     Attributes:
         stream_id: The stream appended to.
         version: The stream's version after the append (the last event's version).
-        positions: The global position of each event, in the order given.
-        snapshot_error: Why the snapshot after the append failed; None if it succeeded or
-            none was due.
+        positions: The global position of each event, in the order given; empty on
+            PostgreSQL, which positions events after the commit (as in `AppendResult`).
+        snapshot_error: The exception the snapshot after the append raised (an
+            `EventEncodingError` for a state that cannot be stored, a `StoreError` for a
+            store that refused it); None if the snapshot succeeded or none was due. The
+            events are committed either way.
     """
 
     stream_id: str
@@ -123,9 +163,17 @@ class SaveResult(NamedTuple):
 class SnapshotRecord:
     """An aggregate's encoded state at one version of its stream.
 
+    A store keeps one snapshot per stream: saving another replaces it.
+
     Attributes:
+        stream_id: The stream (aggregate id) the state belongs to.
+        stream_type: The stream's aggregate type; a repository of another type refuses
+            the snapshot with `StreamTypeMismatchError`.
         state_schema: Identifies the aggregate's state shape; a snapshot whose schema differs
             from the aggregate's current one is ignored.
+        version: The stream version the state is as of (from 1): loads apply only the
+            events after it.
+        data: The aggregate's state as a JSON object, in text.
     """
 
     stream_id: str
@@ -137,7 +185,19 @@ class SnapshotRecord:
 
 @attrs.frozen(kw_only=True)
 class ParkedEvent:
-    """An event a subscription set aside after its handler kept failing on it."""
+    """An event a subscription set aside after its handler kept failing on it.
+
+    Only subscriptions with `dead_letter=True` park events; the checkpoint moves past them.
+
+    Attributes:
+        subscription: The name of the subscription that parked the event.
+        position: The event's place in the global order.
+        event_id: The event's id.
+        stream_id: The stream the event belongs to.
+        event_type: The name the event is stored under.
+        error: The `repr` of the handler's last error (or of the decoding error).
+        parked_at: When the event was parked, timezone-aware (UTC).
+    """
 
     subscription: str
     position: int

@@ -25,7 +25,12 @@ from esframework._envelope import Envelope, Metadata
 from esframework._records import SaveResult, SnapshotRecord
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store_async import AsyncEventStore
-from esframework.errors import AggregateNotFoundError, StreamTypeMismatchError
+from esframework.errors import (
+    AggregateNotFoundError,
+    InvalidVersionError,
+    StreamTypeMismatchError,
+    VersionNotFoundError,
+)
 
 __all__ = ["AsyncRepository"]
 
@@ -63,13 +68,25 @@ class AsyncRepository(Generic[A]):
 
         Starts from the latest usable snapshot and applies only the events after it.
 
+        Args:
+            aggregate_id: The stream to load.
+            at_version: The version to load the state as of, from 1 to the stream's
+                version; None for the current state.
+
         Raises:
-            AggregateNotFoundError: The stream has no events (or fewer than `at_version`).
+            InvalidVersionError: `at_version` is below 1 (a `ValueError`); nothing was read.
+            AggregateNotFoundError: The stream has no events (its `version` is `at_version`,
+                or None).
+            VersionNotFoundError: The stream exists but its version is below `at_version`
+                (an `AggregateNotFoundError`, naming both versions).
             StreamTypeMismatchError: The stream (or its snapshot) is of another aggregate type.
             EventDecodingError: A stored event cannot be decoded.
             MissingHandlerError: The aggregate has no handler for a stored event.
         """
         validate_stream_id(aggregate_id)
+        if at_version is not None and at_version < 1:
+            # Checked here, not left to the stores: a negative bound reads differently on each.
+            raise InvalidVersionError(aggregate_id, at_version)
         instance, version = await self._from_snapshot(aggregate_id, at_version)
         apply, decode = self._type.apply, self.serializer.decode_event
         stream_type = self._type.stream_type
@@ -80,8 +97,11 @@ class AsyncRepository(Generic[A]):
                 raise StreamTypeMismatchError(aggregate_id, stream_type, payload.stream_type)
             apply(instance, decode(payload))
             version = payload.version
-        if version == 0 or (at_version is not None and version < at_version):
+        if version == 0:
             raise AggregateNotFoundError(aggregate_id, self._type.stream_type, at_version)
+        if at_version is not None and version < at_version:
+            # The read went up to at_version and stopped short: version is the stream's head.
+            raise VersionNotFoundError(aggregate_id, stream_type, at_version, version)
         mark_applied(instance, version)
         return instance
 

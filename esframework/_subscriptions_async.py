@@ -192,7 +192,21 @@ class AsyncSubscription(Generic[C]):
 
 @attrs.define
 class Progress:
-    """Where a worker is: its position, the store's head, and its recent rate."""
+    """Where a worker is: its position, the store's head, and its recent rate.
+
+    The worker updates it in place as it goes (and passes it to `on_progress`).
+
+    Attributes:
+        subscription: The subscription's name.
+        position: The global position the worker has handled up to, past any events its
+            filters skip; it starts at the stored checkpoint (0 for a new subscription that
+            starts at the beginning).
+        head: The highest global position the worker has seen in the store; 0 until it
+            first looks.
+        handled: How many events this worker has handled since it started (not counting
+            earlier runs or skipped events).
+        started: When the worker started, in `time.monotonic()` seconds (for `rate`).
+    """
 
     subscription: str
     position: int = 0

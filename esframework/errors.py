@@ -9,7 +9,9 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     │   ├── MissingHandlerError (aggregate type, event type)
     │   └── UnsupportedFieldTypeError (class, field): a type that cannot be stored exactly
     ├── InvalidStreamIdError (also ValueError)
-    ├── AggregateNotFoundError (also LookupError)
+    ├── InvalidVersionError (stream id, version; also ValueError): a version below 1
+    ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
+    │   └── VersionNotFoundError (stream id, version asked for, stream's version)
     ├── ConcurrencyError (stream id, expected, actual)
     ├── IdempotencyConflictError (event id, stream id)
     ├── EventEncodingError (event type, field; also ValueError): a value that cannot be
@@ -43,6 +45,7 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidStreamIdError",
+    "InvalidVersionError",
     "LeaseLostError",
     "MissingHandlerError",
     "MissingUpcasterError",
@@ -53,6 +56,7 @@ __all__ = [
     "UnknownEventTypeError",
     "UnmappedEventTypesError",
     "UnsupportedFieldTypeError",
+    "VersionNotFoundError",
 ]
 
 
@@ -133,8 +137,34 @@ class InvalidStreamIdError(EsframeworkError, ValueError):
         return f"invalid stream id {self.stream_id[:80]!r}: {self.reason}"
 
 
+class InvalidVersionError(EsframeworkError, ValueError):
+    """A stream version was asked for that no stream can have: versions start at 1.
+
+    Attributes:
+        stream_id: The stream the version was asked of.
+        version: The version asked for.
+    """
+
+    def __init__(self, stream_id: str, version: int) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"invalid version {self.version} for stream {self.stream_id[:80]!r}: "
+            "stream versions start at 1"
+        )
+
+
 class AggregateNotFoundError(EsframeworkError, LookupError):
-    """No events are stored for the stream asked for."""
+    """No events are stored for the stream asked for.
+
+    Attributes:
+        stream_id: The stream asked for.
+        aggregate_type: The stream type of the repository that asked, such as ``"Account"``.
+        version: The version asked for with `at_version`; None when the current state was.
+    """
 
     def __init__(self, stream_id: str, aggregate_type: str, version: int | None = None) -> None:
         self.stream_id = stream_id
@@ -143,9 +173,35 @@ class AggregateNotFoundError(EsframeworkError, LookupError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        if self.version is None:
-            return f"{self.aggregate_type} {self.stream_id!r} not found: the stream has no events"
-        return f"{self.aggregate_type} {self.stream_id!r} has no version {self.version}"
+        message = f"{self.aggregate_type} {self.stream_id!r} not found: the stream has no events"
+        if self.version is not None:
+            message += f" (asked for version {self.version})"
+        return message
+
+
+class VersionNotFoundError(AggregateNotFoundError):
+    """The stream exists but has not reached the version asked for.
+
+    A `LookupError` and an `AggregateNotFoundError` too, so code that treats both alike
+    catches it; catch this class to tell a version beyond the stream's head apart.
+
+    Attributes:
+        stream_id: The stream asked for.
+        aggregate_type: The stream type of the repository that asked.
+        version: The version asked for with `at_version`.
+        head: The stream's version when it was read (its last event's version), below
+            `version`.
+    """
+
+    def __init__(self, stream_id: str, aggregate_type: str, version: int, head: int) -> None:
+        self.head = head
+        super().__init__(stream_id, aggregate_type, version)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.aggregate_type} {self.stream_id!r} has no version {self.version}: "
+            f"its stream is at version {self.head}"
+        )
 
 
 class ConcurrencyError(EsframeworkError):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import re
+
+import attrs
 
 import esframework
 import esframework.postgres
@@ -56,3 +59,31 @@ def test_importing_esframework_needs_neither_psycopg_nor_pytest() -> None:
         "assert 'psycopg' not in sys.modules and 'pytest' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_exported_record_documents_its_fields() -> None:
+    """Each exported record (named tuple or attrs class) lists every field under Attributes:.
+
+    The API reference renders the fields only from that section, so a field missing from it
+    is missing from the docs.
+    """
+    undocumented = []
+    for module in (esframework, esframework.postgres, esframework.testing):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not inspect.isclass(obj):
+                continue
+            if issubclass(obj, tuple) and hasattr(obj, "_fields"):
+                fields = list(obj._fields)
+            elif attrs.has(obj):
+                fields = [field.name for field in attrs.fields(obj)]
+            else:
+                continue
+            doc = inspect.getdoc(obj) or ""
+            section = doc.partition("\nAttributes:\n")[2]
+            undocumented += [
+                f"{module.__name__}.{name}.{field}"
+                for field in fields
+                if not re.search(rf"^    {field}: \S", section, re.MULTILINE)
+            ]
+    assert undocumented == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,13 @@ from esframework import (
     new,
     pending_events,
 )
-from esframework.errors import EventEncodingError, StoreError, StreamTypeMismatchError
+from esframework.errors import (
+    EventEncodingError,
+    InvalidVersionError,
+    StoreError,
+    StreamTypeMismatchError,
+    VersionNotFoundError,
+)
 from tests.conftest import Backend
 from tests.domain import MoneyAdded, SnapshottedWallet, Wallet, WalletOpened
 
@@ -62,8 +69,59 @@ def test_load_at_version_returns_past_state(backend: Backend) -> None:
     past = wallets.load("w", at_version=3)
     assert past.balance == Decimal(3)
     assert aggregate_version(past) == 3
-    with pytest.raises(AggregateNotFoundError, match="no version 9"):
-        wallets.load("w", at_version=9)
+    head = wallets.load("w", at_version=4)
+    assert (head.balance, aggregate_version(head)) == (Decimal(6), 4)
+
+
+@pytest.mark.parametrize("snapshot", [False, True])
+def test_load_beyond_head_raises_version_not_found(backend: Backend, snapshot: bool) -> None:
+    """at_version past the stream's head raises VersionNotFoundError naming both versions."""
+    wallets = backend.repository(Wallet)
+    wallet = Wallet.open("w", "Ada")
+    for amount in (1, 2, 3):
+        wallet.add(Decimal(amount))
+    wallets.save(wallet, snapshot=snapshot)  # from a snapshot at the head, nothing is read
+    for asked in (5, 9):
+        with pytest.raises(VersionNotFoundError) as caught:
+            wallets.load("w", at_version=asked)
+        error = caught.value
+        assert (error.stream_id, error.version, error.head) == ("w", asked, 4)
+        assert error.aggregate_type == "TestWallet"
+        assert str(error) == f"TestWallet 'w' has no version {asked}: its stream is at version 4"
+        # Still an AggregateNotFoundError (and a LookupError), so existing handlers catch it.
+        assert isinstance(error, AggregateNotFoundError)
+        assert isinstance(error, LookupError)
+        # Errors cross process boundaries; these bytes are the ones just pickled.
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301
+        assert (type(copy), str(copy), copy.head) == (VersionNotFoundError, str(error), 4)
+
+
+def test_load_at_version_of_missing_stream_raises_not_found(backend: Backend) -> None:
+    """at_version on a stream with no events raises AggregateNotFoundError, not the subclass."""
+    with pytest.raises(AggregateNotFoundError) as caught:
+        backend.repository(Wallet).load("nobody", at_version=3)
+    error = caught.value
+    assert type(error) is AggregateNotFoundError
+    assert (error.stream_id, error.version) == ("nobody", 3)
+    assert str(error) == (
+        "TestWallet 'nobody' not found: the stream has no events (asked for version 3)"
+    )
+
+
+@pytest.mark.parametrize("asked", [0, -1, -5])
+def test_load_at_version_below_one_raises_invalid_version(backend: Backend, asked: int) -> None:
+    """at_version below 1 is refused before any read, on a stored stream and a missing one."""
+    wallets = backend.repository(Wallet)
+    wallet = Wallet.open("w", "Ada")
+    wallet.add(Decimal(1))
+    wallets.save(wallet)
+    for stream_id in ("w", "nobody"):
+        with pytest.raises(InvalidVersionError) as caught:
+            wallets.load(stream_id, at_version=asked)
+        assert (caught.value.stream_id, caught.value.version) == (stream_id, asked)
+        assert isinstance(caught.value, ValueError)
+        assert not isinstance(caught.value, AggregateNotFoundError)
+        assert f"invalid version {asked} for stream {stream_id!r}" in str(caught.value)
 
 
 def test_stale_save_raises_and_writes_nothing(backend: Backend, store: EventStore) -> None:

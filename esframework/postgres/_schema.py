@@ -14,7 +14,16 @@ __all__ = ["MIGRATIONS", "Migration"]
 
 @attrs.frozen
 class Migration:
-    """One numbered step of the schema: applied once per schema, in order."""
+    """One numbered step of the schema: applied once per schema, in order.
+
+    Attributes:
+        version: The step's number (from 1); a schema's `esframework_migrations` table
+            records each one applied.
+        name: What the step does, in a few words (recorded with its version).
+        statements: The SQL statements, run in order in the migrating transaction;
+            `{schema}` stands for the quoted schema name, `{schema_name}` for it as a
+            string literal.
+    """
 
     version: int
     name: str

@@ -63,7 +63,13 @@ class Scenario(Generic[A]):
 
 
 class Outcome(Generic[A]):
-    """What a command did: the events it emitted, or the error it raised."""
+    """What a command did: the events it emitted, or the error it raised.
+
+    Attributes:
+        aggregate: The aggregate after the command, with its emitted events pending (the
+            one the command returned, if it created one).
+        error: The exception the command raised; None if it raised nothing.
+    """
 
     def __init__(self, aggregate: A, error: Exception | None) -> None:
         self.aggregate = aggregate

@@ -90,6 +90,9 @@ def test_read_stream_from_and_to_version(store: EventStore) -> None:
     assert [e.version for e in store.read_stream("s", from_version=4)] == [4, 5, 6, 7, 8, 9, 10]
     assert [e.version for e in store.read_stream("s", from_version=3, to_version=5)] == [3, 4, 5]
     assert list(store.read_stream("s", from_version=11)) == []
+    # A bound below the first version reads nothing (not "all but the last", as a slice would).
+    assert list(store.read_stream("s", to_version=-1)) == []
+    assert list(store.read_payloads("s", to_version=0)) == []
     assert list(store.read_stream("missing")) == []
     assert store.stream_version("missing") == 0
 
