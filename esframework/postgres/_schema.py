@@ -280,4 +280,43 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "cheaper sequencing passes",
+        (
+            # The guard compared every positioned row as a whole jsonb document, twice; a
+            # record comparison checks the same (nothing but the position changes) at a
+            # third of the cost per row.
+            """
+            CREATE OR REPLACE FUNCTION {schema}.esframework_guard_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            DECLARE
+                unchanged record;
+            BEGIN
+                IF TG_OP = 'UPDATE' AND OLD.global_position IS NULL
+                   AND NEW.global_position IS NOT NULL
+                   AND current_setting('esframework.sequencing', true) = 'on'
+                THEN
+                    unchanged := NEW;
+                    unchanged.global_position := NULL;
+                    IF unchanged IS NOT DISTINCT FROM OLD THEN
+                        RETURN NEW;
+                    END IF;
+                END IF;
+                RAISE EXCEPTION 'events are append-only: % on %.% is not allowed',
+                    TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+                    USING ERRCODE = 'restrict_violation';
+            END
+            $$
+            """,
+            # Each positioned row leaves a dead entry in the pending index until VACUUM. A
+            # bitmap scan (the planner's choice for the few rows it expects) visits every
+            # one of them on every pass (11 ms per pass after 57,000 appends); an index
+            # scan marks them dead as it passes, so later passes skip them (0.3 ms).
+            """
+            ALTER FUNCTION {schema}.esframework_sequence(integer, boolean)
+            SET enable_bitmapscan = off
+            """,
+        ),
+    ),
 )

@@ -139,7 +139,8 @@ class Sequencer:
                 stopping = self._stopping
             try:
                 self._pass(must_run=local or stopping)
-            except psycopg.Error as error:
+            except Exception as error:  # noqa: BLE001 -- the thread must outlive any failure:
+                # every read of this store waits for it.
                 failures += 1
                 self._drop_connection()
                 if stopping:
@@ -179,6 +180,13 @@ class Sequencer:
             self._connection = psycopg.connect(self._conninfo, **self._connect)
             # A pass that hangs holds every position back: bound it.
             self._connection.execute("SET statement_timeout = '30s'")
+            # A pass changes no event, only numbers committed ones, so it need not wait for
+            # its WAL flush (which doubled the delay to delivery, and held the pass lock
+            # through every flush). Should the server crash before the flush, the pass is
+            # lost as a whole and the next one numbers the same events again; no reader can
+            # have stored a lost position in this database meanwhile, since its commit
+            # would have flushed the pass first (WAL is flushed in order).
+            self._connection.execute("SET synchronous_commit = off")
         cursor = self._connection.execute(self._statements.sequence, (SEQUENCE_BATCH, wait))
         row = cursor.fetchone()
         return -1 if row is None else int(row[0])

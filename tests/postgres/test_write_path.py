@@ -141,6 +141,42 @@ def test_inserts_by_hand_follow_the_append_paths_rules(
     assert postgres_store.stream_version("s") == 1
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("event_data", '{"n": 2}'), ("stream_id", "other"), ("metadata", '{"x": 1}')],
+)
+def test_positioning_changes_nothing_but_the_position(
+    postgres_store: PostgresEventStore, postgres_dsn: str, column: str, value: str
+) -> None:
+    """The sequencing mark lets an unpositioned event receive its position, and nothing else:
+    a session that sets the mark itself still cannot rewrite the event."""
+    table = sql.Identifier(postgres_store.schema, "events")
+    event_id = uuid.uuid4()
+    with psycopg.connect(postgres_dsn) as conn:  # one transaction: no pass can see the row
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (id, stream_id, stream_type, event_type, event_data, version) "
+                "VALUES (%s, 'g', 'S', 'Tick', '{{\"n\": 1}}', 1)"
+            ).format(table),
+            (event_id,),
+        )
+        conn.execute("SET LOCAL esframework.sequencing = on")
+        with (
+            pytest.raises(psycopg.errors.RestrictViolation, match="append-only"),
+            conn.transaction(),
+        ):
+            conn.execute(
+                sql.SQL("UPDATE {} SET global_position = 999, {} = {} WHERE id = %s").format(
+                    table, sql.Identifier(column), sql.Literal(value)
+                ),
+                (event_id,),
+            )
+        conn.execute(
+            sql.SQL("UPDATE {} SET global_position = 999 WHERE id = %s").format(table), (event_id,)
+        )
+        conn.rollback()
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_units_of_work_with_rollbacks_keep_every_stream_in_order(
     postgres_store: PostgresEventStore, seed: int
@@ -308,7 +344,7 @@ def test_a_database_of_the_previous_version_migrates_forward(
                 (uuid.uuid4(), version),
             )
     with PostgresEventStore(postgres_dsn, schema=postgres_schema) as store:
-        assert store.migrate() == [MIGRATIONS[2].name]
+        assert store.migrate() == [migration.name for migration in MIGRATIONS[2:]]
         old = store.read_all()
         assert [(e.version, e.position) for e in old] == [(1, 1), (2, 2), (3, 3)]
         store.append("old", "S", events(1), expected_version=3)
