@@ -8,8 +8,10 @@ from uuid import UUID
 
 import orjson
 
-from esframework._codec import (
-    Codec,
+from esframework._codec import Codec
+from esframework._envelope import NO_METADATA, Envelope, Metadata
+from esframework._events import event_type_of, registry
+from esframework._json import (
     Invalid,
     NeedsExactInts,
     dumps_json_value,
@@ -17,8 +19,6 @@ from esframework._codec import (
     loads_exact,
     loads_json_value,
 )
-from esframework._envelope import NO_METADATA, Envelope, Metadata
-from esframework._events import event_type_of, registry
 from esframework._records import EventPayload, NewEvent, StoredEvent
 from esframework._shapes import AttrsShape, attrs_shape
 from esframework._upcasting import Located, Upcasters, upcasters
