@@ -3,9 +3,9 @@
 Both layers use this module: the domain (`@event`, `@aggregate`) resolves a class's shape
 when the class is defined, so an annotation the codec could not read back fails there and
 then, and the aggregate's state fingerprint hashes the resolved shape; the codec
-(`_codec.py`) compiles its encoders and decoders from the same shapes. It imports neither
-cattrs nor orjson, so the domain stays free of the codec (see STYLE.md's layering) while
-both agree, by construction, on what is storable.
+(`_codec.py`, a cattrs converter) builds its strict field hooks from the same shapes. It
+imports neither cattrs nor orjson, so the domain stays free of the codec while both agree,
+by construction, on what is storable.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import cattrs
 import orjson
 import pytest
 from hypothesis import given
@@ -27,6 +28,11 @@ class Colour(enum.Enum):
 class Address:
     street: str
     number: int
+
+
+@attrs.frozen
+class Place:  # only the global-converter test registers hooks for it
+    city: str
 
 
 @event(name="TestEverything")
@@ -114,6 +120,21 @@ def test_every_supported_field_type_round_trips_exactly(value: Everything) -> No
     assert type(back.amount) is Decimal
     assert back.amount.as_tuple() == value.amount.as_tuple()  # no precision lost
     assert back.at.utcoffset() == value.at.utcoffset()
+
+
+def test_hooks_on_cattrs_global_converter_change_nothing_stored() -> None:
+    """The codec's cattrs converter is its own: an application's global hooks do not leak in."""
+
+    @event(name="TestPlaced")
+    class Placed:
+        place: Place
+
+    cattrs.register_unstructure_hook(Place, lambda _: "overridden")
+    cattrs.register_structure_hook(Place, lambda *_: Place(city="overridden"))
+    value = Placed(place=Place(city="Lyon"))
+    record = serializer.encode(value, event_id=uuid.uuid4())
+    assert orjson.loads(record.data) == {"place": {"city": "Lyon"}}
+    assert serializer.decode_event(stored(record.data, event_type=record.event_type)) == value
 
 
 def test_decimals_keep_their_exact_digits() -> None:
