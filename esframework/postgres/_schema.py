@@ -309,13 +309,77 @@ MIGRATIONS: Final = (
             END
             $$
             """,
-            # Each positioned row leaves a dead entry in the pending index until VACUUM. A
-            # bitmap scan (the planner's choice for the few rows it expects) visits every
-            # one of them on every pass (11 ms per pass after 57,000 appends); an index
-            # scan marks them dead as it passes, so later passes skip them (0.3 ms).
+            # How many passes committed, having positioned every event they could see: a
+            # store whose commit needs positioning waits for the pass lock, then skips its
+            # own pass if another began after it asked (that one saw its commit).
             """
-            ALTER FUNCTION {schema}.esframework_sequence(integer, boolean)
+            CREATE TABLE {schema}.esframework_sequencer (
+                passes bigint NOT NULL
+            )
+            """,
+            "INSERT INTO {schema}.esframework_sequencer (passes) VALUES (0)",
+            # The pass of migration 3, with two changes:
+            # - Waiting for the lock (`wait`), it returns -2 without doing anything if a pass
+            #   that began after the call committed meanwhile: the first pass covers every
+            #   waiter that asked before it began, so the queue of processes behind the lock
+            #   drains at once instead of each running a pass of its own. Counting
+            #   committed passes, "two more than when I asked" means one of them began
+            #   after the ask (the other may have been running already).
+            # - An index scan, not a bitmap scan: each positioned row leaves a dead entry in
+            #   the pending index until VACUUM. The bitmap scan the planner chose for the few
+            #   rows it expects visits every one of them on every pass (11 ms per pass after
+            #   57,000 appends); an index scan marks them dead as it passes, so later scans
+            #   skip them and full pages drop them instead of splitting (0.3 ms).
+            """
+            CREATE OR REPLACE FUNCTION {schema}.esframework_sequence(
+                max_rows integer, wait boolean DEFAULT false
+            ) RETURNS integer
+            LANGUAGE plpgsql SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            SET plan_cache_mode = force_custom_plan
+            SET jit = off
             SET enable_bitmapscan = off
+            AS $$
+            DECLARE
+                lock_key CONSTANT bigint := hashtext('esframework sequence ' || {schema_name});
+                asked_at bigint;
+                last_position bigint;
+                positioned integer;
+            BEGIN
+                IF wait THEN
+                    SELECT passes INTO asked_at FROM {schema}.esframework_sequencer;
+                    PERFORM pg_advisory_xact_lock(lock_key);
+                    IF (SELECT passes FROM {schema}.esframework_sequencer) >= asked_at + 2 THEN
+                        RETURN -2;
+                    END IF;
+                ELSIF NOT pg_try_advisory_xact_lock(lock_key) THEN
+                    RETURN -1;
+                END IF;
+                SELECT coalesce(max(global_position), 0) INTO last_position
+                FROM {schema}.events;
+                PERFORM set_config('esframework.sequencing', 'on', true);
+                WITH pending AS MATERIALIZED (
+                    SELECT id, row_number() OVER (ORDER BY insert_order) AS n
+                    FROM (
+                        SELECT id, insert_order FROM {schema}.events
+                        WHERE global_position IS NULL
+                        ORDER BY insert_order LIMIT max_rows
+                    ) AS oldest
+                )
+                UPDATE {schema}.events AS e SET global_position = last_position + pending.n
+                FROM pending
+                WHERE e.id = pending.id AND e.global_position IS NULL;
+                GET DIAGNOSTICS positioned = ROW_COUNT;
+                PERFORM set_config('esframework.sequencing', 'off', true);
+                IF positioned > 0 THEN
+                    IF positioned < max_rows THEN  -- it positioned all it could see
+                        UPDATE {schema}.esframework_sequencer SET passes = passes + 1;
+                    END IF;
+                    PERFORM pg_notify('esframework_events', {schema_name});
+                END IF;
+                RETURN positioned;
+            END
+            $$
             """,
         ),
     ),

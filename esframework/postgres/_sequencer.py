@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import psycopg
 
-from esframework.postgres._sql import SEQUENCE_BATCH, Statements, application_name
+from esframework.postgres._sql import BUSY, COVERED, SEQUENCE_BATCH, Statements, application_name
 
 __all__ = ["Sequencer"]
 
@@ -169,10 +169,12 @@ class Sequencer:
         """Position every committed event; with `must_run`, queue behind another process's
         pass (it may have started before this store's commit, and not see it) instead of
         trying again for the lock: the lock's queue is first come, first served, so this
-        store waits one pass at most, where retries could lose to other processes' for many."""
+        store waits one pass at most, where retries could lose to other processes' for many.
+        Once it has the lock, it runs no pass of its own if another began after it queued
+        and positioned everything it saw (the function returns `COVERED`)."""
         while True:
             positioned = self._call_sequence(wait=must_run)
-            if positioned == -1 or positioned < SEQUENCE_BATCH:
+            if positioned in {BUSY, COVERED} or positioned < SEQUENCE_BATCH:
                 return
 
     def _call_sequence(self, *, wait: bool) -> int:
@@ -189,7 +191,7 @@ class Sequencer:
             self._connection.execute("SET synchronous_commit = off")
         cursor = self._connection.execute(self._statements.sequence, (SEQUENCE_BATCH, wait))
         row = cursor.fetchone()
-        return -1 if row is None else int(row[0])
+        return BUSY if row is None else int(row[0])
 
     def _drop_connection(self) -> None:
         if self._connection is not None:

@@ -33,6 +33,13 @@ to_stored = StoredEvent._make
 SEQUENCE_BATCH: Final = 5000
 """The most events one sequencing pass positions."""
 
+BUSY: Final = -1
+"""What a sequencing pass that does not wait returns when another pass holds the lock."""
+
+COVERED: Final = -2
+"""What a waiting sequencing pass returns when another pass, begun after it asked, did its
+work (migration 4)."""
+
 
 def stream_lock_key(schema: str, stream_id: str) -> int:
     """The advisory lock key that appends expecting any version of one stream queue on."""

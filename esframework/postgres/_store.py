@@ -44,6 +44,7 @@ from esframework.postgres._errors import is_connection_lost, translate, violated
 from esframework.postgres._migrations import migrate
 from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._sql import (
+    COVERED,
     SEQUENCE_BATCH,
     Statements,
     append_params,
@@ -368,6 +369,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                 cursor = conn.execute(self._statements.sequence, (SEQUENCE_BATCH, True))
                 row = cursor.fetchone()
                 positioned = int(row[0]) if row is not None else 0
+                if positioned == COVERED:  # another process's pass did it
+                    return total
                 total += positioned
                 if positioned < SEQUENCE_BATCH:
                     return total

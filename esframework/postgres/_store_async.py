@@ -45,6 +45,7 @@ from esframework.postgres._errors import is_connection_lost, translate, violated
 from esframework.postgres._migrations_async import migrate_async
 from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._sql import (
+    COVERED,
     SEQUENCE_BATCH,
     Statements,
     append_params,
@@ -371,6 +372,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
                 cursor = await conn.execute(self._statements.sequence, (SEQUENCE_BATCH, True))
                 row = await cursor.fetchone()
                 positioned = int(row[0]) if row is not None else 0
+                if positioned == COVERED:  # another process's pass did it
+                    return total
                 total += positioned
                 if positioned < SEQUENCE_BATCH:
                     return total

@@ -367,3 +367,74 @@ def test_new_event_ids_are_idempotent_across_a_unit_of_work(
             postgres_store.append("a", "S", first, expected_version=0)
             postgres_store.append("b", "S", second, expected_version=0)
     assert [e.stream_id for e in postgres_store.read_all()] == ["a", "b"]
+
+
+def test_stores_sharing_passes_read_their_own_writes_and_miss_nothing(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """Four stores (four sequencers) append at once, so most commits find another store's
+    pass running and rely on the next pass instead of running their own: each store still
+    reads its own append right after it, and a reader sees every event once, streams in
+    version order."""
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as setup:
+        setup.migrate()
+    failures: list[str] = []
+
+    def write(writer: int) -> None:
+        with PostgresEventStore(postgres_dsn, schema=postgres_schema) as store:
+            seen = 0
+            for version in range(1, 41):
+                batch = events(1)
+                store.append(f"w{writer}", "S", batch, expected_version=version - 1)
+                ids = {e.event_id for e in store.read_all(after=seen, limit=10_000)}
+                if batch[0].event_id not in ids:
+                    failures.append(f"w{writer} v{version}: own append not read back")
+                seen = store.head()
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    assert failures == []
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as reader:
+        stored = reader.read_all(limit=10_000)
+    assert [e.position for e in stored] == list(range(1, 161))
+    for writer in range(4):
+        versions = [e.version for e in stored if e.stream_id == f"w{writer}"]
+        assert versions == list(range(1, 41))
+
+
+def test_a_waiting_pass_skips_its_work_when_a_later_pass_did_it(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """A pass that waited for the lock does nothing (and says so) once two passes more
+    committed: the second began after it asked, so it saw everything the asker committed."""
+    schema = postgres_store.schema
+    lock = f"esframework sequence {schema}"
+    table = sql.Identifier(schema, "esframework_sequencer")
+    with psycopg.connect(postgres_dsn) as holder, psycopg.connect(postgres_dsn) as asker:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+        answer: list[int] = []
+        waiting = threading.Thread(
+            target=lambda: answer.append(
+                asker.execute(
+                    sql.SQL("SELECT {}.esframework_sequence(100, true)").format(
+                        sql.Identifier(schema)
+                    )
+                ).fetchone()[0]  # type: ignore[index]
+            )
+        )
+        waiting.start()
+        wait_for(
+            lambda: (
+                holder.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()[0]  # type: ignore[index]
+                == 1
+            )
+        )
+        holder.execute(sql.SQL("UPDATE {} SET passes = passes + 2").format(table))
+        holder.commit()  # as if two passes had run while the asker waited
+        waiting.join(10)
+        assert answer == [-2]
