@@ -12,6 +12,7 @@ import enum
 import functools
 import itertools
 import operator
+import typing
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -228,7 +229,10 @@ def _union(pair: tuple[FieldType, FieldType]) -> FieldType:
     a, b = pair
     # Whether members are told apart on reading is the framework's to judge: it may refuse.
     storable = _both(_both(a.storable, b.storable), None)
-    return FieldType(a.annotation | b.annotation, a.values | b.values, a.blank, storable)
+    annotation = a.annotation | b.annotation
+    if Any in (annotation, *typing.get_args(annotation)):  # a union with Any is Any
+        return FieldType(annotation, json_values, None, storable)
+    return FieldType(annotation, a.values | b.values, a.blank, storable)
 
 
 def _dict_of(pair: tuple[FieldType, FieldType]) -> FieldType:
