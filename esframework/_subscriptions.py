@@ -14,6 +14,7 @@ import attrs
 
 from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
+from esframework._progress import Progress, ProgressTracker
 from esframework._records import ParkedEvent, StoredEvent
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
@@ -180,41 +181,6 @@ class Subscription(Generic[C]):
     lease_interval: float = 1.0
 
 
-@attrs.define
-class Progress:
-    """Where a worker is: its position, the store's head, and its recent rate.
-
-    The worker updates it in place as it goes (and passes it to `on_progress`).
-
-    Attributes:
-        subscription: The subscription's name.
-        position: The global position the worker has handled up to, past any events its
-            filters skip; it starts at the stored checkpoint (0 for a new subscription that
-            starts at the beginning).
-        head: The highest global position the worker has seen in the store; 0 until it
-            first looks.
-        handled: How many events this worker has handled since it started (not counting
-            earlier runs or skipped events).
-        started: When the worker started, in `time.monotonic()` seconds (for `rate`).
-    """
-
-    subscription: str
-    position: int = 0
-    head: int = 0
-    handled: int = 0
-    started: float = attrs.field(factory=time.monotonic)
-
-    @property
-    def lag(self) -> int:
-        """Events stored but not yet handled (an upper bound when filtering)."""
-        return max(self.head - self.position, 0)
-
-    @property
-    def rate(self) -> float:
-        """Events handled per second since the worker started."""
-        return self.handled / max(time.monotonic() - self.started, 1e-9)
-
-
 class _HandlerFailedError(Exception):
     """Carries what a handler raised (or what decoding its event raised) out of a transaction.
 
@@ -251,7 +217,7 @@ class SubscriptionWorker(Generic[C]):
         self.subscription = subscription
         self.serializer = serializer
         self.stopper = stopper or Stopper()
-        self.progress = Progress(subscription.name)
+        self._tracker = ProgressTracker(subscription.name)
         self._report_every = report_every
         self._reported = time.monotonic()
         self._event_types = (
@@ -267,6 +233,11 @@ class SubscriptionWorker(Generic[C]):
         self._retry_delay = _FIRST_RETRY
         self._head_read_at = 0.0
         self._types_checked_at: float | None = None
+
+    @property
+    def progress(self) -> Progress:
+        """Where the worker is now: a new value on every access, never changed after."""
+        return self._tracker.report()
 
     def run(self, *, until_caught_up: bool = False) -> None:
         """Deliver events until stopped (or, with `until_caught_up`, until none are left).
@@ -306,7 +277,9 @@ class SubscriptionWorker(Generic[C]):
         """Reset a projection's read model and checkpoint, then replay every event into it.
 
         Waits for the subscription's lease: stop the running instances first. Parked events
-        are dropped: the replay delivers them again.
+        are dropped: the replay delivers them again. `on_progress` gets a `Progress` after
+        each page, counted from the rebuild's start, and a last one with `caught_up` set
+        once nothing is left to replay (none if the worker is stopped before then).
 
         Raises:
             TypeError: The handler is a function, not a projection with `reset`.
@@ -329,11 +302,14 @@ class SubscriptionWorker(Generic[C]):
                     connection, self.subscription.name, 0, self._lease, previous=previous
                 )
             logger.info("subscription %s: reset; replaying", self.subscription.name)
-            self._saved = self.progress.position = 0
+            self._saved = 0
+            self._tracker.restart(0)
             while not self.stopper.is_set() and (page := self._next_page()):
                 self._deliver_page(page)
                 if on_progress is not None:
-                    on_progress(self.progress)
+                    on_progress(self._tracker.report())
+            if on_progress is not None and self._tracker.caught_up:
+                on_progress(self._tracker.report())
         finally:
             self._lease.release()
 
@@ -368,7 +344,7 @@ class SubscriptionWorker(Generic[C]):
 
     def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
         self._check_event_types()
-        self.progress.position = self._start_position()
+        self._tracker.position = self._start_position()
         with self.store.listener() as listener:
             while not self.stopper.is_set():
                 page = self._next_page()
@@ -410,21 +386,24 @@ class SubscriptionWorker(Generic[C]):
             and time.monotonic() - self._types_checked_at >= _TYPES_EVERY
         ):
             self._check_event_types()
-        head = self.progress.head
+        head = self._tracker.head
         if filtered or time.monotonic() - self._head_read_at >= _HEAD_EVERY:
-            head = self.progress.head = max(self.store.head(), self.progress.head)
+            head = self._tracker.head = max(self.store.head(), self._tracker.head)
             self._head_read_at = time.monotonic()
         page = self.store.read_all(
-            after=self.progress.position,
+            after=self._tracker.position,
             limit=self.subscription.batch_size,
             stream_types=self.subscription.stream_types,
             event_types=self._event_types,
         )
         if page:
-            self.progress.head = max(self.progress.head, page[-1].position)
-        elif filtered and head > self.progress.position:
+            self._tracker.head = max(self._tracker.head, page[-1].position)
+            self._tracker.caught_up = False
+            return page
+        if filtered and head > self._tracker.position:
             self._move_checkpoint(head)
-            self.progress.position = head
+            self._tracker.position = head
+        self._tracker.reached_end()
         return page
 
     def _check_event_types(self) -> None:
@@ -510,6 +489,7 @@ class SubscriptionWorker(Generic[C]):
         with self.store.transaction() as connection:
             self.store.park(connection, self.subscription.name, record, repr(error))
             self._save_checkpoint(connection, record.position)
+        self._tracker.parked += 1
 
     def _handle(self, record: StoredEvent, connection: C) -> None:
         try:
@@ -518,18 +498,19 @@ class SubscriptionWorker(Generic[C]):
             raise _HandlerFailedError(error) from error
 
     def _committed(self, position: int, handled: int) -> None:
-        self._saved = self.progress.position = position
+        self._saved = self._tracker.position = position
         self._retry_delay = _FIRST_RETRY
-        self.progress.handled += handled
+        self._tracker.handled += handled
         now = time.monotonic()
         if now - self._reported >= self._report_every:
             self._reported = now
+            progress = self._tracker.report()
             logger.info(
                 "subscription %s at position %s, lag %s, %.0f events/s",
                 self.subscription.name,
                 position,
-                self.progress.lag,
-                self.progress.rate,
+                progress.lag,
+                progress.rate,
             )
 
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from esframework import Repository
-from esframework.postgres import PostgresEventStore, migrate
+from esframework import (
+    AsyncSubscription,
+    AsyncSubscriptionWorker,
+    Envelope,
+    Repository,
+    Subscription,
+    SubscriptionWorker,
+)
+from esframework.postgres import AsyncPostgresEventStore, PostgresEventStore, migrate
 from tests.domain import Wallet
 
 SETUP = Path(__file__).parents[2] / "docs" / "snippets" / "least-privilege.sql"
@@ -24,9 +33,8 @@ def names(postgres_dsn: str) -> Iterator[dict[str, str]]:
     chosen = {"es_owner": f"es_owner_{suffix}", "es_app": f"es_app_{suffix}", "es": f"es_{suffix}"}
     yield chosen
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(chosen["es"]))
-        )
+        for schema in (chosen["es"], chosen["es_app"]):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         for role in (chosen["es_app"], chosen["es_owner"]):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
@@ -41,10 +49,8 @@ def statements(step: int, names: dict[str, str]) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-def test_application_role_appends_and_reads_but_cannot_rewrite(
-    postgres_dsn: str, names: dict[str, str]
-) -> None:
-    """The app role can do everything the store needs, and nothing that rewrites history."""
+def set_up(postgres_dsn: str, names: dict[str, str]) -> str:
+    """Run the documented setup with our names; return the application role's DSN."""
     with psycopg.connect(postgres_dsn, autocommit=True) as admin:
         for statement in statements(1, names):
             admin.execute(statement)
@@ -53,8 +59,14 @@ def test_application_role_appends_and_reads_but_cannot_rewrite(
         migrate(owner, names["es"])
         for statement in statements(3, names):
             owner.execute(statement)
+    return psycopg.conninfo.make_conninfo(postgres_dsn, user=names["es_app"])
 
-    app_dsn = psycopg.conninfo.make_conninfo(postgres_dsn, user=names["es_app"])
+
+def test_application_role_appends_and_reads_but_cannot_rewrite(
+    postgres_dsn: str, names: dict[str, str]
+) -> None:
+    """The app role can do everything the store needs, and nothing that rewrites history."""
+    app_dsn = set_up(postgres_dsn, names)
     with PostgresEventStore(app_dsn, schema=names["es"]) as store:
         wallets = Repository(Wallet, store=store)
         wallets.save(Wallet.open("w", "Ada"), snapshot=True)
@@ -65,3 +77,112 @@ def test_application_role_appends_and_reads_but_cannot_rewrite(
         for forbidden in ("UPDATE {} SET version = 9", "DELETE FROM {}", "TRUNCATE {}"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 app.execute(sql.SQL(forbidden).format(events))
+
+
+class Opened:
+    """A projection into a table of the application's own schema that fails on one wallet
+    (a poison event) until `cured`; the same statements serve the sync and async worker."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.table = sql.Identifier(names["es_app"], "opened")
+        self.cured = False
+
+    def statement(self, envelope: Envelope[Any]) -> sql.Composed:
+        if envelope.stream_id == "poison" and not self.cured:
+            msg = "cannot project this wallet"
+            raise RuntimeError(msg)
+        return sql.SQL("INSERT INTO {} (wallet) VALUES ({})").format(
+            self.table, sql.Literal(envelope.stream_id)
+        )
+
+    def create(self) -> sql.Composed:
+        return sql.SQL("CREATE TABLE {} (wallet text PRIMARY KEY)").format(self.table)
+
+    def emptied(self) -> sql.Composed:
+        return sql.SQL("DELETE FROM {}").format(self.table)
+
+
+class SyncOpened(Opened):
+    def handle(self, envelope: Envelope[Any], connection: psycopg.Connection[Any]) -> None:
+        connection.execute(self.statement(envelope))
+
+    def reset(self, connection: psycopg.Connection[Any]) -> None:
+        connection.execute(self.emptied())
+
+
+class AsyncOpened(Opened):
+    async def handle(
+        self, envelope: Envelope[Any], connection: psycopg.AsyncConnection[Any]
+    ) -> None:
+        await connection.execute(self.statement(envelope))
+
+    async def reset(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        await connection.execute(self.emptied())
+
+
+def opened_rows(app_dsn: str, projection: Opened) -> list[str]:
+    with psycopg.connect(app_dsn, autocommit=True) as app:
+        query = sql.SQL("SELECT wallet FROM {} ORDER BY 1").format(projection.table)
+        return [wallet for (wallet,) in app.execute(query).fetchall()]
+
+
+OPTIONS: dict[str, Any] = {
+    "name": "opened",
+    "event_types": None,
+    "dead_letter": True,
+    "max_attempts": 2,
+    "retry_delay": 0.01,
+    "lease_interval": 0.1,
+}
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_application_role_runs_parks_retries_and_rebuilds(
+    postgres_dsn: str, names: dict[str, str], flavour: str
+) -> None:
+    """As the application role, a subscription parks a poison event, lists it, retries it
+    once it is cured, and rebuilds: the role has every right dead letters need."""
+    app_dsn = set_up(postgres_dsn, names)
+    with PostgresEventStore(app_dsn, schema=names["es"]) as store:
+        wallets = Repository(Wallet, store=store)
+        for wallet in ("ada", "poison", "zoe"):
+            wallets.save(Wallet.open(wallet, "Ada"))
+        store.sequence()
+    projection: Opened = SyncOpened(names) if flavour == "sync" else AsyncOpened(names)
+    with psycopg.connect(app_dsn, autocommit=True) as app:
+        app.execute(projection.create())
+
+    def check_parked(parked: list[Any]) -> None:
+        assert [p.stream_id for p in parked] == ["poison"]
+        assert opened_rows(app_dsn, projection) == ["ada", "zoe"]
+        projection.cured = True
+
+    if isinstance(projection, SyncOpened):
+        with PostgresEventStore(app_dsn, schema=names["es"]) as store:
+            worker = SubscriptionWorker(store, Subscription(handler=projection, **OPTIONS))
+            worker.run(until_caught_up=True)
+            check_parked(store.parked("opened"))
+            assert worker.retry_parked() == []
+            assert store.parked("opened") == []
+            worker.rebuild()
+            head = store.head()
+            assert store.load_checkpoint("opened") == head
+    else:
+        assert isinstance(projection, AsyncOpened)
+
+        async def scenario() -> int:
+            async with AsyncPostgresEventStore(app_dsn, schema=names["es"]) as store:
+                subscription = AsyncSubscription(handler=projection, **OPTIONS)
+                worker = AsyncSubscriptionWorker(store, subscription)
+                await worker.run(until_caught_up=True)
+                check_parked(await store.parked("opened"))
+                assert await worker.retry_parked() == []
+                assert await store.parked("opened") == []
+                await worker.rebuild()
+                head = await store.head()
+                assert await store.load_checkpoint("opened") == head
+                return head
+
+        head = asyncio.run(scenario())
+    assert head == 3
+    assert opened_rows(app_dsn, projection) == ["ada", "poison", "zoe"]
