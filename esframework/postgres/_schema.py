@@ -383,6 +383,27 @@ MIGRATIONS: Final = (
             END
             $$
             """,
+            # The documented application role lacked the rights its subscriptions need to
+            # park events and take them off again: roles that may keep checkpoints get them.
+            """
+            DO $$
+            DECLARE
+                grantee text;
+            BEGIN
+                FOR grantee IN
+                    SELECT DISTINCT g.grantee FROM information_schema.role_table_grants AS g
+                    WHERE g.table_schema = {schema_name}
+                      AND g.table_name = 'subscription_checkpoints'
+                      AND g.privilege_type = 'UPDATE' AND g.grantee <> current_user
+                      AND g.grantee <> 'PUBLIC'
+                LOOP
+                    EXECUTE format(
+                        'GRANT SELECT, INSERT, UPDATE, DELETE ON %I.subscription_dead_letters '
+                        'TO %I', {schema_name}, grantee);
+                END LOOP;
+            END
+            $$
+            """,
         ),
     ),
 )

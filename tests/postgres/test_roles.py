@@ -186,3 +186,52 @@ def test_application_role_runs_parks_retries_and_rebuilds(
         head = asyncio.run(scenario())
     assert head == 3
     assert opened_rows(app_dsn, projection) == ["ada", "poison", "zoe"]
+
+
+def test_migration_4_gives_checkpointing_roles_the_dead_letter_rights(
+    postgres_dsn: str, names: dict[str, str]
+) -> None:
+    """A database set up with the grants documented before (no rights on dead letters) is
+    fixed by migrating: roles that may keep checkpoints can then park and retry events."""
+    from esframework.postgres._schema import MIGRATIONS
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        for statement in statements(1, names):
+            admin.execute(statement)
+    owner_dsn = psycopg.conninfo.make_conninfo(postgres_dsn, user=names["es_owner"])
+    schema, app = names["es"], names["es_app"]
+    dead_letters = f"{schema}.subscription_dead_letters"
+    with psycopg.connect(owner_dsn, autocommit=True) as owner:
+        versions = [m.version for m in MIGRATIONS if m.version < 4]
+        owner.execute(
+            sql.SQL(
+                "CREATE TABLE {}.esframework_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())"
+            ).format(sql.Identifier(schema))
+        )
+        for migration in MIGRATIONS[: len(versions)]:
+            with owner.transaction():
+                for statement in migration.statements:
+                    owner.execute(
+                        sql.SQL(statement).format(
+                            schema=sql.Identifier(schema), schema_name=sql.Literal(schema)
+                        )
+                    )
+                owner.execute(
+                    sql.SQL("INSERT INTO {}.esframework_migrations VALUES (%s, %s)").format(
+                        sql.Identifier(schema)
+                    ),
+                    (migration.version, migration.name),
+                )
+        for statement in statements(3, names):
+            if "subscription_dead_letters" not in statement:  # the grants as they were
+                owner.execute(statement)
+        privilege = "SELECT has_table_privilege(%s, %s, 'DELETE')"
+        assert owner.execute(privilege, (app, dead_letters)).fetchone() == (False,)
+        applied = migrate(owner, schema)
+        assert [m.version for m in applied] == [m.version for m in MIGRATIONS[len(versions) :]]
+        for right in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            granted = owner.execute(
+                "SELECT has_table_privilege(%s, %s, %s)", (app, dead_letters, right)
+            ).fetchone()
+            assert granted == (True,), right
