@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 WAIT_LIMIT: Final = 10.0
 """Seconds a read waits for this store's own appends to be positioned before giving up."""
 
+BATCH_INTERVAL: Final = 0.002
+"""Seconds between the starts of two passes while appends keep coming and no read of this
+store waits: the appends of that time share one pass instead of paying one each."""
+
 # Connections inherited from a parent process: never used, never closed (closing would end
 # the parent's session), only kept from the garbage collector.
 _inherited: list[object] = []
@@ -56,6 +60,7 @@ class Sequencer:
         self._conninfo = conninfo
         self._statements = statements
         self._sweep_interval = sweep_interval
+        self.batch_interval = BATCH_INTERVAL
         self._connect = {
             "application_name": application_name(statements.schema),
             **(connect or {}),
@@ -70,6 +75,8 @@ class Sequencer:
         self._committed = 0  # appends of this store that committed
         self._sequenced = -1  # the count of those known positioned (-1: no pass ran yet)
         self._stopping = False
+        self._readers = 0  # reads of this store waiting for its appends' positions
+        self._last_pass = 0.0  # when the latest pass began (time.monotonic)
         self._thread: threading.Thread | None = None
         self._connection: psycopg.Connection[Any] | None = None
 
@@ -93,9 +100,15 @@ class Sequencer:
         self._ensure_running()
         with self._condition:
             target = self._committed
-            if not self._condition.wait_for(
-                lambda: self._sequenced >= target or self._stopping, timeout=WAIT_LIMIT
-            ):
+            self._readers += 1
+            self._condition.notify_all()  # a pass held back for batching runs now
+            try:
+                caught_up = self._condition.wait_for(
+                    lambda: self._sequenced >= target or self._stopping, timeout=WAIT_LIMIT
+                )
+            finally:
+                self._readers -= 1
+            if not caught_up:
                 logger.warning(
                     "schema %s: events appended here still have no global position after "
                     "%.0f s (is the database reachable?); reading without them",
@@ -135,6 +148,11 @@ class Sequencer:
                     lambda: self._sequenced < self._committed or self._stopping,
                     timeout=self._sweep_interval,
                 )
+                self._condition.wait_for(
+                    lambda: self._readers > 0 or self._stopping,
+                    timeout=self._last_pass + self.batch_interval - time.monotonic(),
+                )
+                self._last_pass = time.monotonic()
                 target, local = self._committed, self._sequenced < self._committed
                 stopping = self._stopping
             try:
