@@ -438,3 +438,16 @@ def test_a_waiting_pass_skips_its_work_when_a_later_pass_did_it(
         holder.commit()  # as if two passes had run while the asker waited
         waiting.join(10)
         assert answer == [-2]
+
+
+def test_a_read_does_not_wait_for_passes_held_back_for_batching(
+    postgres_store: PostgresEventStore,
+) -> None:
+    """Passes are held back while appends keep coming, but a read of the store's own writes
+    has its pass run at once: with passes held back half a minute, each read still gets the
+    append just made (the read would otherwise give up after 10 s, without it)."""
+    postgres_store._sequencer.batch_interval = 30.0
+    for version in range(1, 4):
+        batch = events(1)
+        postgres_store.append("b", "S", batch, expected_version=version - 1)
+        assert batch[0].event_id in {e.event_id for e in postgres_store.read_all()}
