@@ -237,6 +237,23 @@ class _HandlerFailedError(Exception):
         self.error = error
 
 
+def _delivery_failure(error: BaseException) -> StoreUnavailableError | LeaseLostError | None:
+    """Return the lost connection or lease behind a handler's error, if there is one.
+
+    A handler's own store calls (its repository's load and save, a second store) raise
+    these when the store cannot be reached; a handler may also wrap them in errors of its
+    own. Either way, retrying the event later is what helps, not parking it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (StoreUnavailableError, LeaseLostError)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class AsyncSubscriptionWorker(Generic[C]):
     """Runs one subscription against a store.
 
@@ -525,6 +542,13 @@ class AsyncSubscriptionWorker(Generic[C]):
         try:
             await self._deliver(self.serializer.decode(record), connection)
         except Exception as error:
+            delivery = _delivery_failure(error)
+            if delivery is error:  # the store failed the handler, not the event
+                raise
+            if isinstance(delivery, LeaseLostError):
+                raise LeaseLostError(delivery.subscription, delivery.reason) from error
+            if delivery is not None:  # raised as the handler's own error: unwrap it
+                raise StoreUnavailableError(str(delivery)) from error
             raise _HandlerFailedError(error) from error
 
     def _committed(self, position: int, handled: int) -> None:
