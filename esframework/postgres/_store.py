@@ -507,6 +507,19 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         )
         return cursor.rowcount
 
+    def parked_streams(
+        self,
+        connection: psycopg.Connection[Any],
+        subscription: str,
+        stream_ids: Collection[str],
+    ) -> frozenset[str]:
+        if not stream_ids:
+            return frozenset()
+        cursor = connection.execute(
+            self._statements.parked_streams, (subscription, list(stream_ids))
+        )
+        return frozenset(row[0] for row in cursor.fetchall())
+
     def parked(self, subscription: str) -> list[ParkedEvent]:
         rows = self._fetch(
             f"list the parked events of {subscription!r}", self._statements.parked, (subscription,)

@@ -510,6 +510,19 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         )
         return cursor.rowcount
 
+    async def parked_streams(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        subscription: str,
+        stream_ids: Collection[str],
+    ) -> frozenset[str]:
+        if not stream_ids:
+            return frozenset()
+        cursor = await connection.execute(
+            self._statements.parked_streams, (subscription, list(stream_ids))
+        )
+        return frozenset(row[0] for row in await cursor.fetchall())
+
     async def parked(self, subscription: str) -> list[ParkedEvent]:
         rows = await self._fetch(
             f"list the parked events of {subscription!r}", self._statements.parked, (subscription,)
