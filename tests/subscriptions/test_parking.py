@@ -4,7 +4,9 @@ stream's later events wait, parked behind its parked event, until it is resolved
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +16,8 @@ from esframework import Envelope
 from esframework.errors import StoreError
 from tests.domain import Wallet
 from tests.subscriptions.conftest import Harness, Sql
-from tests.subscriptions.test_delivery import save_wallets
+from tests.subscriptions.test_delivery import run_in_thread, save_wallets
+from tests.subscriptions.test_processes import wait_for
 
 
 def applied_table(harness: Harness) -> str:
@@ -31,16 +34,15 @@ def applied(harness: Harness, table: str, stream: str) -> list[int]:
 def poisoned(table: str, broken: dict[str, bool]) -> Any:
     """A projection that records the order it applies events in, failing on w0's version 2
     while `broken["yes"]`."""
-    order = {"n": 0}
+    order = itertools.count(1)  # the order applied in (rolled-back batches leave gaps)
 
     def handle(envelope: Envelope[Any], sql: Sql) -> None:
         if (envelope.stream_id, envelope.version) == ("w0", 2) and broken["yes"]:
             message = "poison"
             raise ValueError(message)
-        order["n"] += 1  # the order applied in (rolled-back batches leave gaps)
         sql(
             f"INSERT INTO {table} (n, stream, version) VALUES (?, ?, ?)",
-            order["n"],
+            next(order),
             envelope.stream_id,
             envelope.version,
         )
@@ -138,3 +140,33 @@ def test_parked_is_logged_only_once_the_park_committed(
     poison = list(harness.store.read_stream("w0"))[1]
     assert harness.store.load_checkpoint("test") == poison.position - 1
     assert not [r for r in caplog.records if "parked" in r.getMessage()]
+
+
+def test_a_retry_beside_the_running_worker_leaves_nothing_behind(harness: Harness) -> None:
+    """The worker runs live and parks w0's new deposits behind its poison event while an
+    operator's retry (another worker object) resolves the stream: every event of w0 ends
+    applied, in order, and nothing stays parked."""
+    table = applied_table(harness)
+    save_wallets(harness, 2)
+    broken = {"yes": True}
+    handle = poisoned(table, broken)
+    worker = harness.worker(handle, max_attempts=1, dead_letter=True)
+    done = run_in_thread(worker)
+    try:
+        wait_for(lambda: len(harness.store.parked("test")) == 2)
+
+        def write() -> None:
+            for amount in range(3, 23):
+                deposit(harness, "w0", amount)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        broken["yes"] = False
+        harness.worker(handle, max_attempts=1, dead_letter=True).retry_parked()
+        writer.join()
+        wait_for(lambda: harness.store.load_checkpoint("test") == harness.store.head())
+    finally:
+        worker.stopper.set()
+        assert done.wait(30)
+    assert harness.store.parked("test") == []
+    assert applied(harness, table, "w0") == list(range(1, 24))
