@@ -32,10 +32,14 @@ from tests.subscriptions.test_delivery import run_in_thread, save_wallets
 from tests.subscriptions.test_processes import wait_for
 
 
-def test_a_locked_second_store_is_retried_not_parked(harness: Harness, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dead_letter", [True, False])
+def test_a_locked_second_store_is_retried_not_parked(
+    harness: Harness, tmp_path: Path, dead_letter: bool
+) -> None:
     """The handler copies each new wallet into another SQLite store, which another
     connection keeps locked for a while: its `StoreUnavailableError` sends the worker back
-    to its checkpoint, and once the lock is gone every event is delivered, none parked."""
+    to its checkpoint, and once the lock is gone every event is delivered, none parked (and,
+    without dead letters, the worker never stops)."""
     save_wallets(harness, 3, deposits=1)
     outbox_path = tmp_path / "outbox.db"
     outbox = SQLiteEventStore(outbox_path, timeout=0.05)
@@ -54,10 +58,13 @@ def test_a_locked_second_store_is_retried_not_parked(harness: Harness, tmp_path:
                 refused.append(envelope.position)
                 raise
 
-    worker = harness.worker(handle, max_attempts=1, dead_letter=True)
+    worker = harness.worker(handle, max_attempts=1, dead_letter=dead_letter)
     done = run_in_thread(worker)
     try:
-        wait_for(lambda: harness.store.load_checkpoint("test") == harness.store.head())
+        wait_for(
+            lambda: done.is_set() or harness.store.load_checkpoint("test") == harness.store.head()
+        )
+        assert not done.is_set(), "the worker stopped"
     finally:
         worker.stopper.set()
         assert done.wait(30)
