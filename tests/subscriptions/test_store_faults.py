@@ -5,8 +5,10 @@ event is never parked nor counted against its `max_attempts`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -178,11 +180,13 @@ def _copies_done(store: Any, wallets: int) -> bool:
 
 
 def test_three_process_managers_run_on_a_pool_of_three(
-    postgres_dsn: str, postgres_schema: str
+    postgres_dsn: str, postgres_schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each batch holds one pooled connection, and the commands its handler issues join that
-    batch's transaction: three process managers need no more than three connections, and
-    a short pool timeout parks nothing."""
+    batch's transaction: three process managers need no more than three connections. A
+    short pool timeout is never met (no batch is retried for want of a connection), and
+    nothing is parked."""
+    caplog.set_level(logging.WARNING, logger="esframework")
     from esframework.postgres import PostgresEventStore
 
     with PostgresEventStore(
@@ -196,6 +200,7 @@ def test_three_process_managers_run_on_a_pool_of_three(
             def handle(envelope: Envelope[Any], _: Any) -> None:
                 if isinstance(envelope.event, WalletOpened) and envelope.stream_id[0] == "w":
                     copy = f"{name}-{envelope.stream_id}"
+                    time.sleep(0.02)  # a slow handler: the three batches overlap
                     copies.load(envelope.stream_id)  # a read, too, in the same transaction
                     copies.save(Wallet.open(copy, envelope.event.owner))
 
@@ -218,12 +223,19 @@ def test_three_process_managers_run_on_a_pool_of_three(
             runner.stop()
             thread.join(30)
         assert [store.parked(name) for name in PROCESS_MANAGERS] == [[], [], []]
+    assert not [r for r in caplog.records if "resuming from its checkpoint" in r.getMessage()]
 
 
 def test_three_async_process_managers_run_on_a_pool_of_three(
-    postgres_dsn: str, postgres_schema: str, postgres_store: Any, loop_thread: Any
+    postgres_dsn: str,
+    postgres_schema: str,
+    postgres_store: Any,
+    loop_thread: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from esframework.postgres import AsyncPostgresEventStore
+
+    caplog.set_level(logging.WARNING, logger="esframework")
 
     save_wallets_to(postgres_store, 10)
 
@@ -236,6 +248,7 @@ def test_three_async_process_managers_run_on_a_pool_of_three(
             def manager(name: str) -> Any:
                 async def handle(envelope: Envelope[Any], _: Any) -> None:
                     if isinstance(envelope.event, WalletOpened) and envelope.stream_id[0] == "w":
+                        await asyncio.sleep(0.02)  # the three batches overlap
                         await copies.load(envelope.stream_id)
                         await copies.save(Wallet.open(f"{name}-{envelope.stream_id}", "x"))
 
@@ -265,3 +278,4 @@ def test_three_async_process_managers_run_on_a_pool_of_three(
 
     assert loop_thread.run(body()) == [[], [], []]
     assert _copies_done(postgres_store, 10)
+    assert not [r for r in caplog.records if "resuming from its checkpoint" in r.getMessage()]
