@@ -269,6 +269,8 @@ def _delivery_failure(error: BaseException) -> StoreUnavailableError | LeaseLost
         if isinstance(current, (StoreUnavailableError, LeaseLostError)):
             return current
         seen.add(id(current))
+        if current.__cause__ is None and current.__suppress_context__:
+            return None  # `raise ... from None`: the handler says it is not the cause
         current = current.__cause__ or current.__context__
     return None
 

@@ -28,20 +28,22 @@ from esframework import (
     Subscription,
     SubscriptionWorker,
 )
+from esframework.errors import StoreUnavailableError
 from tests.domain import Wallet, WalletOpened
 from tests.subscriptions.conftest import Harness, Sql
 from tests.subscriptions.test_delivery import run_in_thread, save_wallets
 from tests.subscriptions.test_processes import wait_for
 
 
-@pytest.mark.parametrize("dead_letter", [True, False])
+@pytest.mark.parametrize(("dead_letter", "wrapped"), [(True, False), (False, True)])
 def test_a_locked_second_store_is_retried_not_parked(
-    harness: Harness, tmp_path: Path, dead_letter: bool
+    harness: Harness, tmp_path: Path, dead_letter: bool, wrapped: bool
 ) -> None:
     """The handler copies each new wallet into another SQLite store, which another
-    connection keeps locked for a while: its `StoreUnavailableError` sends the worker back
-    to its checkpoint, and once the lock is gone every event is delivered, none parked (and,
-    without dead letters, the worker never stops)."""
+    connection keeps locked for a while: its `StoreUnavailableError` (raised as it is, or
+    wrapped in the handler's own error) sends the worker back to its checkpoint, and once
+    the lock is gone every event is delivered, none parked (and, without dead letters, the
+    worker never stops)."""
     save_wallets(harness, 3, deposits=1)
     outbox_path = tmp_path / "outbox.db"
     outbox = SQLiteEventStore(outbox_path, timeout=0.05)
@@ -56,8 +58,11 @@ def test_a_locked_second_store_is_retried_not_parked(
                 locker.execute("ROLLBACK")  # the other writer is done
             try:
                 copies.save(Wallet.open(f"copy-{envelope.stream_id}", envelope.event.owner))
-            except Exception:
+            except StoreUnavailableError as error:
                 refused.append(envelope.position)
+                if wrapped:
+                    message = "could not copy the wallet"
+                    raise RuntimeError(message) from error
                 raise
 
     worker = harness.worker(handle, max_attempts=1, dead_letter=dead_letter)
