@@ -188,6 +188,8 @@ class ParkedEvent:
     """An event a subscription set aside after its handler kept failing on it.
 
     Only subscriptions with `dead_letter=True` park events; the checkpoint moves past them.
+    With `on_poison="park_stream"`, the later events of the parked event's stream are parked
+    behind it, unhandled, until it is resolved.
 
     Attributes:
         subscription: The name of the subscription that parked the event.

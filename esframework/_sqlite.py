@@ -495,19 +495,21 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
     def park(
         self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
     ) -> None:
-        connection.execute(
-            "INSERT OR REPLACE INTO subscription_dead_letters (subscription_id, global_position, "
-            "event_id, stream_id, event_type, error, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                subscription,
-                event.position,
-                str(event.event_id),
-                event.stream_id,
-                event.event_type,
-                error,
-                datetime.now(UTC).isoformat(),
-            ),
-        )
+        with self._errors("park an event of", subscription):
+            connection.execute(
+                "INSERT OR REPLACE INTO subscription_dead_letters (subscription_id, "
+                "global_position, event_id, stream_id, event_type, error, parked_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    subscription,
+                    event.position,
+                    str(event.event_id),
+                    event.stream_id,
+                    event.event_type,
+                    error,
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
 
     def unpark(
         self, connection: sqlite3.Connection, subscription: str, position: int | None
@@ -518,6 +520,20 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             (subscription, position, position),
         )
         return cursor.rowcount
+
+    def parked_streams(
+        self, connection: sqlite3.Connection, subscription: str, stream_ids: Collection[str]
+    ) -> frozenset[str]:
+        if not stream_ids:
+            return frozenset()
+        marks = ", ".join("?" * len(stream_ids))  # a page's streams: far below SQLite's limit
+        with self._errors("list the streams with parked events of", subscription):
+            cursor = connection.execute(
+                "SELECT DISTINCT stream_id FROM subscription_dead_letters "
+                f"WHERE subscription_id = ? AND stream_id IN ({marks})",
+                (subscription, *stream_ids),
+            )
+            return frozenset(row[0] for row in cursor)
 
     def parked(self, subscription: str) -> list[ParkedEvent]:
         with self._lock, self._errors("list the parked events of", subscription):

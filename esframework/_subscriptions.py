@@ -122,6 +122,17 @@ class SubscriptionStore(EventStore, Protocol[C]):
 
     def parked(self, subscription: str) -> list[ParkedEvent]: ...
 
+    def parked_streams(
+        self, connection: C, subscription: str, stream_ids: Collection[str]
+    ) -> frozenset[str]:
+        """Return which of `stream_ids` have parked events, read in the handler's transaction.
+
+        The entries read stay locked until the transaction ends (on SQLite, where one
+        transaction writes at a time, they are anyway): a retry taking one off the list
+        meanwhile is waited for, so an event is never parked behind one just delivered.
+        """
+        ...
+
 
 def _storable_name(_: object, __: object, name: str) -> None:
     if not 1 <= len(name) <= MAX_STREAM_ID_LENGTH:
@@ -162,6 +173,11 @@ class Subscription(Generic[C]):
         retry_delay: Seconds before the first retry; it doubles with each attempt.
         dead_letter: After `max_attempts`, park the event and go on (True), or stop with a
             `SubscriptionError`, the checkpoint before the event (False).
+        on_poison: What becomes of the later events of a stream with a parked event.
+            ``"park_stream"`` (the default) parks them behind it, in order, unhandled, until
+            it is resolved (`retry_parked`, `drop_parked`): a read model then always holds a
+            prefix of each stream, stale for that stream meanwhile. ``"skip"`` parks only the
+            event and handles the later ones without it, out of order for that stream.
         poll_interval: The longest a caught-up worker waits before looking for events even
             without a notification.
         lease_interval: How often a standby instance tries to take the lease.
@@ -177,6 +193,9 @@ class Subscription(Generic[C]):
     max_attempts: int = 5
     retry_delay: float = 0.1
     dead_letter: bool = False
+    on_poison: Literal["park_stream", "skip"] = attrs.field(
+        default="park_stream", validator=attrs.validators.in_(("park_stream", "skip"))
+    )
     poll_interval: float = 1.0
     lease_interval: float = 1.0
 
@@ -191,6 +210,25 @@ class _HandlerFailedError(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(repr(error))
         self.error = error
+
+
+def _delivery_failure(error: BaseException) -> StoreUnavailableError | LeaseLostError | None:
+    """Return the lost connection or lease behind a handler's error, if there is one.
+
+    A handler's own store calls (its repository's load and save, a second store) raise
+    these when the store cannot be reached; a handler may also wrap them in errors of its
+    own. Either way, retrying the event later is what helps, not parking it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (StoreUnavailableError, LeaseLostError)):
+            return current
+        seen.add(id(current))
+        if current.__cause__ is None and current.__suppress_context__:
+            return None  # `raise ... from None`: the handler says it is not the cause
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class SubscriptionWorker(Generic[C]):
@@ -233,6 +271,10 @@ class SubscriptionWorker(Generic[C]):
         self._retry_delay = _FIRST_RETRY
         self._head_read_at = 0.0
         self._types_checked_at: float | None = None
+        # Streams with parked events, as far as this worker knows: only the lease holder
+        # parks, so the set is never short of one; a retry elsewhere may have resolved one
+        # (each hit is checked against the store, in the batch's transaction).
+        self._held_streams: set[str] = set()
 
     @property
     def progress(self) -> Progress:
@@ -304,6 +346,7 @@ class SubscriptionWorker(Generic[C]):
             logger.info("subscription %s: reset; replaying", self.subscription.name)
             self._saved = 0
             self._tracker.restart(0)
+            self._held_streams = set()
             while not self.stopper.is_set() and (page := self._next_page()):
                 self._deliver_page(page)
                 if on_progress is not None:
@@ -314,27 +357,79 @@ class SubscriptionWorker(Generic[C]):
             self._lease.release()
 
     def retry_parked(self) -> list[ParkedEvent]:
-        """Deliver the parked events again, oldest first; return those that failed again.
+        """Deliver the parked events again, oldest first; return those still parked.
 
         Each is taken off the list in the transaction that handles it, so two retries at once
-        cannot both apply it, and a failure leaves it parked.
+        cannot both apply it, and a failure leaves it parked. With `on_poison="park_stream"`,
+        an event that fails again keeps the later parked events of its stream parked behind
+        it (they are returned too, not tried), and the events the running worker parks
+        behind those delivered meanwhile are delivered as well.
         """
-        failed: list[ParkedEvent] = []
-        for parked in self.store.parked(self.subscription.name):
-            (record,) = self.store.read_all(after=parked.position - 1, limit=1)
-            try:
-                with self.store.transaction() as connection:
-                    if self.store.unpark(connection, self.subscription.name, record.position):
-                        self._handle(record, connection)
-            except _HandlerFailedError as failure:
-                logger.warning(
-                    "subscription %s: parked event at position %s failed again: %r",
-                    self.subscription.name,
-                    parked.position,
-                    failure.error,
-                )
-                failed.append(parked)
-        return failed
+        return self._retry(lambda _: True)
+
+    def drop_parked(self, position: int) -> list[ParkedEvent]:
+        """Take the parked event at `position` off the list without delivering it.
+
+        Its handler never sees it. With `on_poison="park_stream"`, the events of its stream
+        parked behind it are then delivered, in order, as `retry_parked` would; return those
+        still parked.
+
+        Raises:
+            ValueError: No event is parked at `position`.
+        """
+        name = self.subscription.name
+        entry = next((p for p in self.store.parked(name) if p.position == position), None)
+        dropped = 0
+        if entry is not None:
+            with self.store.transaction() as connection:
+                dropped = self.store.unpark(connection, name, position)
+        if not dropped:
+            msg = f"subscription {name!r} has no event parked at position {position}"
+            raise ValueError(msg)
+        assert entry is not None  # noqa: S101 -- it was found and dropped
+        logger.warning("subscription %s: dropped the event parked at %s", name, position)
+        if self.subscription.on_poison == "skip":
+            return []
+        return self._retry(lambda p: p.stream_id == entry.stream_id)
+
+    def _retry(self, wanted: Callable[[ParkedEvent], bool]) -> list[ParkedEvent]:
+        in_order = self.subscription.on_poison == "park_stream"
+        still: dict[int, ParkedEvent] = {}
+        stuck: set[str] = set()  # streams whose oldest parked event failed again
+        tried: set[int] = set()
+        delivered = True
+        while delivered:  # a round's deliveries may let the worker park more behind them
+            delivered = False
+            for parked in self.store.parked(self.subscription.name):
+                if parked.position in tried or not wanted(parked):
+                    continue
+                tried.add(parked.position)
+                if in_order and parked.stream_id in stuck:
+                    still[parked.position] = parked
+                    continue
+                if self._retry_one(parked):
+                    delivered = True
+                else:
+                    still[parked.position] = parked
+                    stuck.add(parked.stream_id)
+            delivered = delivered and in_order
+        return [still[position] for position in sorted(still)]
+
+    def _retry_one(self, parked: ParkedEvent) -> bool:
+        (record,) = self.store.read_all(after=parked.position - 1, limit=1)
+        try:
+            with self.store.transaction() as connection:
+                if self.store.unpark(connection, self.subscription.name, record.position):
+                    self._handle(record, connection)
+        except _HandlerFailedError as failure:
+            logger.warning(
+                "subscription %s: parked event at position %s failed again: %r",
+                self.subscription.name,
+                parked.position,
+                failure.error,
+            )
+            return False
+        return True
 
     def _acquire_lease(self, *, wait: bool) -> bool:
         while not self._lease.acquire():
@@ -345,6 +440,9 @@ class SubscriptionWorker(Generic[C]):
     def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
         self._check_event_types()
         self._tracker.position = self._start_position()
+        if self.subscription.on_poison == "park_stream":
+            parked = self.store.parked(self.subscription.name)
+            self._held_streams = {p.stream_id for p in parked}
         with self.store.listener() as listener:
             while not self.stopper.is_set():
                 page = self._next_page()
@@ -431,8 +529,13 @@ class SubscriptionWorker(Generic[C]):
     def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
         try:
             with self.store.transaction() as connection:
+                # Read first, before the handler takes any lock of its own (see `_held`).
+                held = self._held(connection, page)
                 for record in page:
-                    self._handle(record, connection)
+                    if record.stream_id in held:
+                        self._park_behind(connection, record)
+                    else:
+                        self._handle(record, connection)
                 self._save_checkpoint(connection, page[-1].position)
         except _HandlerFailedError:  # find which event failed: one transaction each
             logger.debug("subscription %s: batch failed; retrying event by event", exc_info=True)
@@ -441,6 +544,41 @@ class SubscriptionWorker(Generic[C]):
                     return
         else:
             self._committed(page[-1].position, len(page))
+            self._log_parked_behind([r for r in page if r.stream_id in held])
+
+    def _held(self, connection: C, records: Sequence[StoredEvent]) -> frozenset[str]:
+        """Return the streams of `records` that have parked events, their later events to be
+        parked behind them (with `on_poison="park_stream"`).
+
+        Asked of the store only for streams this worker has parked events of, in the batch's
+        transaction, which on PostgreSQL then waits for a retry resolving one of them.
+        """
+        candidates = {r.stream_id for r in records} & self._held_streams
+        if not candidates:
+            return frozenset()
+        held = self.store.parked_streams(connection, self.subscription.name, candidates)
+        self._held_streams -= candidates - held  # resolved meanwhile: deliver them again
+        return held
+
+    def _park_behind(self, connection: C, record: StoredEvent) -> None:
+        self.store.park(
+            connection,
+            self.subscription.name,
+            record,
+            f"parked behind an earlier parked event of stream {record.stream_id!r}",
+        )
+
+    def _log_parked_behind(self, records: Sequence[StoredEvent]) -> None:
+        self._tracker.parked += len(records)
+        for record in records:  # logged once committed: nothing was parked before that
+            logger.warning(
+                "subscription %s: parked event %r at position %s behind an earlier parked "
+                "event of its stream %r",
+                self.subscription.name,
+                record.event_type,
+                record.position,
+                record.stream_id,
+            )
 
     def _deliver_one(self, record: StoredEvent) -> bool:
         """Deliver one event with retries; return False if asked to stop while retrying."""
@@ -448,7 +586,11 @@ class SubscriptionWorker(Generic[C]):
         while True:
             try:
                 with self.store.transaction() as connection:
-                    self._handle(record, connection)
+                    held = self._held(connection, [record])
+                    if held:
+                        self._park_behind(connection, record)
+                    else:
+                        self._handle(record, connection)
                     self._save_checkpoint(connection, record.position)
             except _HandlerFailedError as failure:
                 if attempt < self.subscription.max_attempts:
@@ -466,6 +608,8 @@ class SubscriptionWorker(Generic[C]):
                     attempt += 1
                     continue
                 self._give_up(record, attempt, failure.error)
+            else:
+                self._log_parked_behind([record] if held else [])
             self._committed(record.position, 1)
             return True
 
@@ -478,23 +622,37 @@ class SubscriptionWorker(Generic[C]):
                 position=record.position,
                 attempts=attempts,
             ) from error
-        logger.error(
-            "subscription %s: handler failed %s times on event %r at position %s; parked it",
-            self.subscription.name,
-            attempts,
-            record.event_type,
-            record.position,
-            exc_info=error,
-        )
         with self.store.transaction() as connection:
             self.store.park(connection, self.subscription.name, record, repr(error))
             self._save_checkpoint(connection, record.position)
         self._tracker.parked += 1
+        if self.subscription.on_poison == "park_stream":
+            self._held_streams.add(record.stream_id)
+        logger.error(  # once committed: a failed park leaves the event unparked, to retry
+            "subscription %s: handler failed %s times on event %r at position %s of stream "
+            "%r; parked it%s",
+            self.subscription.name,
+            attempts,
+            record.event_type,
+            record.position,
+            record.stream_id,
+            ", and its stream's later events behind it until it is resolved"
+            if self.subscription.on_poison == "park_stream"
+            else "",
+            exc_info=error,
+        )
 
     def _handle(self, record: StoredEvent, connection: C) -> None:
         try:
             self._deliver(self.serializer.decode(record), connection)
         except Exception as error:
+            delivery = _delivery_failure(error)
+            if delivery is error:  # the store failed the handler, not the event
+                raise
+            if isinstance(delivery, LeaseLostError):
+                raise LeaseLostError(delivery.subscription, delivery.reason) from error
+            if delivery is not None:  # raised as the handler's own error: unwrap it
+                raise StoreUnavailableError(str(delivery)) from error
             raise _HandlerFailedError(error) from error
 
     def _committed(self, position: int, handled: int) -> None:

@@ -246,6 +246,11 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
     async def parked(self, subscription: str) -> list[ParkedEvent]:
         return await self._call(lambda: self.sync.parked(subscription))
 
+    async def parked_streams(
+        self, connection: sqlite3.Connection, subscription: str, stream_ids: Collection[str]
+    ) -> frozenset[str]:
+        return self.sync.parked_streams(connection, subscription, stream_ids)
+
 
 class _AsyncLease:
     def __init__(self, lease: SQLiteLease) -> None:

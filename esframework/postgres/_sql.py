@@ -198,6 +198,11 @@ class Statements:
             "DELETE FROM {s}.subscription_dead_letters WHERE subscription_id = %(name)s "
             "AND (%(position)s::bigint IS NULL OR global_position = %(position)s::bigint)"
         )
+        # FOR SHARE: a retry deleting one of these entries is waited for (see the caller).
+        self.parked_streams = q(
+            "SELECT stream_id FROM {s}.subscription_dead_letters WHERE subscription_id = %s "
+            "AND stream_id = ANY(%s) FOR SHARE"
+        )
         self.parked = q(
             "SELECT subscription_id, global_position, event_id, stream_id, event_type, error, "
             "parked_at FROM {s}.subscription_dead_letters WHERE subscription_id = %s "

@@ -39,7 +39,11 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
-from esframework.errors import ConcurrencyError, LeaseLostError
+from esframework.errors import (
+    ConcurrencyError,
+    LeaseLostError,
+    StoreUnavailableError,
+)
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
 from esframework.postgres._migrations_async import migrate_async
@@ -419,18 +423,32 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
 
         Raises:
             StoreError: The transaction could not commit; nothing in it was written.
+            StoreUnavailableError: The connection was lost (also when the block raised
+                something else meanwhile: the block's error is the cause).
         """
         joined = self._unit()
         if joined is not None:
             yield joined
             return
         try:
-            async with self.connection() as conn, conn.transaction():
-                token = _UNITS.set({**_UNITS.get(), id(self): conn})
+            async with self.connection() as conn:
                 try:
-                    yield conn
-                finally:
-                    _UNITS.reset(token)
+                    async with conn.transaction():
+                        token = _UNITS.set({**_UNITS.get(), id(self): conn})
+                        try:
+                            yield conn
+                        finally:
+                            _UNITS.reset(token)
+                except Exception as error:
+                    if conn.broken and not isinstance(error, StoreUnavailableError):
+                        # Whatever the body raised (the server's error, or a handler's own
+                        # error wrapping it), the connection is gone and the unit with it:
+                        # that is the failure to report, so that callers retry instead of
+                        # blaming what the body was doing.
+                        raise StoreUnavailableError(
+                            "could not finish a unit of work: the connection was lost"
+                        ) from error
+                    raise
         except (psycopg.Error, PoolTimeout) as error:  # the body's own errors come wrapped
             raise translate(error, "commit a unit of work") from error
         self._sequencer.committed()
@@ -494,6 +512,19 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             self._statements.unpark, {"name": subscription, "position": position}
         )
         return cursor.rowcount
+
+    async def parked_streams(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        subscription: str,
+        stream_ids: Collection[str],
+    ) -> frozenset[str]:
+        if not stream_ids:
+            return frozenset()
+        cursor = await connection.execute(
+            self._statements.parked_streams, (subscription, list(stream_ids))
+        )
+        return frozenset(row[0] for row in await cursor.fetchall())
 
     async def parked(self, subscription: str) -> list[ParkedEvent]:
         rows = await self._fetch(
