@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import math
 import os
 import sqlite3
 import threading
@@ -605,6 +606,9 @@ class SQLiteLease:
         self._path = None if path == ":memory:" else f"{path}-lease-{digest}"
         self._file: int | None = None
 
+    # A file lock has no expiry to renew: see the class's docstring.
+    renew_every = math.inf
+
     def acquire(self) -> bool:
         if self._path is None or self._file is not None:
             return True
@@ -616,6 +620,9 @@ class SQLiteLease:
             return False
         self._file = descriptor
         return True
+
+    def renew(self) -> None:
+        return None
 
     def release(self) -> None:
         if self._file is not None:

@@ -250,9 +250,13 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
 class _AsyncLease:
     def __init__(self, lease: SQLiteLease) -> None:
         self._lease = lease
+        self.renew_every = lease.renew_every
 
     async def acquire(self) -> bool:
         return self._lease.acquire()  # a non-blocking file lock: no need for a thread
+
+    async def renew(self) -> None:
+        self._lease.renew()
 
     async def release(self) -> None:
         self._lease.release()

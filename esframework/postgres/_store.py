@@ -44,6 +44,7 @@ from esframework.postgres._errors import is_connection_lost, translate, violated
 from esframework.postgres._migrations import migrate
 from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._sql import (
+    DEFAULT_LEASE_TIMEOUT,
     SEQUENCE_BATCH,
     Statements,
     append_params,
@@ -113,6 +114,13 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         reconnect_attempts: How often an operation is retried on a fresh connection after
             the connection was lost. Appends are idempotent, so a retried append that had
             committed reports the stored positions instead of failing.
+        lease_timeout: Seconds a subscription's lease survives its holder making no
+            progress (stopped, frozen, blocked in a handler, cut off by the network): the
+            server then ends the lease's session and a standby takes over. A batch that
+            takes longer than this loses the lease, so keep it above the slowest batch. A
+            transaction on a pooled connection left idle this long (unless the connection
+            sets `idle_in_transaction_session_timeout` itself) is ended by the server too:
+            a holder stopped mid-batch cannot keep the locks its standby needs.
     """
 
     def __init__(
@@ -126,6 +134,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         pool_timeout: float = 10.0,
         lock_timeout: float | None = None,
         reconnect_attempts: int = 3,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> None:
         if (conninfo is None) == (pool is None):
             msg = "give the store either a conninfo string or a pool"
@@ -133,8 +142,14 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         if lock_timeout is not None and lock_timeout < 0:
             msg = f"lock_timeout must be 0 (wait forever) or more seconds, not {lock_timeout}"
             raise ValueError(msg)
+        if lease_timeout <= 0:
+            msg = f"lease_timeout must be more than 0 seconds, not {lease_timeout}"
+            raise ValueError(msg)
         self._lock_timeout = lock_timeout
-        self._set_lock_timeout = set_lock_timeout(lock_timeout)
+        self._lease_timeout = lease_timeout
+        # A transaction left idle this long is ended by the server: a lease holder stopped
+        # mid-batch would otherwise hold the row locks its standby's batches need.
+        self._set_lock_timeout = set_lock_timeout(lock_timeout, idle_in_transaction=lease_timeout)
         # Connections the store has given its settings, so each costs that round trip once.
         self._configured: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self.schema = schema
@@ -393,7 +408,11 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     def lease(self, subscription: str) -> PostgresLease:
         """Return the lease that keeps one instance of `subscription` active."""
         return PostgresLease(
-            self.conninfo, self.schema, subscription, lock_timeout=self._lock_timeout
+            self.conninfo,
+            self.schema,
+            subscription,
+            lock_timeout=self._lock_timeout,
+            timeout=self._lease_timeout,
         )
 
     def listener(self) -> PostgresListener:

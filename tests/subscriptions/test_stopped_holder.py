@@ -1,0 +1,151 @@
+"""A lease holder that stops making progress (SIGSTOP) is replaced, and commits nothing after.
+
+A stopped process keeps its connections open (the kernel still answers for it), so neither
+a dropped connection nor TCP keepalives free its lease. The lease's server-side timeout does.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from esframework.errors import LeaseLostError
+from esframework.postgres import PostgresEventStore
+from tests.subscriptions.projector import TABLE
+from tests.subscriptions.test_processes import (
+    ROOT,
+    Site,
+    expected,
+    finish,
+    projected,
+    wait_for,
+    write,
+)
+
+LEASE_TIMEOUT = 1.0  # short, so the test is fast; the default is 20 s
+
+
+class Checkpoints:
+    """Every checkpoint the test saw, to show it never went back."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.seen: list[int] = []
+
+    def at_head(self) -> bool:
+        self.seen.append(self.site.checkpoint())
+        return self.seen[-1] == self.site.store.head()
+
+    def past(self, position: int) -> bool:
+        self.seen.append(self.site.checkpoint())
+        return self.seen[-1] > position
+
+
+@pytest.fixture
+def site(postgres_store: PostgresEventStore, postgres_dsn: str) -> Site:
+    schema = postgres_store.schema
+    return Site(postgres_store, [postgres_dsn, schema], f'"{schema}".{TABLE}')
+
+
+def start(site: Site, mode: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.subscriptions.pausable",
+            "postgres",
+            *site.arguments,
+            str(LEASE_TIMEOUT),
+            mode,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "started"
+    return process
+
+
+def handlers(site: Site, prefix: str) -> set[int]:
+    return {h for wallet, (_, _, h) in site.rows().items() if wallet.startswith(prefix)}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stopped_holder_is_replaced_and_commits_nothing_when_it_wakes(
+    site: Site, mode: str
+) -> None:
+    write(site, wallets=20, deposits=29, prefix="a")  # 600 events: some seconds of work
+    checkpoints = Checkpoints(site)
+    holder = start(site, mode)
+    wait_for(lambda: checkpoints.past(0))  # it holds the lease
+    standby = start(site, mode)
+    try:
+        holder.send_signal(signal.SIGSTOP)  # most likely mid-batch, its transaction open
+        stopped_at = site.checkpoint()
+        assert stopped_at < site.store.head(), "the holder must stop mid-run"
+        # The standby takes over and catches up while the holder is still stopped.
+        wait_for(checkpoints.at_head, timeout=30)
+        assert standby.pid in handlers(site, "a")
+        holder.send_signal(signal.SIGCONT)
+        write(site, wallets=5, deposits=3, prefix="b")
+        wait_for(checkpoints.at_head, timeout=30)
+        assert handlers(site, "b") == {standby.pid}, "the woken holder delivered events"
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        for process in (holder, standby):
+            process.send_signal(signal.SIGTERM)
+        outputs = [finish(process) for process in (holder, standby)]
+    # Whatever the woken holder had in hand rolled back: no event was applied twice.
+    assert projected(site) == expected(site)
+    assert checkpoints.seen == sorted(checkpoints.seen), "the checkpoint went back"
+    assert "has no lease" in outputs[0], outputs[0]
+    assert holder.returncode == 0, outputs[0]
+    assert standby.returncode == 0, outputs[1]
+
+
+def test_a_lease_not_renewed_is_ended_by_the_server_and_fences_its_holder(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """The lease runs on the server's clock: a holder that renews nothing loses it."""
+    store = PostgresEventStore(postgres_dsn, schema=postgres_store.schema, lease_timeout=0.3)
+    holder, standby = store.lease("clock"), store.lease("clock")
+    try:
+        assert holder.acquire()
+        assert not standby.acquire()
+        wait_for(standby.acquire, timeout=30)
+        # The old holder, waking: its checkpoint write is refused, its renewal fails.
+        with pytest.raises(LeaseLostError), store.transaction() as connection:
+            store.save_checkpoint(connection, "clock", 1, holder, previous=None)
+        assert store.load_checkpoint("clock") is None
+        with pytest.raises(LeaseLostError, match="session ended"):
+            holder.renew()
+        with store.transaction() as connection:
+            store.save_checkpoint(connection, "clock", 1, standby, previous=None)
+        assert store.load_checkpoint("clock") == 1
+    finally:
+        holder.release()
+        standby.release()
+        store.close()
+
+
+def test_a_holder_that_renews_keeps_its_lease(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    store = PostgresEventStore(postgres_dsn, schema=postgres_store.schema, lease_timeout=0.3)
+    holder, standby = store.lease("kept"), store.lease("kept")
+    try:
+        assert holder.acquire()
+        for _ in range(10):  # well past the timeout, renewing as a working holder does
+            time.sleep(holder.renew_every)
+            holder.renew()
+            assert not standby.acquire()
+    finally:
+        holder.release()
+        standby.release()
+        store.close()
