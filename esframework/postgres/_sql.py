@@ -334,27 +334,38 @@ sets `lock_timeout` (PostgreSQL's own default, 0, would wait forever)."""
 # the connection string's `options` stay untouched. A lock_timeout given to the store always
 # applies; the default only where the connection has none of its own (0): one set by the
 # connection string, PGOPTIONS, the role or the database is kept. The same holds for
-# idle_in_transaction_session_timeout, set on pooled connections only.
+# idle_in_transaction_session_timeout, set on pooled connections only. A statement_timeout
+# given to the store (pooled connections only) always applies.
 _SET_LOCK_TIMEOUT: Final = b"""
     SELECT CASE WHEN %(lock_given)s OR current_setting('lock_timeout') = '0'
                 THEN set_config('lock_timeout', %(lock)s, false) END,
            CASE WHEN %(idle)s::text IS NOT NULL
                      AND current_setting('idle_in_transaction_session_timeout') = '0'
-                THEN set_config('idle_in_transaction_session_timeout', %(idle)s, false) END
+                THEN set_config('idle_in_transaction_session_timeout', %(idle)s, false) END,
+           CASE WHEN %(statement)s::text IS NOT NULL
+                THEN set_config('statement_timeout', %(statement)s, false) END
     """
 
 
 def set_lock_timeout(
-    lock_timeout: float | None, *, idle_in_transaction: float | None = None
+    lock_timeout: float | None,
+    *,
+    idle_in_transaction: float | None = None,
+    statement_timeout: float | None = None,
 ) -> tuple[bytes, dict[str, object]]:
     """The statement that gives a connection the store's `lock_timeout` (and, if given, an
-    `idle_in_transaction_session_timeout`), and its parameters."""
+    `idle_in_transaction_session_timeout` and a `statement_timeout`), and its parameters."""
     seconds = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     return _SET_LOCK_TIMEOUT, {
         "lock_given": lock_timeout is not None,
         "lock": f"{round(seconds * 1000)}ms",
-        "idle": None if idle_in_transaction is None else f"{round(idle_in_transaction * 1000)}ms",
+        "idle": _milliseconds(idle_in_transaction),
+        "statement": _milliseconds(statement_timeout),
     }
+
+
+def _milliseconds(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{round(seconds * 1000)}ms"
 
 
 DEFAULT_LEASE_TIMEOUT: Final = 20.0
