@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import psycopg
 from psycopg import sql
@@ -23,6 +24,11 @@ from esframework.postgres._sql import (
 )
 
 __all__ = ["PostgresLease", "PostgresListener"]
+
+logger = logging.getLogger("esframework.subscriptions")
+
+_IDLE_SESSION_TIMEOUT_SINCE: Final = 140000
+"""The server version (PostgreSQL 14) that has `idle_session_timeout`."""
 
 
 class PostgresLease:
@@ -70,7 +76,15 @@ class PostgresLease:
                     self._conninfo, autocommit=True, application_name=self._name
                 )
                 self._connection.execute(*self._set_lock_timeout)
-                self._connection.execute(*self._set_idle_timeout)
+                if self._connection.info.server_version >= _IDLE_SESSION_TIMEOUT_SINCE:
+                    self._connection.execute(*self._set_idle_timeout)
+                else:
+                    logger.warning(
+                        "PostgreSQL before 14 has no idle_session_timeout: the lease of %r "
+                        "is released only when its holder's connection drops, not when the "
+                        "holder stops making progress",
+                        self.subscription,
+                    )
             cursor = self._connection.execute(
                 "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)
             )

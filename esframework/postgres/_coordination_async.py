@@ -5,9 +5,10 @@ This module is the source of `_coordination.py`, which `tools/async_to_sync.py` 
 
 from __future__ import annotations
 
+import logging
 import time
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import psycopg
 from psycopg import sql
@@ -24,6 +25,11 @@ from esframework.postgres._sql import (
 )
 
 __all__ = ["AsyncPostgresLease", "AsyncPostgresListener"]
+
+logger = logging.getLogger("esframework.subscriptions")
+
+_IDLE_SESSION_TIMEOUT_SINCE: Final = 140000
+"""The server version (PostgreSQL 14) that has `idle_session_timeout`."""
 
 
 class AsyncPostgresLease:
@@ -71,7 +77,15 @@ class AsyncPostgresLease:
                     self._conninfo, autocommit=True, application_name=self._name
                 )
                 await self._connection.execute(*self._set_lock_timeout)
-                await self._connection.execute(*self._set_idle_timeout)
+                if self._connection.info.server_version >= _IDLE_SESSION_TIMEOUT_SINCE:
+                    await self._connection.execute(*self._set_idle_timeout)
+                else:
+                    logger.warning(
+                        "PostgreSQL before 14 has no idle_session_timeout: the lease of %r "
+                        "is released only when its holder's connection drops, not when the "
+                        "holder stops making progress",
+                        self.subscription,
+                    )
             cursor = await self._connection.execute(
                 "SELECT pg_try_advisory_lock(%s::bigint)", (self.key,)
             )

@@ -9,12 +9,17 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from esframework import Envelope, Repository, Subscription, SubscriptionWorker
 from esframework.errors import LeaseLostError
 from esframework.postgres import PostgresEventStore
+from tests.domain import Wallet
 from tests.subscriptions.projector import TABLE
 from tests.subscriptions.test_processes import (
     ROOT,
@@ -27,6 +32,7 @@ from tests.subscriptions.test_processes import (
 )
 
 LEASE_TIMEOUT = 1.0  # short, so the test is fast; the default is 20 s
+GUARD = 60.0  # seconds: only so that a broken lease fails the test instead of hanging it
 
 
 class Checkpoints:
@@ -149,3 +155,69 @@ def test_a_holder_that_renews_keeps_its_lease(
         holder.release()
         standby.release()
         store.close()
+
+
+def test_a_holder_blocked_in_its_handler_is_replaced(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """A handler stuck on a call without a timeout stops the renewals, not just the events:
+    the lease is renewed by the worker's progress, never by a thread that would go on."""
+    schema = postgres_store.schema
+    table = f'"{schema}".blocked_seen'
+    wallets = Repository(Wallet, store=postgres_store)
+    wallets.save(Wallet.open("w1", "owner"))
+    with postgres_store.transaction() as connection:
+        connection.execute(f"CREATE TABLE {table} (position bigint, worker text)")
+    stuck, unstick = threading.Event(), threading.Event()
+
+    def handler(name: str) -> Callable[[Envelope[Any], Any], None]:
+        def handle(envelope: Envelope[Any], connection: Any) -> None:
+            connection.execute(f"INSERT INTO {table} VALUES (%s, %s)", (envelope.position, name))
+            if name == "blocked":
+                stuck.set()
+                unstick.wait(GUARD)  # a call that never returns, until the test lets it
+
+        return handle
+
+    stores = [
+        PostgresEventStore(postgres_dsn, schema=schema, lease_timeout=LEASE_TIMEOUT)
+        for _ in range(2)
+    ]
+    workers = [
+        SubscriptionWorker(
+            store,
+            Subscription(name="blocked", handler=handler(name), lease_interval=0.05),
+        )
+        for store, name in zip(stores, ["blocked", "standby"], strict=True)
+    ]
+    failures: list[BaseException] = []
+
+    def run(worker: SubscriptionWorker[Any]) -> None:
+        try:
+            worker.run()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(workers[0],), daemon=True)]
+    threads[0].start()
+    try:
+        assert stuck.wait(GUARD)
+        threads.append(threading.Thread(target=run, args=(workers[1],), daemon=True))
+        threads[1].start()
+        wait_for(lambda: postgres_store.load_checkpoint("blocked") == postgres_store.head())
+        unstick.set()
+        wallets.save(Wallet.open("w2", "owner"))
+        wait_for(lambda: postgres_store.load_checkpoint("blocked") == postgres_store.head())
+    finally:
+        unstick.set()
+        for worker, thread in zip(workers, threads, strict=False):
+            worker.stopper.set()
+            thread.join(GUARD)
+        for store in stores:
+            store.close()
+    assert failures == [], "a worker stopped instead of going back to waiting for the lease"
+    with postgres_store.transaction() as connection:
+        committed = connection.execute(f"SELECT position, worker FROM {table}").fetchall()
+    # The blocked holder's insert rolled back with its batch; the standby applied each once.
+    positions = [e.position for e in postgres_store.iter_all()]
+    assert sorted(committed) == [(position, "standby") for position in positions]
