@@ -1,22 +1,25 @@
 """A lease holder that stops making progress (SIGSTOP) is replaced, and commits nothing after.
 
-A stopped process keeps its connections open (the kernel still answers for it), so neither
-a dropped connection nor TCP keepalives free its lease. The lease's server-side timeout does.
+A stopped process keeps its connections and file locks (the kernel still answers for it), so
+neither a dropped connection, TCP keepalives nor a released file lock free its lease. On
+PostgreSQL the lease session's server-side timeout does; on SQLite the lease row's expiry.
 """
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from esframework import Envelope, Repository, Subscription, SubscriptionWorker
+from esframework import Envelope, Repository, SQLiteEventStore, Subscription, SubscriptionWorker
 from esframework.errors import LeaseLostError
 from esframework.postgres import PostgresEventStore
 from tests.domain import Wallet
@@ -54,7 +57,14 @@ class Checkpoints:
 @pytest.fixture
 def site(postgres_store: PostgresEventStore, postgres_dsn: str) -> Site:
     schema = postgres_store.schema
-    return Site(postgres_store, [postgres_dsn, schema], f'"{schema}".{TABLE}')
+    return Site(postgres_store, ["postgres", postgres_dsn, schema], f'"{schema}".{TABLE}')
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path) -> Iterator[Site]:
+    path = tmp_path / "events.db"
+    with SQLiteEventStore(path) as store:
+        yield Site(store, ["sqlite", str(path)], TABLE)
 
 
 def start(site: Site, mode: str) -> subprocess.Popen[str]:
@@ -63,7 +73,6 @@ def start(site: Site, mode: str) -> subprocess.Popen[str]:
             sys.executable,
             "-m",
             "tests.subscriptions.pausable",
-            "postgres",
             *site.arguments,
             str(LEASE_TIMEOUT),
             mode,
@@ -108,6 +117,58 @@ def test_a_stopped_holder_is_replaced_and_commits_nothing_when_it_wakes(
             process.send_signal(signal.SIGTERM)
         outputs = [finish(process) for process in (holder, standby)]
     # Whatever the woken holder had in hand rolled back: no event was applied twice.
+    assert projected(site) == expected(site)
+    assert checkpoints.seen == sorted(checkpoints.seen), "the checkpoint went back"
+    assert "has no lease" in outputs[0], outputs[0]
+    assert holder.returncode == 0, outputs[0]
+    assert standby.returncode == 0, outputs[1]
+
+
+def stop_outside_a_transaction(path: str, process: subprocess.Popen[str]) -> None:
+    """SIGSTOP `process` at a moment it holds no SQLite write lock.
+
+    Stopped inside a write transaction, a holder blocks every writer of the file, and no
+    lease can help with that: this test is about the holder stopped while it waits.
+    """
+    for _ in range(100):
+        process.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+        else:
+            return
+        finally:
+            probe.close()
+    pytest.fail("the worker always held the write lock")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stopped_sqlite_holder_is_replaced_and_commits_nothing_when_it_wakes(
+    sqlite_site: Site, mode: str
+) -> None:
+    site = sqlite_site
+    write(site, wallets=3, deposits=3, prefix="a")
+    checkpoints = Checkpoints(site)
+    holder = start(site, mode)
+    wait_for(checkpoints.at_head)
+    standby = start(site, mode)
+    try:
+        stop_outside_a_transaction(site.arguments[1], holder)
+        write(site, wallets=5, deposits=3, prefix="b")
+        wait_for(checkpoints.at_head, timeout=30)
+        assert handlers(site, "b") == {standby.pid}
+        holder.send_signal(signal.SIGCONT)
+        write(site, wallets=5, deposits=3, prefix="c")
+        wait_for(checkpoints.at_head, timeout=30)
+        assert handlers(site, "c") == {standby.pid}, "the woken holder delivered events"
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        for process in (holder, standby):
+            process.send_signal(signal.SIGTERM)
+        outputs = [finish(process) for process in (holder, standby)]
     assert projected(site) == expected(site)
     assert checkpoints.seen == sorted(checkpoints.seen), "the checkpoint went back"
     assert "has no lease" in outputs[0], outputs[0]
@@ -221,3 +282,25 @@ def test_a_holder_blocked_in_its_handler_is_replaced(
     # The blocked holder's insert rolled back with its batch; the standby applied each once.
     positions = [e.position for e in postgres_store.iter_all()]
     assert sorted(committed) == [(position, "standby") for position in positions]
+
+
+def test_an_expired_sqlite_lease_is_taken_over_and_fences_its_holder(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    with SQLiteEventStore(path, lease_timeout=0.3) as first, SQLiteEventStore(path) as second:
+        holder, standby = first.lease("clock"), second.lease("clock")
+        try:
+            assert holder.acquire()
+            assert not standby.acquire()  # the file is locked and the lease fresh
+            wait_for(standby.acquire, timeout=30)  # the file still locked: the row expired
+            with pytest.raises(LeaseLostError), first.transaction() as connection:
+                first.save_checkpoint(connection, "clock", 1, holder, previous=None)
+            assert first.load_checkpoint("clock") is None
+            with pytest.raises(LeaseLostError, match="expired"):
+                holder.renew()
+            with second.transaction() as connection:
+                second.save_checkpoint(connection, "clock", 1, standby, previous=None)
+            assert second.load_checkpoint("clock") == 1
+            assert not holder.acquire()  # the woken holder waits like any standby
+        finally:
+            holder.release()
+            standby.release()
