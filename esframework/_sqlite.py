@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 import sqlite3
 import threading
 import time
@@ -36,6 +33,7 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._subscriptions import SubscriptionStore
 from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
 
@@ -98,6 +96,13 @@ _SCHEMA: Final = (
         PRIMARY KEY (subscription_id, global_position)
     )
     """,
+    """
+    CREATE TABLE subscription_leases (
+        subscription_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
 )
 
 _COLUMNS: Final = (
@@ -148,16 +153,28 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         synchronous: SQLite's `synchronous` setting. ``"FULL"`` (the default) makes every
             commit durable across power loss; ``"NORMAL"`` is faster and durable across
             application crashes only.
+        lease_timeout: Seconds a subscription's lease survives its holder making no
+            progress (stopped, frozen, blocked): a standby then takes over. A batch that
+            takes longer than this loses the lease, so keep it above the slowest batch.
     """
 
     def __init__(
-        self, path: str | Path, *, timeout: float = 10.0, synchronous: str = "FULL"
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 10.0,
+        synchronous: str = "FULL",
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> None:
         if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             msg = f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}"
             raise ValueError(msg)
+        if lease_timeout <= 0:
+            msg = f"lease_timeout must be more than 0 seconds, not {lease_timeout}"
+            raise ValueError(msg)
         self.path = str(path)
         self._timeout = timeout
+        self._lease_timeout = lease_timeout
         self._synchronous = synchronous
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
@@ -395,7 +412,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
 
     def lease(self, subscription: str) -> SQLiteLease:
         """Return the lease that keeps one instance of `subscription` active."""
-        return SQLiteLease(self.path, subscription)
+        return SQLiteLease(self, subscription, self._lease_timeout)
 
     def listener(self) -> _PollingListener:
         """Return a context manager that waits until the head moves (SQLite has no NOTIFY)."""
@@ -473,21 +490,35 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         connection: sqlite3.Connection,
         subscription: str,
         position: int,
-        lease: object,  # noqa: ARG002 -- a file lock cannot be lost while its process lives
+        lease: object,
         *,
         previous: int | None,
     ) -> None:
         """Move the checkpoint, in the handler's transaction, from `previous` to `position`.
 
+        Fenced twice: only while `lease` is held by its instance (checked in this write
+        transaction, which SQLite serializes with a standby's takeover), and only from the
+        position this instance last saw.
+
         Raises:
-            LeaseLostError: The stored checkpoint is not `previous`: another instance moved it.
+            LeaseLostError: Another instance took the lease, or moved the checkpoint.
         """
+        holder = lease.holder if isinstance(lease, SQLiteLease) else None
         cursor = connection.execute(
             "INSERT INTO subscription_checkpoints (subscription_id, last_position, updated_at) "
-            "VALUES (?, ?, ?) ON CONFLICT (subscription_id) DO UPDATE SET "
-            "last_position = excluded.last_position, updated_at = excluded.updated_at "
+            "SELECT ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM subscription_leases "
+            "WHERE subscription_id = ? AND holder = ?) ON CONFLICT (subscription_id) DO UPDATE "
+            "SET last_position = excluded.last_position, updated_at = excluded.updated_at "
             "WHERE subscription_checkpoints.last_position IS ?",
-            (subscription, position, datetime.now(UTC).isoformat(), previous),
+            (
+                subscription,
+                position,
+                datetime.now(UTC).isoformat(),
+                holder,
+                subscription,
+                holder,
+                previous,
+            ),
         )
         if cursor.rowcount != 1:
             raise LeaseLostError(subscription)
@@ -606,37 +637,6 @@ class _SQLiteErrors:
             raise StoreUnavailableError(f"{self._message}: {exc}") from exc
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"{self._message}: {exc}") from exc
-
-
-class SQLiteLease:
-    """An exclusive lock on a file beside the database: held until released or the process ends.
-
-    The operating system releases the lock when its holder dies, so a standby takes over at
-    its next try. A private in-memory database is one process's alone: its lease always
-    succeeds.
-    """
-
-    def __init__(self, path: str, subscription: str) -> None:
-        digest = hashlib.sha256(subscription.encode()).hexdigest()[:16]
-        self._path = None if path == ":memory:" else f"{path}-lease-{digest}"
-        self._file: int | None = None
-
-    def acquire(self) -> bool:
-        if self._path is None or self._file is not None:
-            return True
-        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            return False
-        self._file = descriptor
-        return True
-
-    def release(self) -> None:
-        if self._file is not None:
-            descriptor, self._file = self._file, None
-            os.close(descriptor)  # closing the file releases the lock
 
 
 class _PollingListener:

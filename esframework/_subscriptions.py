@@ -65,8 +65,22 @@ class Projection(Protocol[C_contra]):
 class Lease(Protocol):
     """The right to be a subscription's one active instance."""
 
+    renew_every: float
+    """The longest the worker goes between renewals, idle or busy (infinite: never)."""
+
     def acquire(self) -> bool:
         """Try once to take the lease; return whether this instance now holds it."""
+        ...
+
+    def renew(self) -> None:
+        """Show the holder still makes progress, if `renew_every` seconds have passed.
+
+        The worker calls it between events and while idle, never from a thread of its own:
+        a holder that stops making progress stops renewing, and loses the lease.
+
+        Raises:
+            LeaseLostError: The lease expired or its connection dropped.
+        """
         ...
 
     def release(self) -> None: ...
@@ -451,7 +465,8 @@ class SubscriptionWorker(Generic[C]):
                     continue
                 if until_caught_up:
                     return
-                listener.wait(self.subscription.poll_interval)
+                self._lease.renew()
+                listener.wait(min(self.subscription.poll_interval, self._lease.renew_every))
 
     def _start_position(self) -> int:
         self._saved = self.store.load_checkpoint(self.subscription.name)
@@ -643,6 +658,7 @@ class SubscriptionWorker(Generic[C]):
         )
 
     def _handle(self, record: StoredEvent, connection: C) -> None:
+        self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
             self._deliver(self.serializer.decode(record), connection)
         except Exception as error:

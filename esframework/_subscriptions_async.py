@@ -73,8 +73,22 @@ class AsyncProjection(Protocol[C_contra]):
 class AsyncLease(Protocol):
     """The right to be a subscription's one active instance."""
 
+    renew_every: float
+    """The longest the worker goes between renewals, idle or busy (infinite: never)."""
+
     async def acquire(self) -> bool:
         """Try once to take the lease; return whether this instance now holds it."""
+        ...
+
+    async def renew(self) -> None:
+        """Show the holder still makes progress, if `renew_every` seconds have passed.
+
+        The worker calls it between events and while idle, never from a thread of its own:
+        a holder that stops making progress stops renewing, and loses the lease.
+
+        Raises:
+            LeaseLostError: The lease expired or its connection dropped.
+        """
         ...
 
     async def release(self) -> None: ...
@@ -461,7 +475,8 @@ class AsyncSubscriptionWorker(Generic[C]):
                     continue
                 if until_caught_up:
                     return
-                await listener.wait(self.subscription.poll_interval)
+                await self._lease.renew()
+                await listener.wait(min(self.subscription.poll_interval, self._lease.renew_every))
 
     async def _start_position(self) -> int:
         self._saved = await self.store.load_checkpoint(self.subscription.name)
@@ -653,6 +668,7 @@ class AsyncSubscriptionWorker(Generic[C]):
         )
 
     async def _handle(self, record: StoredEvent, connection: C) -> None:
+        await self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
             await self._deliver(self.serializer.decode(record), connection)
         except Exception as error:

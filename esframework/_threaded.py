@@ -29,7 +29,8 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._sqlite import SQLiteEventStore, SQLiteLease, _PollingListener
+from esframework._sqlite import SQLiteEventStore, _PollingListener
+from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._store import EventStore
 from esframework._store_async import AsyncEventStore
 from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
@@ -162,14 +163,22 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
     sync: SQLiteEventStore
 
     def __init__(
-        self, path: str | Path, *, timeout: float = 10.0, synchronous: str = "FULL"
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 10.0,
+        synchronous: str = "FULL",
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> None:
         super().__init__(
-            SQLiteEventStore(path, timeout=timeout, synchronous=synchronous), threaded=True
+            SQLiteEventStore(
+                path, timeout=timeout, synchronous=synchronous, lease_timeout=lease_timeout
+            ),
+            threaded=True,
         )
 
     def lease(self, subscription: str) -> _AsyncLease:
-        return _AsyncLease(self.sync.lease(subscription))
+        return _AsyncLease(self.sync.lease(subscription), self._call)
 
     def listener(self) -> _AsyncPollingListener:
         return _AsyncPollingListener(self)
@@ -231,7 +240,8 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         *,
         previous: int | None,
     ) -> None:
-        self.sync.save_checkpoint(connection, subscription, position, lease, previous=previous)
+        held = lease.sync if isinstance(lease, _AsyncLease) else lease
+        self.sync.save_checkpoint(connection, subscription, position, held, previous=previous)
 
     async def park(
         self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
@@ -253,14 +263,23 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
 
 
 class _AsyncLease:
-    def __init__(self, lease: SQLiteLease) -> None:
-        self._lease = lease
+    """A SQLite lease whose writes run where the store's calls run: inside a batch, they
+    join the batch's transaction."""
+
+    def __init__(self, lease: SQLiteLease, call: Callable[[Callable[[], Any]], Any]) -> None:
+        self.sync = lease
+        self.renew_every = lease.renew_every
+        self._call = call
 
     async def acquire(self) -> bool:
-        return self._lease.acquire()  # a non-blocking file lock: no need for a thread
+        return bool(await self._call(self.sync.acquire))
+
+    async def renew(self) -> None:
+        if self.sync.due():
+            await self._call(self.sync.renew)
 
     async def release(self) -> None:
-        self._lease.release()
+        await self._call(self.sync.release)
 
 
 class _AsyncPollingListener:

@@ -12,16 +12,22 @@ from esframework.errors import StoreError, StoreUnavailableError
 
 __all__ = ["is_connection_lost", "translate", "violated_constraint"]
 
-# Server sqlstates that mean "this connection is gone", as opposed to "this statement failed".
-_CONNECTION_GONE: Final = {"57P01", "57P02", "57P03"}  # admin shutdown, crash, cannot connect
+# Server sqlstates that mean "this connection is gone", as opposed to "this statement failed":
+# admin shutdown, crash, cannot connect, and the server ending a session left idle too long
+# (a transaction: idle_in_transaction_session_timeout; a lease's session: idle_session_timeout).
+_CONNECTION_GONE: Final = {"57P01", "57P02", "57P03", "57P05", "25P03"}
 
 
 def is_connection_lost(error: psycopg.Error) -> bool:
     """Return whether `error` lost the connection (so retrying on a fresh one may succeed)."""
-    if not isinstance(error, psycopg.OperationalError) or isinstance(error, PoolTimeout):
+    if isinstance(error, PoolTimeout):
         return False
     state = error.sqlstate
-    return state is None or state.startswith("08") or state in _CONNECTION_GONE
+    if state in _CONNECTION_GONE:
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    return state is None or state.startswith("08")
 
 
 def violated_constraint(error: psycopg.Error) -> str | None:

@@ -345,14 +345,50 @@ sets `lock_timeout` (PostgreSQL's own default, 0, would wait forever)."""
 # Run once on each connection the store uses (pooled, lease, listener), after connecting, so
 # the connection string's `options` stay untouched. A lock_timeout given to the store always
 # applies; the default only where the connection has none of its own (0): one set by the
-# connection string, PGOPTIONS, the role or the database is kept.
-_SET_LOCK_TIMEOUT: Final = (
-    b"SELECT set_config('lock_timeout', %s, false) "
-    b"WHERE %s OR current_setting('lock_timeout') = '0'"
-)
+# connection string, PGOPTIONS, the role or the database is kept. The same holds for
+# idle_in_transaction_session_timeout, set on pooled connections only. A statement_timeout
+# given to the store (pooled connections only) always applies.
+_SET_LOCK_TIMEOUT: Final = b"""
+    SELECT CASE WHEN %(lock_given)s OR current_setting('lock_timeout') = '0'
+                THEN set_config('lock_timeout', %(lock)s, false) END,
+           CASE WHEN %(idle)s::text IS NOT NULL
+                     AND current_setting('idle_in_transaction_session_timeout') = '0'
+                THEN set_config('idle_in_transaction_session_timeout', %(idle)s, false) END,
+           CASE WHEN %(statement)s::text IS NOT NULL
+                THEN set_config('statement_timeout', %(statement)s, false) END
+    """
 
 
-def set_lock_timeout(lock_timeout: float | None) -> tuple[bytes, tuple[str, bool]]:
-    """The statement that gives a connection the store's `lock_timeout`, and its parameters."""
+def set_lock_timeout(
+    lock_timeout: float | None,
+    *,
+    idle_in_transaction: float | None = None,
+    statement_timeout: float | None = None,
+) -> tuple[bytes, dict[str, object]]:
+    """The statement that gives a connection the store's `lock_timeout` (and, if given, an
+    `idle_in_transaction_session_timeout` and a `statement_timeout`), and its parameters."""
     seconds = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
-    return _SET_LOCK_TIMEOUT, (f"{round(seconds * 1000)}ms", lock_timeout is not None)
+    return _SET_LOCK_TIMEOUT, {
+        "lock_given": lock_timeout is not None,
+        "lock": f"{round(seconds * 1000)}ms",
+        "idle": _milliseconds(idle_in_transaction),
+        "statement": _milliseconds(statement_timeout),
+    }
+
+
+def _milliseconds(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{round(seconds * 1000)}ms"
+
+
+DEFAULT_LEASE_TIMEOUT: Final = 20.0
+"""Seconds a subscription's lease survives without a renewal from its holder: the longest a
+standby waits behind a holder that stopped (plus its `lease_interval`)."""
+
+
+def set_idle_session_timeout(timeout: float) -> tuple[bytes, tuple[str]]:
+    """The statement that makes the server end a lease's session idle for `timeout` seconds.
+
+    The server's own clock, not the holder's, decides: a holder that is stopped, frozen or cut
+    off by the network cannot keep the lock by keeping its connection open.
+    """
+    return b"SELECT set_config('idle_session_timeout', %s, false)", (f"{round(timeout * 1000)}ms",)

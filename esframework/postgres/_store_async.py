@@ -47,9 +47,11 @@ from esframework.errors import (
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
 from esframework.postgres._migrations_async import migrate_async
+from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._sql import (
     COVERED,
+    DEFAULT_LEASE_TIMEOUT,
     SEQUENCE_BATCH,
     Statements,
     append_params,
@@ -119,6 +121,24 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         reconnect_attempts: How often an operation is retried on a fresh connection after
             the connection was lost. Appends are idempotent, so a retried append that had
             committed reports the stored positions instead of failing.
+        connect_timeout: Seconds to wait for a new connection. Not given: the connection
+            string's `connect_timeout`, or 10.
+        tcp_user_timeout: Seconds a request may go unacknowledged by the server's host
+            before its connection counts as lost (a network partition). Not given: the
+            connection string's `tcp_user_timeout` (in milliseconds), or 20. Keepalives
+            (`keepalives_idle=10 keepalives_interval=5 keepalives_count=3`) are on unless
+            the connection string sets them. These apply to the store's own pool and to its
+            lease, listener and sequencer connections; a pool given to the store keeps the
+            settings it was made with.
+        statement_timeout: If given, seconds any statement on a pooled connection may run
+            before the server cancels it (`statement_timeout`), over the connection's own.
+        lease_timeout: Seconds a subscription's lease survives its holder making no
+            progress (stopped, frozen, blocked in a handler, cut off by the network): the
+            server then ends the lease's session and a standby takes over. A batch that
+            takes longer than this loses the lease, so keep it above the slowest batch. A
+            transaction on a pooled connection left idle this long (unless the connection
+            sets `idle_in_transaction_session_timeout` itself) is ended by the server too:
+            a holder stopped mid-batch cannot keep the locks its standby needs.
     """
 
     def __init__(
@@ -132,6 +152,10 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         pool_timeout: float = 10.0,
         lock_timeout: float | None = None,
         reconnect_attempts: int = 3,
+        connect_timeout: float | None = None,
+        tcp_user_timeout: float | None = None,
+        statement_timeout: float | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     ) -> None:
         if (conninfo is None) == (pool is None):
             msg = "give the store either a conninfo string or a pool"
@@ -139,20 +163,33 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         if lock_timeout is not None and lock_timeout < 0:
             msg = f"lock_timeout must be 0 (wait forever) or more seconds, not {lock_timeout}"
             raise ValueError(msg)
+        if statement_timeout is not None and statement_timeout < 0:
+            msg = f"statement_timeout must be 0 (none) or more seconds, not {statement_timeout}"
+            raise ValueError(msg)
+        if lease_timeout <= 0:
+            msg = f"lease_timeout must be more than 0 seconds, not {lease_timeout}"
+            raise ValueError(msg)
         self._lock_timeout = lock_timeout
-        self._set_lock_timeout = set_lock_timeout(lock_timeout)
+        self._lease_timeout = lease_timeout
+        # A transaction left idle this long is ended by the server: a lease holder stopped
+        # mid-batch would otherwise hold the row locks its standby's batches need.
+        self._set_lock_timeout = set_lock_timeout(
+            lock_timeout, idle_in_transaction=lease_timeout, statement_timeout=statement_timeout
+        )
         # Connections the store has given its settings, so each costs that round trip once.
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
         self.schema = schema
         # Leases and listeners hold connections of their own, outside the pool.
-        self.conninfo = conninfo or (
-            pool_conninfo(pool.conninfo, pool.kwargs) if pool is not None else ""
+        self.conninfo = with_network_defaults(
+            conninfo or (pool_conninfo(pool.conninfo, pool.kwargs) if pool is not None else ""),
+            connect_timeout=connect_timeout,
+            tcp_user_timeout=tcp_user_timeout,
         )
         self._statements = Statements(schema)
         self._attempts = reconnect_attempts + 1
         self._owns_pool = pool is None
         self._pool: AsyncConnectionPool[Any] = pool or AsyncConnectionPool(
-            conninfo or "",
+            self.conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=pool_timeout,
@@ -403,7 +440,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
     def lease(self, subscription: str) -> AsyncPostgresLease:
         """Return the lease that keeps one instance of `subscription` active."""
         return AsyncPostgresLease(
-            self.conninfo, self.schema, subscription, lock_timeout=self._lock_timeout
+            self.conninfo,
+            self.schema,
+            subscription,
+            lock_timeout=self._lock_timeout,
+            timeout=self._lease_timeout,
         )
 
     def listener(self) -> AsyncPostgresListener:

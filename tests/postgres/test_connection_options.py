@@ -139,7 +139,7 @@ def test_an_append_stuck_behind_an_open_append_fails_after_lock_timeout(
 def test_statement_timeout_from_the_connection_string_cancels_a_long_query(
     postgres_dsn: str, postgres_schema: str, how: str
 ) -> None:
-    dsn = with_options(postgres_dsn, "-c statement_timeout=50")
+    dsn = with_options(postgres_dsn, "-c statement_timeout=1000")
     with (
         opened(dsn, postgres_schema, how) as store,
         store.connection() as conn,
