@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 from uuid import UUID
@@ -27,6 +28,8 @@ from esframework.errors import CorruptEventError, EventEncodingError, Unsupporte
 __all__ = ["DEFAULT_SERIALIZER", "Serializer"]
 
 _NUL: Final = "\\u0000"  # how orjson writes a NUL character inside a JSON string
+# ... unless its backslash is itself escaped: a backslash then "u0000" is text, not a NUL.
+_NUL_ESCAPE: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 _RESERVED_METADATA: Final = frozenset({"correlation_id", "causation_id"})
 
 Encoder = Callable[[Any], Any]
@@ -75,7 +78,7 @@ class Serializer:
             raise EventEncodingError(
                 kind.name, f"its metadata: {error.reason}", field=_field("metadata.extra", error)
             ) from error
-        if _NUL in data or _NUL in encoded_metadata:
+        if _holds_nul(data) or _holds_nul(encoded_metadata):
             raise EventEncodingError(
                 kind.name, "a string holds a NUL character, which PostgreSQL cannot store"
             )
@@ -259,3 +262,7 @@ def _corrupt(record: StoredEvent | EventPayload, reason: str) -> CorruptEventErr
 
 DEFAULT_SERIALIZER = Serializer()
 """The serializer repositories and subscriptions use unless given another."""
+
+
+def _holds_nul(json_text: str) -> bool:
+    return _NUL in json_text and _NUL_ESCAPE.search(json_text) is not None

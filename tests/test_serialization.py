@@ -285,3 +285,18 @@ def test_nul_characters_are_refused_before_writing() -> None:
 
     with pytest.raises(EventEncodingError, match="NUL"):
         serializer.encode(WithNul(text="a\x00b"), event_id=uuid.uuid4())
+
+
+@pytest.mark.parametrize("text", ["\\u0000", "C:\\u0000\\x", "\\\\u0000"])
+def test_a_backslash_before_u0000_is_text_not_a_nul(text: str) -> None:
+    """The NUL check reads JSON escapes: a backslash followed by "u0000" is stored as text."""
+
+    @event(name="TestNotNul")
+    class Path:
+        text: str
+
+    record = serializer.encode(Path(text=text), event_id=uuid.uuid4())
+    loaded = serializer.decode_event(stored(record.data, event_type="TestNotNul"))
+    assert loaded == Path(text=text)
+    with pytest.raises(EventEncodingError, match="NUL"):
+        serializer.encode(Path(text=text + "\x00"), event_id=uuid.uuid4())
