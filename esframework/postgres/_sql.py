@@ -344,3 +344,18 @@ def set_lock_timeout(lock_timeout: float | None) -> tuple[bytes, tuple[str, bool
     """The statement that gives a connection the store's `lock_timeout`, and its parameters."""
     seconds = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     return _SET_LOCK_TIMEOUT, (f"{round(seconds * 1000)}ms", lock_timeout is not None)
+
+
+# Run at the start of each unit of work (a subscription batch too), so unqualified table
+# names in a handler's SQL resolve to the store's schema first, as on SQLite they resolve
+# to the store's file; the connection's own path follows. Local to the transaction: the
+# store's own statements name their schema, and a shared pool's other users are unaffected.
+_SET_SEARCH_PATH: Final = (
+    b"SELECT set_config('search_path', "
+    b"concat_ws(', ', %s::text, nullif(current_setting('search_path'), '')), true)"
+)
+
+
+def set_search_path(schema: str) -> tuple[bytes, tuple[str]]:
+    """The statement that puts `schema` first on a transaction's search_path, and its parameter."""
+    return _SET_SEARCH_PATH, ('"' + schema.replace('"', '""') + '"',)

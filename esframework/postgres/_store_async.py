@@ -52,6 +52,7 @@ from esframework.postgres._sql import (
     lease_key_halves,
     pool_conninfo,
     set_lock_timeout,
+    set_search_path,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
@@ -136,6 +137,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             raise ValueError(msg)
         self._lock_timeout = lock_timeout
         self._set_lock_timeout = set_lock_timeout(lock_timeout)
+        self._set_search_path = set_search_path(schema)
         # Connections the store has given its settings, so each costs that round trip once.
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
         self.schema = schema
@@ -413,6 +415,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         other writers go on while it is open, except those appending to a stream it
         appended to, which wait for it to end. Entered again while open (in the same thread
         or task), it joins the open one. Their positions are assigned after the commit.
+        The lent connection's search_path starts with the store's schema, so read-model
+        tables named without a schema are the store's.
 
         Raises:
             StoreError: The transaction could not commit; nothing in it was written.
@@ -423,6 +427,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             return
         try:
             async with self.connection() as conn, conn.transaction():
+                await conn.execute(*self._set_search_path)
                 token = _UNITS.set({**_UNITS.get(), id(self): conn})
                 try:
                     yield conn
