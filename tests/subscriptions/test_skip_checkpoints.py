@@ -104,3 +104,27 @@ def test_skipped_positions_are_saved_now_and_then(harness: Harness) -> None:
     harness.worker(record, stream_types=["TestWallet"]).run(until_caught_up=True)
     assert handled == [first, wanted]
     assert harness.store.load_checkpoint("test") == harness.store.head()
+
+
+def test_an_idle_worker_saves_its_skipped_position_after_the_interval(harness: Harness) -> None:
+    writes = count_checkpoint_writes(harness)
+    worker = harness.worker(
+        lambda _envelope, _sql: None,
+        stream_types=["TestWallet"],
+        skip_checkpoint_positions=1000,
+        skip_checkpoint_interval=0.2,
+        poll_interval=0.05,
+    )
+    done = run_in_thread(worker)
+    try:
+        for i in range(3):  # each seen on its own: the last comes within the interval
+            harness.store.append(f"other-{i}", "Other", make(1), expected_version=0)
+            head = harness.store.head()
+            wait_for(lambda head=head: worker.progress.position >= head)
+        # Far below 1,000 positions: only the interval saves it, while the worker waits.
+        wait_for(lambda: harness.store.load_checkpoint("test") == head)
+        assert worker.progress.position == head
+        assert writes() <= 3
+    finally:
+        worker.stopper.set()
+        assert done.wait(GUARD)
