@@ -73,8 +73,22 @@ Query: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.Connection[Any]], T]
 
+
+class _OpenUnit:
+    """A unit of work's connection, cleared when the unit ends.
+
+    Tasks started inside a unit copy the context that names it, and may outlive it: once it
+    has ended, their calls must not run on a connection that went back to the pool.
+    """
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.connection: psycopg.Connection[Any] | None = connection
+
+
 # The unit of work open in this thread or task, per store: its calls run on that connection.
-_UNITS: contextvars.ContextVar[Mapping[int, psycopg.Connection[Any]]] = contextvars.ContextVar(
+_UNITS: contextvars.ContextVar[Mapping[int, _OpenUnit]] = contextvars.ContextVar(
     "esframework_postgres_units", default=MappingProxyType({})
 )
 
@@ -388,7 +402,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             self._sequencer.wait_caught_up()
 
     def _unit(self) -> psycopg.Connection[Any] | None:
-        return _UNITS.get().get(id(self))
+        unit = _UNITS.get().get(id(self))
+        return None if unit is None else unit.connection
 
     # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
 
@@ -425,10 +440,12 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         try:
             with self.connection() as conn, conn.transaction():
                 conn.execute(*self._set_search_path)
-                token = _UNITS.set({**_UNITS.get(), id(self): conn})
+                unit = _OpenUnit(conn)
+                token = _UNITS.set({**_UNITS.get(), id(self): unit})
                 try:
                     yield conn
                 finally:
+                    unit.connection = None
                     _UNITS.reset(token)
         except (psycopg.Error, PoolTimeout) as error:  # the body's own errors come wrapped
             raise translate(error, "commit a unit of work") from error

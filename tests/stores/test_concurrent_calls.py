@@ -4,6 +4,7 @@ other tasks' and threads' reads see the last committed state instead of waiting 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from decimal import Decimal
 from typing import Any
@@ -141,3 +142,39 @@ def test_other_tasks_read_while_a_batch_is_open(backend: Backend) -> None:
     assert seen == [True]
     assert results == ("a", 0, 1, 1)
     assert backend.store.load_checkpoint("slow") == 1  # type: ignore[attr-defined]
+
+
+class RolledBackError(Exception):
+    pass
+
+
+def test_a_task_that_outlives_a_unit_of_work_leaves_its_connection_alone(
+    postgres_dsn: str, postgres_schema: str, loop_thread: Any
+) -> None:
+    """A task started inside a unit inherits its context; once the unit ended, its calls
+    must not run on the unit's connection, which is back in the pool (here: lent to the
+    next unit, which rolls back)."""
+    from esframework.postgres import AsyncPostgresEventStore
+
+    async def body() -> int:
+        async with AsyncPostgresEventStore(
+            postgres_dsn, schema=postgres_schema, min_size=1, max_size=1
+        ) as store:
+            await store.migrate()
+            ended = asyncio.Event()
+
+            async def later() -> None:
+                await ended.wait()
+                await store.append("later", "S", make(1), expected_version=0)
+
+            async with store.transaction():
+                task = asyncio.create_task(later())
+            with contextlib.suppress(RolledBackError):
+                async with store.transaction():  # the pool's one connection again
+                    ended.set()
+                    await asyncio.sleep(0.2)  # room for the task to (wrongly) join it
+                    raise RolledBackError
+            await asyncio.wait_for(task, GUARD)
+            return await store.stream_version("later")
+
+    assert loop_thread.run(body()) == 1
