@@ -350,12 +350,15 @@ def set_lock_timeout(lock_timeout: float | None) -> tuple[bytes, tuple[str, bool
 # names in a handler's SQL resolve to the store's schema first, as on SQLite they resolve
 # to the store's file; the connection's own path follows. Local to the transaction: the
 # store's own statements name their schema, and a shared pool's other users are unaffected.
+# One round trip per unit; rendered once, without parameters (the simple protocol is the
+# cheaper one).
 _SET_SEARCH_PATH: Final = (
-    b"SELECT set_config('search_path', "
-    b"concat_ws(', ', %s::text, nullif(current_setting('search_path'), '')), true)"
+    "SELECT set_config('search_path', "
+    "concat_ws(', ', {}, nullif(current_setting('search_path'), '')), true)"
 )
 
 
-def set_search_path(schema: str) -> tuple[bytes, tuple[str]]:
-    """The statement that puts `schema` first on a transaction's search_path, and its parameter."""
-    return _SET_SEARCH_PATH, ('"' + schema.replace('"', '""') + '"',)
+def set_search_path(schema: str) -> bytes:
+    """The statement that puts `schema` first on a transaction's search_path."""
+    quoted = '"' + schema.replace('"', '""') + '"'
+    return sql.SQL(_SET_SEARCH_PATH).format(sql.Literal(quoted)).as_bytes(None)

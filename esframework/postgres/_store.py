@@ -439,7 +439,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             return
         try:
             with self.connection() as conn, conn.transaction():
-                conn.execute(*self._set_search_path)
+                conn.execute(self._set_search_path)
                 unit = _OpenUnit(conn)
                 token = _UNITS.set({**_UNITS.get(), id(self): unit})
                 try:

@@ -442,7 +442,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             return
         try:
             async with self.connection() as conn, conn.transaction():
-                await conn.execute(*self._set_search_path)
+                await conn.execute(self._set_search_path)
                 unit = _OpenUnit(conn)
                 token = _UNITS.set({**_UNITS.get(), id(self): unit})
                 try:
