@@ -19,6 +19,7 @@ from esframework._aggregates import (
 from esframework._envelope import Envelope, Metadata
 from esframework._events import EventType, event, event_type_of
 from esframework._memory import InMemoryEventStore
+from esframework._portable_sql import execute_sql, execute_sql_async
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -111,6 +112,8 @@ __all__ = [
     "errors",
     "event",
     "event_type_of",
+    "execute_sql",
+    "execute_sql_async",
     "new",
     "pending_events",
     "upcaster",

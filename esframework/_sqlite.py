@@ -34,6 +34,7 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
+from esframework._sqlite_readers import ReaderPool, is_private
 from esframework._subscriptions import SubscriptionStore
 from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
 
@@ -149,7 +150,9 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
     Args:
         path: The database file (``":memory:"`` for a private in-memory database).
         timeout: Seconds to wait for another process's write lock before failing. (Threads
-            of one process take turns on the store's connection and wait for each other.)
+            of one process take turns on the store's connection for writes; a read while
+            another thread holds it, as in a subscription batch, runs on a read connection
+            and sees the last committed state.)
         synchronous: SQLite's `synchronous` setting. ``"FULL"`` (the default) makes every
             commit durable across power loss; ``"NORMAL"`` is faster and durable across
             application crashes only.
@@ -178,6 +181,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         self._synchronous = synchronous
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
+        self._readers = ReaderPool(self.path, timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -195,6 +199,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+        self._readers.close()
 
     def append(
         self,
@@ -284,16 +289,12 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
     ) -> Iterator[StoredEvent]:
         last = to_version if to_version is not None else 2**62
         while True:
-            with self._lock, self._errors("read", stream_id):
-                rows = (
-                    self._db()
-                    .execute(
-                        f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
-                        "AND version <= ? ORDER BY version LIMIT ?",
-                        (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
-                    )
-                    .fetchall()
-                )
+            with self._reading() as db, self._errors("read", stream_id):
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
+                    "AND version <= ? ORDER BY version LIMIT ?",
+                    (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
+                ).fetchall()
             yield from map(_to_stored, rows)
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
@@ -304,32 +305,24 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
     ) -> Iterator[EventPayload]:
         last = to_version if to_version is not None else 2**62
         while True:
-            with self._lock, self._errors("read", stream_id):
-                rows = (
-                    self._db()
-                    .execute(
-                        "SELECT stream_id, version, global_position, event_type, schema_version, "
-                        "event_data, stream_type FROM events WHERE stream_id = ? AND version >= ? "
-                        "AND version <= ? ORDER BY version LIMIT ?",
-                        (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
-                    )
-                    .fetchall()
-                )
+            with self._reading() as db, self._errors("read", stream_id):
+                rows = db.execute(
+                    "SELECT stream_id, version, global_position, event_type, schema_version, "
+                    "event_data, stream_type FROM events WHERE stream_id = ? AND version >= ? "
+                    "AND version <= ? ORDER BY version LIMIT ?",
+                    (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
+                ).fetchall()
             yield from map(EventPayload._make, rows)
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][1] + 1
 
     def stream_version(self, stream_id: str) -> int:
-        with self._lock, self._errors("read", stream_id):
-            (version,) = (
-                self._db()
-                .execute(
-                    "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?",
-                    (stream_id,),
-                )
-                .fetchone()
-            )
+        with self._reading() as db, self._errors("read", stream_id):
+            (version,) = db.execute(
+                "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?",
+                (stream_id,),
+            ).fetchone()
         return int(version)
 
     def read_all(
@@ -346,38 +339,32 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             if values is not None:
                 where += f" AND {column} IN ({','.join('?' * len(values))})"
                 params.extend(values)
-        with self._lock, self._errors("read", f"position {after}"):
-            rows = self._db().execute(
+        with self._reading() as db, self._errors("read", f"position {after}"):
+            rows = db.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
                 [*params, limit],
             )
             return list(map(_to_stored, rows))
 
     def head(self) -> int:
-        with self._lock, self._errors("read", "the head"):
-            (position,) = (
-                self._db()
-                .execute("SELECT coalesce(max(global_position), 0) FROM events")
-                .fetchone()
-            )
+        with self._reading() as db, self._errors("read", "the head"):
+            (position,) = db.execute(
+                "SELECT coalesce(max(global_position), 0) FROM events"
+            ).fetchone()
         return int(position)
 
     def stored_event_types(self) -> frozenset[str]:
-        with self._lock, self._errors("read", "the stored event types"):
-            rows = self._db().execute(_DISTINCT_EVENT_TYPES).fetchall()
+        with self._reading() as db, self._errors("read", "the stored event types"):
+            rows = db.execute(_DISTINCT_EVENT_TYPES).fetchall()
         return frozenset(name for (name,) in rows)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
-        with self._lock, self._errors("read the snapshot of", stream_id):
-            row = (
-                self._db()
-                .execute(
-                    "SELECT stream_type, state_schema, version, snapshot_data "
-                    "FROM snapshots WHERE stream_id = ?",
-                    (stream_id,),
-                )
-                .fetchone()
-            )
+        with self._reading() as db, self._errors("read the snapshot of", stream_id):
+            row = db.execute(
+                "SELECT stream_type, state_schema, version, snapshot_data "
+                "FROM snapshots WHERE stream_id = ?",
+                (stream_id,),
+            ).fetchone()
         if row is None:
             return None
         return SnapshotRecord(
@@ -425,8 +412,9 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
 
         It is the store's unit of work: events appended through this store by the same
         thread meanwhile commit with it, and read models kept in the same file are written
-        through it (a subscription's checkpoint too). Other threads' calls wait until it
-        ends. Opened again inside the block, it joins the open one.
+        through it (a subscription's checkpoint too). Other threads' writes wait until it
+        ends; their reads see the last committed state meanwhile. Opened again inside the
+        block, it joins the open one.
         """
         with self._lock:
             joined = self._db()
@@ -474,15 +462,11 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             self._lock.release()
 
     def load_checkpoint(self, subscription: str) -> int | None:
-        with self._lock, self._errors("read the checkpoint of", subscription):
-            row = (
-                self._db()
-                .execute(
-                    "SELECT last_position FROM subscription_checkpoints WHERE subscription_id = ?",
-                    (subscription,),
-                )
-                .fetchone()
-            )
+        with self._reading() as db, self._errors("read the checkpoint of", subscription):
+            row = db.execute(
+                "SELECT last_position FROM subscription_checkpoints WHERE subscription_id = ?",
+                (subscription,),
+            ).fetchone()
         return None if row is None else int(row[0])
 
     def save_checkpoint(
@@ -567,8 +551,8 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
             return frozenset(row[0] for row in cursor)
 
     def parked(self, subscription: str) -> list[ParkedEvent]:
-        with self._lock, self._errors("list the parked events of", subscription):
-            rows = self._db().execute(
+        with self._reading() as db, self._errors("list the parked events of", subscription):
+            rows = db.execute(
                 "SELECT global_position, event_id, stream_id, event_type, error, parked_at "
                 "FROM subscription_dead_letters WHERE subscription_id = ? "
                 "ORDER BY global_position",
@@ -586,6 +570,28 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                 )
                 for row in rows
             ]
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection a read runs on: the store's own, unless another thread holds it.
+
+        Then a reader connection sees the last committed state, instead of waiting for the
+        other thread's transaction (a whole subscription batch) to end. A private in-memory
+        database has no second connection: its reads wait.
+        """
+        if self._lock.acquire(blocking=not self._shareable()):
+            try:
+                yield self._db()
+            finally:
+                self._lock.release()
+            return
+        with self._readers.reader() as reader:
+            yield reader
+
+    def _shareable(self) -> bool:
+        # The store's connection exists once the schema does: a reader never sees a file
+        # whose tables are still being created.
+        return self._connection is not None and not is_private(self.path)
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:

@@ -195,6 +195,12 @@ class Subscription(Generic[C]):
         poll_interval: The longest a caught-up worker waits before looking for events even
             without a notification.
         lease_interval: How often a standby instance tries to take the lease.
+        skip_checkpoint_interval: With filters, the worker moves past events they leave out
+            without handling them; it saves such a skipped-ahead position at most this
+            often (seconds), unless `skip_checkpoint_positions` is reached first. A restart
+            may skip those events again; checkpoints after handled events are immediate.
+        skip_checkpoint_positions: Save a skipped-ahead position once it is this many
+            positions past the stored checkpoint, however recent the last save.
     """
 
     name: str = attrs.field(validator=_storable_name)
@@ -212,6 +218,8 @@ class Subscription(Generic[C]):
     )
     poll_interval: float = 1.0
     lease_interval: float = 1.0
+    skip_checkpoint_interval: float = 5.0
+    skip_checkpoint_positions: int = 1000
 
 
 class _HandlerFailedError(Exception):
@@ -285,6 +293,7 @@ class SubscriptionWorker(Generic[C]):
         self._retry_delay = _FIRST_RETRY
         self._head_read_at = 0.0
         self._types_checked_at: float | None = None
+        self._skip_saved_at = time.monotonic()
         # Streams with parked events, as far as this worker knows: only the lease holder
         # parks, so the set is never short of one; a retry elsewhere may have resolved one
         # (each hit is checked against the store, in the batch's transaction).
@@ -365,6 +374,7 @@ class SubscriptionWorker(Generic[C]):
                 self._deliver_page(page)
                 if on_progress is not None:
                     on_progress(self._tracker.report())
+            self._save_skipped(force=True)
             if on_progress is not None and self._tracker.caught_up:
                 on_progress(self._tracker.report())
         finally:
@@ -464,9 +474,10 @@ class SubscriptionWorker(Generic[C]):
                     self._deliver_page(page)
                     continue
                 if until_caught_up:
-                    return
+                    break
                 self._lease.renew()
                 listener.wait(min(self.subscription.poll_interval, self._lease.renew_every))
+        self._save_skipped(force=True)  # stopping cleanly: nothing to skip again
 
     def _start_position(self) -> int:
         self._saved = self.store.load_checkpoint(self.subscription.name)
@@ -513,11 +524,30 @@ class SubscriptionWorker(Generic[C]):
             self._tracker.head = max(self._tracker.head, page[-1].position)
             self._tracker.caught_up = False
             return page
-        if filtered and head > self._tracker.position:
-            self._move_checkpoint(head)
-            self._tracker.position = head
+        if filtered:
+            self._tracker.position = max(self._tracker.position, head)
+            self._save_skipped(force=False)
         self._tracker.reached_end()
         return page
+
+    def _save_skipped(self, *, force: bool) -> None:
+        """Save the position the filters skipped ahead to, if it is due (or `force`).
+
+        Not on every skip: with filters, almost every unrelated append would cost each
+        subscription a checkpoint transaction. Left unsaved, a restart only skips the same
+        unrelated events again.
+        """
+        position, saved = self._tracker.position, self._saved or 0
+        if self._saved is not None and position <= saved:
+            return
+        now = time.monotonic()
+        if (
+            force
+            or position - saved >= self.subscription.skip_checkpoint_positions
+            or now - self._skip_saved_at >= self.subscription.skip_checkpoint_interval
+        ):
+            self._move_checkpoint(position)
+            self._skip_saved_at = now
 
     def _check_event_types(self) -> None:
         """Raise `UnmappedEventTypesError` if a class filter would pass over unreadable types.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
@@ -39,19 +40,33 @@ __all__ = ["AsyncInMemoryEventStore", "AsyncSQLiteEventStore"]
 
 T = TypeVar("T")
 
+# The open transactions (one token per store) the running task is in. Tasks copy their
+# parent's context, so the tasks a handler starts (`asyncio.gather`) join its transaction.
+_JOINED: contextvars.ContextVar[frozenset[object]] = contextvars.ContextVar(
+    "esframework_joined_transactions", default=frozenset()
+)
+_READ_THREADS = 4  # reads beside a transaction at once; more wait for a thread
+
 
 class _AsyncOverSync(AsyncEventStore):
     """Runs a sync store's operations off the event loop (or inline, for memory)."""
 
     def __init__(self, sync: EventStore, *, threaded: bool) -> None:
         self.sync = sync
-        # One thread for all of a store's calls: SQLite serializes its writes anyway, and a
+        # One thread for all of a store's writes: SQLite serializes them anyway, and a
         # transaction begun in that thread is joined by the store calls made in it meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1) if threaded else None
-        # So only the task that opened a transaction joins it; other tasks (tasks it started
-        # too) wait for its end.
+        # Reads of tasks outside the transaction run beside it, on the sync store's reader
+        # connections (see `SQLiteEventStore._reading`), instead of waiting for its end.
+        self._read_executor = (
+            ThreadPoolExecutor(max_workers=_READ_THREADS, thread_name_prefix="esframework-read")
+            if threaded
+            else None
+        )
+        # Only the transaction's own task, and the tasks it starts meanwhile (they inherit
+        # its context, so its token), join it; other tasks' writes wait for its end.
         self._transaction_lock: asyncio.Lock | None = None
-        self._owner: asyncio.Task[Any] | None = None
+        self._token: object | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -64,13 +79,34 @@ class _AsyncOverSync(AsyncEventStore):
     ) -> None:
         await self.close()
 
+    def _joins(self) -> bool:
+        """Whether the running task is inside this store's open transaction."""
+        return self._token is not None and self._token in _JOINED.get()
+
     async def _call(self, function: Callable[[], T]) -> T:
-        if self._owner is not None and asyncio.current_task() is self._owner:
+        if self._joins():
             return await self._run_in_thread(function)
-        if self._owner is None and self._executor is None:  # inline, so never interleaved
+        if self._token is None and self._executor is None:  # inline, so never interleaved
             return function()
         async with self._exclusive():
             return await self._run_in_thread(function)
+
+    async def _read(self, function: Callable[[], T]) -> T:
+        """Run a read: in the transaction if the task is in it, else beside any transaction."""
+        if self._read_executor is None or self._joins():
+            return await self._call(function)
+        return await asyncio.get_running_loop().run_in_executor(self._read_executor, function)
+
+    @contextlib.contextmanager
+    def _owned(self) -> Iterator[None]:
+        """Mark the running task, and the tasks it starts meanwhile, as the transaction's."""
+        token = self._token = object()
+        reset = _JOINED.set(_JOINED.get() | {token})
+        try:
+            yield
+        finally:
+            _JOINED.reset(reset)
+            self._token = None
 
     async def _run_in_thread(self, function: Callable[[], T]) -> T:
         if self._executor is None:
@@ -100,7 +136,7 @@ class _AsyncOverSync(AsyncEventStore):
         self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
     ) -> AsyncIterator[StoredEvent]:
         events = self.sync.read_stream(stream_id, from_version=from_version, to_version=to_version)
-        while chunk := await self._call(lambda: _take(events, DEFAULT_PAGE_SIZE)):
+        while chunk := await self._read(lambda: _take(events, DEFAULT_PAGE_SIZE)):
             for event in chunk:
                 yield event
 
@@ -110,12 +146,12 @@ class _AsyncOverSync(AsyncEventStore):
         events = self.sync.read_payloads(
             stream_id, from_version=from_version, to_version=to_version
         )
-        while chunk := await self._call(lambda: _take(events, DEFAULT_PAGE_SIZE)):
+        while chunk := await self._read(lambda: _take(events, DEFAULT_PAGE_SIZE)):
             for event in chunk:
                 yield event
 
     async def stream_version(self, stream_id: str) -> int:
-        return await self._call(lambda: self.sync.stream_version(stream_id))
+        return await self._read(lambda: self.sync.stream_version(stream_id))
 
     async def read_all(
         self,
@@ -125,28 +161,29 @@ class _AsyncOverSync(AsyncEventStore):
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
-        return await self._call(
+        return await self._read(
             lambda: self.sync.read_all(
                 after=after, limit=limit, stream_types=stream_types, event_types=event_types
             )
         )
 
     async def head(self) -> int:
-        return await self._call(self.sync.head)
+        return await self._read(self.sync.head)
 
     async def stored_event_types(self) -> frozenset[str]:
-        return await self._call(self.sync.stored_event_types)
+        return await self._read(self.sync.stored_event_types)
 
     async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
-        return await self._call(lambda: self.sync.load_snapshot(stream_id))
+        return await self._read(lambda: self.sync.load_snapshot(stream_id))
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         await self._call(lambda: self.sync.save_snapshot(snapshot))
 
     async def close(self) -> None:
         await self._call(self.sync.close)
-        if self._executor is not None:
-            self._executor.shutdown()
+        for executor in (self._executor, self._read_executor):
+            if executor is not None:
+                executor.shutdown()
 
 
 def _take(events: Iterator[T], count: int) -> list[T]:
@@ -187,15 +224,15 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
         """Lend the store's connection inside a write transaction (see the sync store's).
 
-        The store calls this task makes meanwhile join the transaction; other tasks' calls
-        wait until it ends.
+        The store calls this task makes meanwhile, and those of the tasks it starts (as with
+        `asyncio.gather`), join the transaction; other tasks' writes wait until it ends, and
+        their reads see the last committed state meanwhile.
         """
-        if self._owner is not None and self._owner is asyncio.current_task():
+        if self._joins():
             yield await self._run_in_thread(self.sync._db)  # noqa: SLF001 -- joins its own unit
             return
         async with self._exclusive():
-            self._owner = asyncio.current_task()
-            try:
+            with self._owned():
                 connection = await self._begin()
                 try:
                     yield connection
@@ -205,8 +242,6 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
                 # Cancelled while these wait, the thread still ends the transaction, before
                 # any call queued after it: the executor has one thread.
                 await self._run_in_thread(lambda: self.sync.end(connection, commit=True))
-            finally:
-                self._owner = None
 
     async def _begin(self) -> sqlite3.Connection:
         begun = asyncio.ensure_future(self._run_in_thread(self.sync.begin))
@@ -229,7 +264,7 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         await self._run_in_thread(lambda: self.sync.end(connection, commit=False))
 
     async def load_checkpoint(self, subscription: str) -> int | None:
-        return await self._call(lambda: self.sync.load_checkpoint(subscription))
+        return await self._read(lambda: self.sync.load_checkpoint(subscription))
 
     async def save_checkpoint(
         self,
@@ -254,7 +289,7 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         return self.sync.unpark(connection, subscription, position)
 
     async def parked(self, subscription: str) -> list[ParkedEvent]:
-        return await self._call(lambda: self.sync.parked(subscription))
+        return await self._read(lambda: self.sync.parked(subscription))
 
     async def parked_streams(
         self, connection: sqlite3.Connection, subscription: str, stream_ids: Collection[str]
@@ -313,15 +348,11 @@ class AsyncInMemoryEventStore(_AsyncOverSync):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """Open a unit of work (see the sync store's): the calls this task makes meanwhile
-        join it; other tasks' calls wait until it ends."""
-        if self._owner is not None and self._owner is asyncio.current_task():
+        """Open a unit of work (see the sync store's): the calls this task and the tasks it
+        starts make meanwhile join it; other tasks' calls wait until it ends."""
+        if self._joins():
             yield  # joins its own unit
             return
         async with self._exclusive():
-            self._owner = asyncio.current_task()
-            try:
-                with self.sync.transaction():
-                    yield
-            finally:
-                self._owner = None
+            with self._owned(), self.sync.transaction():
+                yield

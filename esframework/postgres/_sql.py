@@ -392,3 +392,21 @@ def set_idle_session_timeout(timeout: float) -> tuple[bytes, tuple[str]]:
     off by the network cannot keep the lock by keeping its connection open.
     """
     return b"SELECT set_config('idle_session_timeout', %s, false)", (f"{round(timeout * 1000)}ms",)
+
+
+# Run at the start of each unit of work (a subscription batch too), so unqualified table
+# names in a handler's SQL resolve to the store's schema first, as on SQLite they resolve
+# to the store's file; the connection's own path follows. Local to the transaction: the
+# store's own statements name their schema, and a shared pool's other users are unaffected.
+# One round trip per unit; rendered once, without parameters (the simple protocol is the
+# cheaper one).
+_SET_SEARCH_PATH: Final = (
+    "SELECT set_config('search_path', "
+    "concat_ws(', ', {}, nullif(current_setting('search_path'), '')), true)"
+)
+
+
+def set_search_path(schema: str) -> bytes:
+    """The statement that puts `schema` first on a transaction's search_path."""
+    quoted = '"' + schema.replace('"', '""') + '"'
+    return sql.SQL(_SET_SEARCH_PATH).format(sql.Literal(quoted)).as_bytes(None)

@@ -58,6 +58,7 @@ from esframework.postgres._sql import (
     lease_key_halves,
     pool_conninfo,
     set_lock_timeout,
+    set_search_path,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
@@ -79,8 +80,22 @@ Query: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.Connection[Any]], T]
 
+
+class _OpenUnit:
+    """A unit of work's connection, cleared when the unit ends.
+
+    Tasks started inside a unit copy the context that names it, and may outlive it: once it
+    has ended, their calls must not run on a connection that went back to the pool.
+    """
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.connection: psycopg.Connection[Any] | None = connection
+
+
 # The unit of work open in this thread or task, per store: its calls run on that connection.
-_UNITS: contextvars.ContextVar[Mapping[int, psycopg.Connection[Any]]] = contextvars.ContextVar(
+_UNITS: contextvars.ContextVar[Mapping[int, _OpenUnit]] = contextvars.ContextVar(
     "esframework_postgres_units", default=MappingProxyType({})
 )
 
@@ -175,6 +190,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         self._set_lock_timeout = set_lock_timeout(
             lock_timeout, idle_in_transaction=lease_timeout, statement_timeout=statement_timeout
         )
+        self._set_search_path = set_search_path(schema)
         # Connections the store has given its settings, so each costs that round trip once.
         self._configured: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
         self.schema = schema
@@ -430,7 +446,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             self._sequencer.wait_caught_up()
 
     def _unit(self) -> psycopg.Connection[Any] | None:
-        return _UNITS.get().get(id(self))
+        unit = _UNITS.get().get(id(self))
+        return None if unit is None else unit.connection
 
     # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
 
@@ -458,6 +475,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         other writers go on while it is open, except those appending to a stream it
         appended to, which wait for it to end. Entered again while open (in the same thread
         or task), it joins the open one. Their positions are assigned after the commit.
+        The lent connection's search_path starts with the store's schema, so read-model
+        tables named without a schema are the store's.
 
         Raises:
             StoreError: The transaction could not commit; nothing in it was written.
@@ -472,10 +491,13 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             with self.connection() as conn:
                 try:
                     with conn.transaction():
-                        token = _UNITS.set({**_UNITS.get(), id(self): conn})
+                        conn.execute(self._set_search_path)
+                        unit = _OpenUnit(conn)
+                        token = _UNITS.set({**_UNITS.get(), id(self): unit})
                         try:
                             yield conn
                         finally:
+                            unit.connection = None
                             _UNITS.reset(token)
                 except Exception as error:
                     if conn.broken and not isinstance(error, StoreUnavailableError):

@@ -59,6 +59,7 @@ from esframework.postgres._sql import (
     lease_key_halves,
     pool_conninfo,
     set_lock_timeout,
+    set_search_path,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
@@ -80,8 +81,22 @@ Query: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
+
+class _OpenUnit:
+    """A unit of work's connection, cleared when the unit ends.
+
+    Tasks started inside a unit copy the context that names it, and may outlive it: once it
+    has ended, their calls must not run on a connection that went back to the pool.
+    """
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection: psycopg.AsyncConnection[Any] | None = connection
+
+
 # The unit of work open in this thread or task, per store: its calls run on that connection.
-_UNITS: contextvars.ContextVar[Mapping[int, psycopg.AsyncConnection[Any]]] = contextvars.ContextVar(
+_UNITS: contextvars.ContextVar[Mapping[int, _OpenUnit]] = contextvars.ContextVar(
     "esframework_postgres_units_async", default=MappingProxyType({})
 )
 
@@ -176,6 +191,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         self._set_lock_timeout = set_lock_timeout(
             lock_timeout, idle_in_transaction=lease_timeout, statement_timeout=statement_timeout
         )
+        self._set_search_path = set_search_path(schema)
         # Connections the store has given its settings, so each costs that round trip once.
         self._configured: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
         self.schema = schema
@@ -433,7 +449,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             await asyncio.to_thread(self._sequencer.wait_caught_up)
 
     def _unit(self) -> psycopg.AsyncConnection[Any] | None:
-        return _UNITS.get().get(id(self))
+        unit = _UNITS.get().get(id(self))
+        return None if unit is None else unit.connection
 
     # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
 
@@ -461,6 +478,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         other writers go on while it is open, except those appending to a stream it
         appended to, which wait for it to end. Entered again while open (in the same thread
         or task), it joins the open one. Their positions are assigned after the commit.
+        The lent connection's search_path starts with the store's schema, so read-model
+        tables named without a schema are the store's.
 
         Raises:
             StoreError: The transaction could not commit; nothing in it was written.
@@ -475,10 +494,13 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             async with self.connection() as conn:
                 try:
                     async with conn.transaction():
-                        token = _UNITS.set({**_UNITS.get(), id(self): conn})
+                        await conn.execute(self._set_search_path)
+                        unit = _OpenUnit(conn)
+                        token = _UNITS.set({**_UNITS.get(), id(self): unit})
                         try:
                             yield conn
                         finally:
+                            unit.connection = None
                             _UNITS.reset(token)
                 except Exception as error:
                     if conn.broken and not isinstance(error, StoreUnavailableError):

@@ -19,7 +19,7 @@ import attrs
 from esframework import EsframeworkError, Runner
 from examples.bank.app import Bank
 from examples.bank.domain import BankError
-from examples.bank.projections import Sql, Views
+from examples.bank.projections import Views
 from examples.bank.worker import build, open_store
 
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         store = open_store(args.db, args.dsn, args.schema)
         try:
-            cli = Cli(Bank(store), build(store), Views(store, Sql.for_store(store)))
+            cli = Cli(Bank(store), build(store), Views(store))
             args.run(cli, args)
         finally:
             store.close()

@@ -21,7 +21,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from psycopg import sql
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,6 +32,7 @@ from esframework import (
     ConcurrencyError,
     aggregate_id,
     aggregate_version,
+    execute_sql_async,
 )
 from esframework.errors import StreamTypeMismatchError
 from esframework.postgres import AsyncPostgresEventStore
@@ -206,15 +206,13 @@ def create_app(store: AsyncPostgresEventStore) -> Starlette:
 
     async def statement(request: Request) -> Response:
         account = await accounts.load(request.path_params["account"])  # 404 if unknown
-        async with store.connection() as connection:
-            cursor = await connection.execute(
-                sql.SQL(
-                    "SELECT version, recorded_at, description, amount, balance "
-                    "FROM {}.bank_statement WHERE account = %s ORDER BY version"
-                ).format(sql.Identifier(store.schema)),
+        async with store.transaction() as connection:  # its tables are the store's schema's
+            rows = await execute_sql_async(
+                connection,
+                "SELECT version, recorded_at, description, amount, balance "
+                "FROM bank_statement WHERE account = %s ORDER BY version",
                 (aggregate_id(account),),
             )
-            rows = await cursor.fetchall()
         lines = [
             {"version": v, "at": t, "description": d, "amount": a, "balance": b}
             for v, t, d, a, b in rows

@@ -12,14 +12,13 @@ from typing import Any
 from esframework import Runner, SQLiteEventStore, Subscription, SubscriptionStore
 from examples.bank.app import Bank
 from examples.bank.process import transfer_process
-from examples.bank.projections import Sql, projections
+from examples.bank.projections import create_tables, projections
 
 
 def subscriptions(store: SubscriptionStore[Any]) -> list[Subscription[Any]]:
     """The transfer process and the projections, their tables created."""
-    sql = Sql.for_store(store)
-    sql.create_tables(store)
-    return [transfer_process(Bank(store)), *projections(sql)]
+    create_tables(store)
+    return [transfer_process(Bank(store)), *projections()]
 
 
 def build(store: SubscriptionStore[Any]) -> Runner[Any]:

@@ -133,9 +133,11 @@ def test_other_tasks_never_join_an_async_sqlite_transaction(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
-def test_tasks_started_inside_a_transaction_do_not_join_it(tmp_path: Path) -> None:
-    """A task a handler starts inherits its context, not its transaction: its appends wait
-    and survive the transaction's rollback."""
+def test_tasks_started_inside_a_transaction_join_it_only_while_it_is_open(
+    tmp_path: Path,
+) -> None:
+    """A task a handler starts inherits its context, so its calls join the transaction while
+    it is open (and roll back with it); once it ended, its calls are its own."""
 
     class RolledBackError(Exception):
         pass
@@ -143,16 +145,25 @@ def test_tasks_started_inside_a_transaction_do_not_join_it(tmp_path: Path) -> No
     async def scenario() -> None:
         async with AsyncSQLiteEventStore(tmp_path / "events.db") as store:
             repository = AsyncRepository(Wallet, store=store)
+            ended = asyncio.Event()
+
+            async def save_later() -> None:
+                await ended.wait()
+                await repository.save(Wallet.open("later", "Sam"))
+
             background: list[asyncio.Task[Any]] = []
             with contextlib.suppress(RolledBackError):
                 async with store.transaction():
+                    background.append(asyncio.create_task(save_later()))
                     background.append(
-                        asyncio.create_task(repository.save(Wallet.open("spawned", "Sam")))
+                        asyncio.create_task(repository.save(Wallet.open("joined", "Ann")))
                     )
-                    await asyncio.sleep(0.05)
+                    await background[1]
                     raise RolledBackError
+            ended.set()
             await background[0]
-            assert await store.stream_version("spawned") == 1
+            assert await store.stream_version("joined") == 0
+            assert await store.stream_version("later") == 1
 
     asyncio.run(scenario())
 

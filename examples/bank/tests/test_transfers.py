@@ -16,7 +16,7 @@ from esframework.testing import assert_snapshot_matches_replay
 from examples.bank.app import Bank
 from examples.bank.domain import Account, AccountIdTakenError, InvalidAmountError, Transfer
 from examples.bank.process import TransferProcess
-from examples.bank.projections import Sql, Views
+from examples.bank.projections import Views
 from examples.bank.worker import build
 
 
@@ -53,7 +53,7 @@ def test_transfers_complete_fail_and_refund(store: SubscriptionStore[Any]) -> No
     balances = {a: bank.account(a).balance for a in ("alice", "bob", "carol", "dave")}
     assert balances == {"alice": Decimal(70), "bob": Decimal(30), "carol": 0, "dave": 0}
 
-    views = Views(store, Sql.for_store(store))
+    views = Views(store)
     assert {a: b for a, _, _, b, _ in views.balances()} == balances
     statuses = {t: s for t, _, _, _, _, s, _ in views.transfers()}
     assert statuses == {
@@ -133,7 +133,7 @@ def test_concurrent_transfers_touching_the_same_accounts(store: SubscriptionStor
             expected[t.destination] += t.amount
     assert {a: bank.account(a).balance for a in accounts} == expected
     assert sum(expected.values()) == Decimal(300)
-    views = Views(store, Sql.for_store(store))
+    views = Views(store)
     assert {a: b for a, _, _, b, _ in views.balances()} == expected
 
 
