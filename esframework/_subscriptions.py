@@ -14,6 +14,8 @@ import attrs
 
 from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
+from esframework._partition import Partition
+from esframework._partitions import check_partition_count
 from esframework._progress import Progress, ProgressTracker
 from esframework._records import ParkedEvent, StoredEvent
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
@@ -165,6 +167,7 @@ class Subscription(Generic[C]):
         poll_interval: The longest a caught-up worker waits before looking for events even
             without a notification.
         lease_interval: How often a standby instance tries to take the lease.
+        partition: Deliver only this partition's streams (set by `partitioned`).
     """
 
     name: str = attrs.field(validator=_storable_name)
@@ -179,6 +182,7 @@ class Subscription(Generic[C]):
     dead_letter: bool = False
     poll_interval: float = 1.0
     lease_interval: float = 1.0
+    partition: Partition | None = None
 
 
 class _HandlerFailedError(Exception):
@@ -229,6 +233,7 @@ class SubscriptionWorker(Generic[C]):
         # Decided once: a runtime protocol check costs microseconds, on every event.
         handler = subscription.handler
         self._deliver = handler.handle if isinstance(handler, Projection) else handler
+        self._owns = None if subscription.partition is None else subscription.partition.owns
         self._saved: int | None = None  # the checkpoint as stored: the next write expects it
         self._retry_delay = _FIRST_RETRY
         self._head_read_at = 0.0
@@ -289,11 +294,15 @@ class SubscriptionWorker(Generic[C]):
         if not isinstance(handler, Projection):
             msg = f"subscription {self.subscription.name!r} has no projection to reset"
             raise TypeError(msg)
+        if self.subscription.partition is not None:  # the read model is all partitions'
+            msg = f"rebuild partition {self.subscription.name!r} with rebuild_partitions"
+            raise TypeError(msg)
         acquired = self._acquire_lease(wait=True)
         try:
             if not acquired:
                 raise LeaseLostError(self.subscription.name, "stopped before it got the lease")
             self._check_event_types()
+            check_partition_count(self.store, self.subscription)
             previous = self.store.load_checkpoint(self.subscription.name)
             with self.store.transaction() as connection:
                 handler.reset(connection)
@@ -344,6 +353,7 @@ class SubscriptionWorker(Generic[C]):
 
     def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
         self._check_event_types()
+        check_partition_count(self.store, self.subscription)
         self._tracker.position = self._start_position()
         with self.store.listener() as listener:
             while not self.stopper.is_set():
@@ -492,6 +502,8 @@ class SubscriptionWorker(Generic[C]):
         self._tracker.parked += 1
 
     def _handle(self, record: StoredEvent, connection: C) -> None:
+        if self._owns is not None and not self._owns(record.stream_id):
+            return  # another partition's: passed over undecoded, the checkpoint moves past it
         try:
             self._deliver(self.serializer.decode(record), connection)
         except Exception as error:
