@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import runpy
 import zlib
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +194,14 @@ def test_partitioned_names_and_validation() -> None:
     assert [k for k in range(4) if Partition("b", k, 4).owns("account-1")] == [
         zlib.crc32(b"account-1") % 4
     ]
+
+
+def test_the_docs_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/snippets/partitions.py, shown in the subscriptions page, runs as the page says."""
+    runpy.run_path(
+        str(Path(__file__).parents[2] / "docs/snippets/partitions.py"), run_name="__main__"
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "deposited: 55"
+    assert "runs as 3 partition(s), but this worker is configured with 2" in out[1]
+    assert out[2] == "deposited after rebuilding as 2 partitions: 55"
