@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,7 @@ def _catch_up(spec: list[str], count: int, events: int) -> float:
     for process in processes:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
+    used = _children_cpu()
     start = time.perf_counter()
     for process in processes:
         assert process.stdin is not None
@@ -123,7 +125,21 @@ def _catch_up(spec: list[str], count: int, events: int) -> float:
         process.stdin.flush()
     for process in processes:
         assert process.wait(timeout=3600) == 0, "a partition process failed"
-    return events / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    # The workers' CPU time (from their start: connecting is a small part) against the wall
+    # time says whether they waited for cores or for the database.
+    print(
+        f"  {count} partition(s): {events / elapsed:,.0f} events/s, {elapsed:.1f} s; the "
+        f"partition processes used {_children_cpu() - used:.1f} CPU-seconds",
+        file=sys.stderr,
+        flush=True,
+    )
+    return events / elapsed
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def partition_rates(spec: list[str], events: int, *, rounds: int = 1) -> dict[str, float]:
