@@ -66,6 +66,7 @@ class Sizes:
     held_seconds: float = 1.0
     live_writers: int = 4
     memory_events: int = 1_000_000
+    partition_events: int = 100_000
 
     def quick(self) -> Sizes:
         return replace(
@@ -79,6 +80,7 @@ class Sizes:
             live_samples=self.live_samples // 10,
             concurrent_seconds=self.concurrent_seconds / 10,
             memory_events=self.memory_events // 10,
+            partition_events=self.partition_events // 10,
         )
 
 

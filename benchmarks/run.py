@@ -66,6 +66,9 @@ UNITS: dict[str, str] = {
     "async_load_full": "loads/s",
     "async_catchup": "events/s",
     "async_concurrent50": "events/s",
+    "partitions1": "events/s",
+    "partitions2": "events/s",
+    "partitions4": "events/s",
 }
 GROUPS = (
     "create",
@@ -80,6 +83,7 @@ GROUPS = (
     "live_writers",
     "subscriptions",
     "async",
+    "partitions",
 )
 # Names that stand for several groups in --scenarios.
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -263,6 +267,10 @@ def run_esframework_only(
         )
     if "async" in groups:
         out.update(step("async", lambda: run_async(side.dsn, side.schema, sizes)))
+    if "partitions" in groups:
+        from _partitions import on_postgres
+
+        out.update(step("partitions", lambda: on_postgres(side.dsn, sizes.partition_events)))
     return out
 
 
@@ -332,8 +340,16 @@ def summarize(per_round: list[dict[str, dict[str, Any]]], sides: Sequence[str]) 
     for name in ("subscription_catchup", "subscription_catchup_read_model"):
         if name in scenarios and catchup:
             ratios[name]["esframework/catchup"] = _ratio(scenarios[name]["esframework"], catchup)
+    rates = {n: row["esframework"] for n, row in scenarios.items() if n.startswith("partitions")}
+    if len(rates) == len(PARTITION_COUNTS):
+        from _partitions import ratios as partition_ratios
+
+        result["partition_scaling"] = partition_ratios(rates)
     result["rounds"] = rounds
     return result
+
+
+PARTITION_COUNTS = (1, 2, 4)  # the `partitions` group's scenarios: partitions1, 2 and 4
 
 
 # Ratio name -> (numerator, denominator) scenarios, for every side.
@@ -425,6 +441,8 @@ def print_table(summary: dict[str, Any], sides: Sequence[str]) -> None:
         ratio = summary["ratios"].get(name, {}).get("esframework/catchup")
         if ratio is not None:
             print(f"{name} / esframework catchup: {ratio:.2f}")
+    for name, ratio in summary.get("partition_scaling", {}).items():
+        print(f"partitions {name} (catch-up rate vs 1 partition): {ratio:.2f}")
     print_latencies(summary)
     print_targets(summary)
 

@@ -19,6 +19,10 @@ from esframework._aggregates import (
 from esframework._envelope import Envelope, Metadata
 from esframework._events import EventType, event, event_type_of
 from esframework._memory import InMemoryEventStore
+from esframework._partition import Partition
+from esframework._partitions import partitioned, rebuild_partitions
+from esframework._partitions_async import partitioned as async_partitioned
+from esframework._partitions_async import rebuild_partitions as async_rebuild_partitions
 from esframework._portable_sql import execute_sql, execute_sql_async
 from esframework._records import (
     AppendResult,
@@ -87,6 +91,7 @@ __all__ = [
     "Metadata",
     "NewEvent",
     "ParkedEvent",
+    "Partition",
     "PendingEvent",
     "Progress",
     "Projection",
@@ -108,6 +113,8 @@ __all__ = [
     "aggregate_id",
     "aggregate_version",
     "applies",
+    "async_partitioned",
+    "async_rebuild_partitions",
     "emit",
     "errors",
     "event",
@@ -115,7 +122,9 @@ __all__ = [
     "execute_sql",
     "execute_sql_async",
     "new",
+    "partitioned",
     "pending_events",
+    "rebuild_partitions",
     "upcaster",
 ]
 

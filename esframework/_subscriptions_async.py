@@ -22,6 +22,8 @@ import attrs
 
 from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
+from esframework._partition import Partition
+from esframework._partitions_async import check_partition_count
 from esframework._progress import Progress, ProgressTracker
 from esframework._records import ParkedEvent, StoredEvent
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
@@ -211,6 +213,7 @@ class AsyncSubscription(Generic[C]):
             may skip those events again; checkpoints after handled events are immediate.
         skip_checkpoint_positions: Save a skipped-ahead position once it is this many
             positions past the stored checkpoint, however recent the last save.
+        partition: Deliver only this partition's streams (set by `partitioned`).
     """
 
     name: str = attrs.field(validator=_storable_name)
@@ -230,6 +233,7 @@ class AsyncSubscription(Generic[C]):
     lease_interval: float = 1.0
     skip_checkpoint_interval: float = 5.0
     skip_checkpoint_positions: int = 1000
+    partition: Partition | None = None
 
 
 class _HandlerFailedError(Exception):
@@ -299,6 +303,7 @@ class AsyncSubscriptionWorker(Generic[C]):
         # Decided once: a runtime protocol check costs microseconds, on every event.
         handler = subscription.handler
         self._deliver = handler.handle if isinstance(handler, AsyncProjection) else handler
+        self._owns = None if subscription.partition is None else subscription.partition.owns
         self._saved: int | None = None  # the checkpoint as stored: the next write expects it
         self._retry_delay = _FIRST_RETRY
         self._head_read_at = 0.0
@@ -364,11 +369,15 @@ class AsyncSubscriptionWorker(Generic[C]):
         if not isinstance(handler, AsyncProjection):
             msg = f"subscription {self.subscription.name!r} has no projection to reset"
             raise TypeError(msg)
+        if self.subscription.partition is not None:  # the read model is all partitions'
+            msg = f"rebuild partition {self.subscription.name!r} with rebuild_partitions"
+            raise TypeError(msg)
         acquired = await self._acquire_lease(wait=True)
         try:
             if not acquired:
                 raise LeaseLostError(self.subscription.name, "stopped before it got the lease")
             await self._check_event_types()
+            await check_partition_count(self.store, self.subscription)
             previous = await self.store.load_checkpoint(self.subscription.name)
             async with self.store.transaction() as connection:
                 await handler.reset(connection)
@@ -473,6 +482,7 @@ class AsyncSubscriptionWorker(Generic[C]):
 
     async def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
         await self._check_event_types()
+        await check_partition_count(self.store, self.subscription)
         self._tracker.position = await self._start_position()
         if self.subscription.on_poison == "park_stream":
             parked = await self.store.parked(self.subscription.name)
@@ -698,6 +708,8 @@ class AsyncSubscriptionWorker(Generic[C]):
         )
 
     async def _handle(self, record: StoredEvent, connection: C) -> None:
+        if self._owns is not None and not self._owns(record.stream_id):
+            return  # another partition's: passed over undecoded, the checkpoint moves past it
         await self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
             await self._deliver(self.serializer.decode(record), connection)

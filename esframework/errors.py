@@ -49,6 +49,7 @@ __all__ = [
     "LeaseLostError",
     "MissingHandlerError",
     "MissingUpcasterError",
+    "PartitionCountError",
     "StoreError",
     "StoreUnavailableError",
     "StreamTypeMismatchError",
@@ -421,3 +422,26 @@ class LeaseLostError(EsframeworkError):
 
     def __str__(self) -> str:
         return f"subscription {self.subscription!r} has no lease: {self.reason}"
+
+
+class PartitionCountError(EsframeworkError):
+    """A subscription's checkpoints were made with another partition count than configured.
+
+    Each partition's checkpoint covers only its share of the streams, so a worker of another
+    count would skip events or apply them twice. Changing the count is explicit: stop every
+    worker of the subscription and rebuild it with the new count (`rebuild_partitions`).
+    A count of 1 is the subscription unpartitioned.
+    """
+
+    def __init__(self, subscription: str, *, found: int, configured: int) -> None:
+        self.subscription = subscription
+        self.found = found
+        self.configured = configured
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"subscription {self.subscription!r} runs as {self.found} partition(s), but this "
+            f"worker is configured with {self.configured}: stop every worker of it and rebuild "
+            f"it with the new count (rebuild_partitions) to change it"
+        )

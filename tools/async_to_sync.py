@@ -23,6 +23,7 @@ SOURCES = (
     "esframework/_store_async.py",
     "esframework/_repository_async.py",
     "esframework/_subscriptions_async.py",
+    "esframework/_partitions_async.py",
     "esframework/postgres/_migrations_async.py",
     "esframework/postgres/_coordination_async.py",
     "esframework/postgres/_store_async.py",
