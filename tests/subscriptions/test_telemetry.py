@@ -335,3 +335,26 @@ def test_everything_works_without_opentelemetry_installed(tmp_path: Any) -> None
         assert not any(m.startswith("opentelemetry") for m in sys.modules)
     """)
     )
+
+
+def test_lease_changes_are_counted_and_a_lost_lease_too(harness: Harness, otel: Telemetry) -> None:
+    checkpoints = harness.table("subscription_checkpoints")
+    moved: list[int] = []
+
+    def handle(envelope: Envelope[Any], sql: Sql) -> None:
+        if not moved:  # as if another instance had moved the checkpoint meanwhile
+            moved.append(envelope.position)
+            sql(
+                f"UPDATE {checkpoints} SET last_position = last_position + 100 "
+                "WHERE subscription_id = ?",
+                "test",
+            )
+
+    harness.repository(Wallet).save(Wallet.open("w-1", "ada"))
+    harness.worker(handle).run(until_caught_up=True)
+
+    changes = {
+        p.attributes["esframework.lease.change"]: p.value
+        for p in otel.metrics()["esframework.subscription.lease.changes"]
+    }
+    assert changes == {"acquired": 2, "released": 2, "lost": 1}
