@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from esframework import ConcurrencyError, Envelope, NewEvent, telemetry
+from esframework import ConcurrencyError, Envelope, Metadata, NewEvent, telemetry
 from esframework.errors import IdempotencyConflictError
 from tests.conftest import Backend
 from tests.domain import Wallet
@@ -249,6 +249,15 @@ def test_a_failing_handler_is_recorded_on_its_span_and_parking_is_counted(
         "esframework.subscription.name": "test",
         "esframework.event.type": "TestWalletOpened",
     }
+
+
+def test_a_traceparent_the_caller_gives_is_kept(backend: Backend, otel: Telemetry) -> None:
+    given = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    wallet = Wallet.open("w-1", "ada")
+    backend.repository(Wallet).save(wallet, metadata=Metadata(extra={"traceparent": given}))
+    (stored,) = list(backend.store.read_stream("w-1"))
+    assert orjson.loads(stored.metadata) == {"traceparent": given}
+    assert otel.spans("esframework.save")
 
 
 def test_uninstrument_stops_the_spans(backend: Backend, otel: Telemetry) -> None:
