@@ -219,6 +219,49 @@ class _TimedProbe(_SpanProbe):
         self._histogram.record(seconds, attributes)
 
 
+class _PageReadProbe(Probe):
+    """A subscription's page read, reported only if it found events or failed.
+
+    A caught-up worker reads an empty page at every poll: a span for each would fill the
+    trace store with one-span traces that say nothing. The span is made once the read is
+    over, with the read's start time.
+    """
+
+    __slots__ = ("_attributes", "_count", "_started", "_tracer")
+
+    def __init__(self, tracer: trace.Tracer, attributes: Attributes) -> None:
+        self._tracer = tracer
+        self._attributes = attributes
+        self._count = 0
+        self._started = 0
+
+    def __enter__(self) -> Self:
+        self._started = time.time_ns()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None and self._count == 0:
+            return
+        span = self._tracer.start_span(
+            "esframework.read",
+            kind=trace.SpanKind.CLIENT,
+            attributes={**self._attributes, _EVENT_COUNT: self._count},
+            start_time=self._started,
+        )
+        if exc is not None:
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+    def read(self, count: int) -> None:
+        self._count = count
+
+
 class OpenTelemetryInstrumentation(Instrumentation):
     """Spans and metrics for every hook point of the core."""
 
@@ -260,16 +303,14 @@ class OpenTelemetryInstrumentation(Instrumentation):
         return _SpanProbe(self._tracer, span)
 
     def read_all(self, subscription: str, after: int, limit: int) -> Probe:
-        span = self._tracer.start_span(
-            "esframework.read",
-            kind=trace.SpanKind.CLIENT,
-            attributes={
+        return _PageReadProbe(
+            self._tracer,
+            {
                 _SUBSCRIPTION: subscription,
                 "esframework.after_position": after,
                 "esframework.limit": limit,
             },
         )
-        return _SpanProbe(self._tracer, span)
 
     def batch(self, subscription: str, page: Sequence[StoredEvent]) -> Probe:
         span = self._tracer.start_span(
