@@ -11,6 +11,7 @@ from uuid import UUID
 
 import orjson
 
+from esframework._instrumentation import TRACEPARENT
 from esframework._records import AppendResult, ExpectedVersion, NewEvent, StoredEvent
 from esframework.errors import (
     ConcurrencyError,
@@ -151,8 +152,17 @@ def _same_content(stream_id: str, stream_type: str, new: NewEvent, old: StoredEv
         and old.event_type == new.event_type
         and old.schema_version == new.schema_version
         and orjson.loads(old.data) == orjson.loads(new.data)
-        and orjson.loads(old.metadata) == orjson.loads(new.metadata)
+        and _without_trace(old.metadata) == _without_trace(new.metadata)
     )
+
+
+def _without_trace(metadata: str) -> object:
+    # The trace context tells which attempt wrote the events, not what they are: a retry
+    # from another trace (a client that resent its request) is still the same write.
+    fields = orjson.loads(metadata)
+    if isinstance(fields, dict):
+        fields.pop(TRACEPARENT, None)
+    return fields
 
 
 def stored_by_id(events: Iterable[StoredEvent]) -> dict[UUID, StoredEvent]:

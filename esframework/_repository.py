@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+from esframework import _instrumentation
 from esframework._aggregates import (
     AggregateType,
     PendingEvent,
@@ -20,7 +21,8 @@ from esframework._aggregates import (
     replayed,
 )
 from esframework._checks import validate_stream_id
-from esframework._envelope import Envelope, Metadata
+from esframework._envelope import NO_METADATA, Envelope, Metadata
+from esframework._instrumentation import TRACEPARENT
 from esframework._records import SaveResult, SnapshotRecord
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store import EventStore
@@ -86,21 +88,30 @@ class Repository(Generic[A]):
         if at_version is not None and at_version < 1:
             # Checked here, not left to the stores: a negative bound reads differently on each.
             raise InvalidVersionError(aggregate_id, at_version)
-        instance, version = self._from_snapshot(aggregate_id, at_version)
-        apply, decode = self._type.apply, self.serializer.decode_event
         stream_type = self._type.stream_type
-        for payload in self.store.read_payloads(
-            aggregate_id, from_version=version + 1, to_version=at_version
-        ):
-            if payload.stream_type != stream_type:
-                raise StreamTypeMismatchError(aggregate_id, stream_type, payload.stream_type)
-            apply(instance, decode(payload))
-            version = payload.version
-        if version == 0:
-            raise AggregateNotFoundError(aggregate_id, self._type.stream_type, at_version)
-        if at_version is not None and version < at_version:
-            # The read went up to at_version and stopped short: version is the stream's head.
-            raise VersionNotFoundError(aggregate_id, stream_type, at_version, version)
+        with _instrumentation.active.load(aggregate_id, stream_type, at_version) as probe:
+            instance, version = self._from_snapshot(aggregate_id, at_version)
+            apply, decode = self._type.apply, self.serializer.decode_event
+            with _instrumentation.active.read_stream(
+                aggregate_id, stream_type, version + 1
+            ) as read:
+                start = version
+                for payload in self.store.read_payloads(
+                    aggregate_id, from_version=version + 1, to_version=at_version
+                ):
+                    if payload.stream_type != stream_type:
+                        raise StreamTypeMismatchError(
+                            aggregate_id, stream_type, payload.stream_type
+                        )
+                    apply(instance, decode(payload))
+                    version = payload.version
+                read.read(version - start)
+            if version == 0:
+                raise AggregateNotFoundError(aggregate_id, stream_type, at_version)
+            if at_version is not None and version < at_version:
+                # The read went up to at_version and stopped short: version is the stream's head.
+                raise VersionNotFoundError(aggregate_id, stream_type, at_version, version)
+            probe.loaded(version)
         mark_applied(instance, version)
         return instance
 
@@ -140,19 +151,27 @@ class Repository(Generic[A]):
         stream_id = aggregate_id(aggregate)
         version = aggregate_version(aggregate)
         loaded_at = version - len(pending)
-        records = [
-            self.serializer.encode(p.event, event_id=p.event_id, metadata=_merged(p, metadata))
-            for p in pending
-        ]
-        result = self.store.append(
-            stream_id, self._type.stream_type, records, expected_version=loaded_at
-        )
-        mark_saved(aggregate, len(pending))
-        snapshot_error = None
-        if snapshot or (
-            self._type.snapshots is not None and self._type.snapshots.due(loaded_at, version)
-        ):
-            snapshot_error = self._snapshot_after_commit(aggregate)
+        stream_type = self._type.stream_type
+        with _instrumentation.active.save(stream_id, stream_type, len(pending)) as probe:
+            traceparent = probe.traceparent()
+            records = [
+                self.serializer.encode(
+                    p.event, event_id=p.event_id, metadata=_merged(p, metadata, traceparent)
+                )
+                for p in pending
+            ]
+            with probe.append(records, loaded_at) as append:
+                result = self.store.append(
+                    stream_id, stream_type, records, expected_version=loaded_at
+                )
+                append.appended(result)
+            mark_saved(aggregate, len(pending))
+            snapshot_error = None
+            if snapshot or (
+                self._type.snapshots is not None and self._type.snapshots.due(loaded_at, version)
+            ):
+                snapshot_error = self._snapshot_after_commit(aggregate)
+            probe.appended(result)
         return SaveResult(result.stream_id, result.version, result.positions, snapshot_error)
 
     def save_all(
@@ -253,12 +272,17 @@ class Repository(Generic[A]):
         return None
 
 
-def _merged(pending: PendingEvent, metadata: Metadata | None) -> Metadata:
-    if metadata is None:
+def _merged(pending: PendingEvent, metadata: Metadata | None, traceparent: str | None) -> Metadata:
+    if metadata is None and traceparent is None:
         return pending.metadata
     own = pending.metadata
+    given = metadata or NO_METADATA
+    extra = {**given.extra, **own.extra}
+    if traceparent is not None:
+        # The trace context of the code that saved, unless the caller gave one of its own.
+        extra.setdefault(TRACEPARENT, traceparent)
     return Metadata(
-        correlation_id=own.correlation_id or metadata.correlation_id,
-        causation_id=own.causation_id or metadata.causation_id,
-        extra={**metadata.extra, **own.extra},
+        correlation_id=own.correlation_id or given.correlation_id,
+        causation_id=own.causation_id or given.causation_id,
+        extra=extra,
     )

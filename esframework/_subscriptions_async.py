@@ -20,6 +20,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from esframework import _instrumentation
 from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
 from esframework._partition import Partition
@@ -338,8 +339,10 @@ class AsyncSubscriptionWorker(Generic[C]):
                         return
                     await self._deliver_until_stopped(until_caught_up=until_caught_up)
                 finally:
-                    await self._lease.release()
+                    await self._release_lease(held=acquired)
             except (LeaseLostError, StoreUnavailableError) as error:
+                if isinstance(error, LeaseLostError):
+                    _instrumentation.active.lease(self.subscription.name, "lost")
                 if until_caught_up and isinstance(error, StoreUnavailableError):
                     raise
                 logger.warning(
@@ -397,7 +400,7 @@ class AsyncSubscriptionWorker(Generic[C]):
             if on_progress is not None and self._tracker.caught_up:
                 on_progress(self._tracker.report())
         finally:
-            await self._lease.release()
+            await self._release_lease(held=acquired)
 
     async def retry_parked(self) -> list[ParkedEvent]:
         """Deliver the parked events again, oldest first; return those still parked.
@@ -478,7 +481,13 @@ class AsyncSubscriptionWorker(Generic[C]):
         while not await self._lease.acquire():
             if not wait or await self.stopper.sleep(self.subscription.lease_interval):
                 return False
+        _instrumentation.active.lease(self.subscription.name, "acquired")
         return True
+
+    async def _release_lease(self, *, held: bool) -> None:
+        await self._lease.release()
+        if held:
+            _instrumentation.active.lease(self.subscription.name, "released")
 
     async def _deliver_until_stopped(self, *, until_caught_up: bool) -> None:
         await self._check_event_types()
@@ -534,12 +543,15 @@ class AsyncSubscriptionWorker(Generic[C]):
         if filtered or time.monotonic() - self._head_read_at >= _HEAD_EVERY:
             head = self._tracker.head = max(await self.store.head(), self._tracker.head)
             self._head_read_at = time.monotonic()
-        page = await self.store.read_all(
-            after=self._tracker.position,
-            limit=self.subscription.batch_size,
-            stream_types=self.subscription.stream_types,
-            event_types=self._event_types,
-        )
+        after, limit = self._tracker.position, self.subscription.batch_size
+        with _instrumentation.active.read_all(self.subscription.name, after, limit) as read:
+            page = await self.store.read_all(
+                after=after,
+                limit=limit,
+                stream_types=self.subscription.stream_types,
+                event_types=self._event_types,
+            )
+            read.read(len(page))
         if page:
             self._tracker.head = max(self._tracker.head, page[-1].position)
             self._tracker.caught_up = False
@@ -592,24 +604,27 @@ class AsyncSubscriptionWorker(Generic[C]):
             raise UnmappedEventTypesError(self.subscription.name, tuple(unmapped))
 
     async def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
-        try:
-            async with self.store.transaction() as connection:
-                # Read first, before the handler takes any lock of its own (see `_held`).
-                held = await self._held(connection, page)
+        with _instrumentation.active.batch(self.subscription.name, page):
+            try:
+                async with self.store.transaction() as connection:
+                    # Read first, before the handler takes any lock of its own (see `_held`).
+                    held = await self._held(connection, page)
+                    for record in page:
+                        if record.stream_id in held:
+                            await self._park_behind(connection, record)
+                        else:
+                            await self._handle(record, connection)
+                    await self._save_checkpoint(connection, page[-1].position)
+            except _HandlerFailedError:  # find which event failed: one transaction each
+                logger.debug(
+                    "subscription %s: batch failed; retrying event by event", exc_info=True
+                )
                 for record in page:
-                    if record.stream_id in held:
-                        await self._park_behind(connection, record)
-                    else:
-                        await self._handle(record, connection)
-                await self._save_checkpoint(connection, page[-1].position)
-        except _HandlerFailedError:  # find which event failed: one transaction each
-            logger.debug("subscription %s: batch failed; retrying event by event", exc_info=True)
-            for record in page:
-                if self.stopper.is_set() or not await self._deliver_one(record):
-                    return
-        else:
-            self._committed(page[-1].position, len(page))
-            self._log_parked_behind([r for r in page if r.stream_id in held])
+                    if self.stopper.is_set() or not await self._deliver_one(record):
+                        return
+            else:
+                self._committed(page[-1], len(page))
+                self._log_parked_behind([r for r in page if r.stream_id in held])
 
     async def _held(self, connection: C, records: Sequence[StoredEvent]) -> frozenset[str]:
         """Return the streams of `records` that have parked events, their later events to be
@@ -636,6 +651,7 @@ class AsyncSubscriptionWorker(Generic[C]):
     def _log_parked_behind(self, records: Sequence[StoredEvent]) -> None:
         self._tracker.parked += len(records)
         for record in records:  # logged once committed: nothing was parked before that
+            _instrumentation.active.parked(self.subscription.name, record)
             logger.warning(
                 "subscription %s: parked event %r at position %s behind an earlier parked "
                 "event of its stream %r",
@@ -675,7 +691,7 @@ class AsyncSubscriptionWorker(Generic[C]):
                 await self._give_up(record, attempt, failure.error)
             else:
                 self._log_parked_behind([record] if held else [])
-            self._committed(record.position, 1)
+            self._committed(record, 1)
             return True
 
     async def _give_up(self, record: StoredEvent, attempts: int, error: Exception) -> None:
@@ -706,13 +722,15 @@ class AsyncSubscriptionWorker(Generic[C]):
             else "",
             exc_info=error,
         )
+        _instrumentation.active.parked(self.subscription.name, record)
 
     async def _handle(self, record: StoredEvent, connection: C) -> None:
         if self._owns is not None and not self._owns(record.stream_id):
             return  # another partition's: passed over undecoded, the checkpoint moves past it
         await self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
-            await self._deliver(self.serializer.decode(record), connection)
+            with _instrumentation.active.handle(self.subscription.name, record):
+                await self._deliver(self.serializer.decode(record), connection)
         except Exception as error:
             delivery = _delivery_failure(error)
             if delivery is error:  # the store failed the handler, not the event
@@ -723,8 +741,14 @@ class AsyncSubscriptionWorker(Generic[C]):
                 raise StoreUnavailableError(str(delivery)) from error
             raise _HandlerFailedError(error) from error
 
-    def _committed(self, position: int, handled: int) -> None:
+    def _committed(self, last: StoredEvent, handled: int) -> None:
+        position = last.position
         self._saved = self._tracker.position = position
+        _instrumentation.active.lag(
+            self.subscription.name,
+            max(self._tracker.head - position, 0),
+            max(time.time() - last.recorded_at.timestamp(), 0.0),
+        )
         self._retry_delay = _FIRST_RETRY
         self._tracker.handled += handled
         now = time.monotonic()

@@ -9,12 +9,15 @@ import attrs
 
 import esframework
 import esframework.postgres
+import esframework.telemetry
 import esframework.testing
+
+PUBLIC_MODULES = (esframework, esframework.postgres, esframework.telemetry, esframework.testing)
 
 
 def test_all_is_sorted_and_complete() -> None:
     """__all__ lists every public name the package defines, sorted, and nothing else."""
-    for module in (esframework, esframework.postgres, esframework.testing):
+    for module in PUBLIC_MODULES:
         names = module.__all__
         assert names == sorted(names, key=_isort_style)
         public = {n for n in vars(module) if not n.startswith("_")}
@@ -33,7 +36,7 @@ def test_every_export_is_documented() -> None:
     """Every exported class and function has a docstring."""
     undocumented = [
         f"{module.__name__}.{name}"
-        for module in (esframework, esframework.postgres, esframework.testing)
+        for module in PUBLIC_MODULES
         for name in module.__all__
         if (inspect.isclass(getattr(module, name)) or inspect.isfunction(getattr(module, name)))
         and not inspect.getdoc(getattr(module, name))
@@ -68,7 +71,7 @@ def test_every_exported_record_documents_its_fields() -> None:
     is missing from the docs.
     """
     undocumented = []
-    for module in (esframework, esframework.postgres, esframework.testing):
+    for module in PUBLIC_MODULES:
         for name in module.__all__:
             obj = getattr(module, name)
             if not inspect.isclass(obj):
