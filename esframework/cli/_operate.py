@@ -161,8 +161,11 @@ def _worker_of(target: str, subscription: str) -> SubscriptionWorker[Any]:
 
 def _parked_retry(args: argparse.Namespace) -> int:
     worker = _worker_of(args.target, args.subscription)
-    before = len(worker.store.parked(args.subscription))
-    failed = worker.retry_parked()
+    try:
+        before = len(worker.store.parked(args.subscription))
+        failed = worker.retry_parked()
+    finally:
+        worker.store.close()
     if args.json:
         print_json(
             {
@@ -193,6 +196,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         with show:
             worker.rebuild(on_progress=show.update)
     finally:
+        worker.store.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
     last = show.last
