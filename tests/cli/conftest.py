@@ -64,12 +64,13 @@ class Target:
         )
 
     def sql(self, statement: str, *params: Any) -> None:
-        """Run a statement (with ? placeholders) on the store's database, by hand."""
+        """Run a statement by hand on the store's database: `?` placeholders, and `{s}`
+        before table names (the test's schema on PostgreSQL)."""
+        prefix = f'"{self.store.schema}".' if self.kind == "postgres" else ""
+        statement = statement.format(s=prefix)
+        if self.kind == "postgres":
+            statement = statement.replace("?", "%s")
         with self.store.transaction() as connection:
-            if self.kind == "postgres":
-                statement = statement.replace("?", "%s").replace(
-                    "events", f'"{self.store.schema}".events'
-                )
             connection.execute(statement, params)
 
     def accounts(self, count: int, deposits: int = 2) -> None:
