@@ -19,6 +19,7 @@ the application's code keeps its traceback, where it is what you need.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _operate.add_commands(commands)
     _verify.add_commands(commands)
     args = parser.parse_args(argv)
+    if not getattr(args, "tracebacks", False) and not logging.getLogger().handlers:
+        # Libraries log what they retry (psycopg_pool a failed connection) and Python's
+        # last-resort handler would print it: the command's own line says what failed.
+        logging.getLogger().addHandler(logging.NullHandler())
     name = args.command if args.command != "parked" else f"parked {args.action}"
     try:
         code: int = args.handler(args)
