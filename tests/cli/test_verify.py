@@ -124,3 +124,21 @@ def test_a_missing_version_is_reported_on_sqlite(target: Target) -> None:
 
 def _new(event_type: str) -> NewEvent:
     return NewEvent(uuid.uuid4(), event_type, 1, "{}")
+
+
+def test_a_snapshot_of_a_stream_with_no_events_is_reported(target: Target) -> None:
+    target.sql(
+        "INSERT INTO {s}snapshots (stream_id, stream_type, snapshot_data, version, "
+        "state_schema, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "ghost",
+        "CliAccount",
+        "{}",
+        2,
+        aggregate_type(Account).state_schema,
+        "2026-01-01T00:00:00+00:00",
+    )
+    result = target.run("verify")
+    assert result.code == 3
+    assert result.out.splitlines()[0] == (
+        "snapshots: stream 'ghost' version 2 position -: a snapshot of a stream with no events"
+    )
