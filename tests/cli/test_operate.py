@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import timedelta
 
 from esframework import Repository
 from tests.cli.app import Account, runner
@@ -45,13 +47,29 @@ def test_subscriptions_shows_checkpoint_lag_and_parked_count(target: Target) -> 
     assert re.search(r"totals\s+8\s+0\s+0\.0\s+-\s+1", text.out), text.out
 
 
-def test_subscriptions_counts_the_events_behind(target: Target) -> None:
+def test_subscriptions_counts_the_events_and_seconds_behind(target: Target) -> None:
     target.accounts(1, deposits=1)
     _catch_up(target)
-    Repository(Account, store=target.store).save(Account.open("late", "x"))
+    (handled,) = target.store.read_all(after=1, limit=1)
+    # Recorded an hour after the last handled event (written by hand to choose the time).
+    later = (handled.recorded_at + timedelta(hours=1)).isoformat()
+    for version in (3, 4):
+        target.sql(
+            "INSERT INTO {s}events (id, stream_id, stream_type, event_type, schema_version, "
+            "event_data, metadata, version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            str(uuid.uuid4()),
+            "account-0",
+            "CliAccount",
+            "CliDeposited",
+            2,
+            '{"amount": 1, "currency": "EUR"}',
+            "{}",
+            version,
+            later,
+        )
     (row,) = target.run("subscriptions", "--json").json()
-    assert row["lag_events"] == 1
-    assert row["lag_seconds"] >= 0
+    assert row["lag_events"] == 2
+    assert row["lag_seconds"] == 3600.0
 
 
 def test_parked_list_retry_and_drop(target: Target) -> None:
