@@ -7,6 +7,7 @@ ESFRAMEWORK_CLI_DB (an SQLite file), or ESFRAMEWORK_CLI_DSN and ESFRAMEWORK_CLI_
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from esframework import (
@@ -73,6 +74,7 @@ class Totals:
     def handle(self, envelope: Envelope[Any], connection: Any) -> None:
         if not isinstance(envelope.event, Deposited):
             return
+        time.sleep(float(os.environ.get("ESFRAMEWORK_CLI_SLOW", "0")))  # a slow read model
         if envelope.event.amount == 13:
             msg = "thirteen is unlucky"
             raise ValueError(msg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import uuid
 from datetime import timedelta
 
@@ -156,3 +157,19 @@ def test_subscriptions_names_the_lease_holder(target: Target) -> None:
         assert row["lease_holder"] == "a process on this host"
     (after,) = target.run("subscriptions", "--json").json()
     assert after["lease_holder"] is None
+
+
+def test_rebuild_stopped_by_sigint_says_the_read_model_is_incomplete(target: Target) -> None:
+    target.accounts(10, deposits=5)  # 50 deposits, 0.05 s each: 2.5 s
+    target.env["ESFRAMEWORK_CLI_SLOW"] = "0.05"
+    target.args = []
+    process = target.spawn("rebuild", "tests.cli.app:runner", "totals", "--every", "0")
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("totals: "), first
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 1, err
+    assert "done" not in out
+    assert err.startswith("esframework rebuild: stopped at position ")
+    assert err.endswith("before the end: the read model is incomplete; rebuild again\n")
