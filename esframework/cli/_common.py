@@ -167,9 +167,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     rich = rich_module("rich.table") if sys.stdout.isatty() else None
     if rich is not None:
         console = rich_module("rich.console")
+        text = rich_module("rich.text")
         made = rich.Table(*headers)
-        for row in cells:
-            made.add_row(*row)
+        for row in cells:  # as Text: an error's "[...]" is not rich markup
+            made.add_row(*(text.Text(cell) for cell in row))
         console.Console().print(made)
         return
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]

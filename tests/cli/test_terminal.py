@@ -9,10 +9,12 @@ import os
 import pty
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from esframework import NewEvent
 from tests.cli.conftest import Target
 
 ROOT = Path(__file__).parents[2]
@@ -64,6 +66,10 @@ def test_tables_are_drawn(target: Target) -> None:
     if target.kind != "sqlite":
         pytest.skip("the drawing does not depend on the store")
     target.accounts(2)
+    target.store.append(
+        "[bold]x[/bold]", "T", [NewEvent(uuid.uuid4(), "E", 1, "{}")], expected_version=0
+    )
     drawn = on_a_terminal(target, "streams", *target.args)
     assert "┃" in drawn
     assert "account-1" in drawn
+    assert "[bold]x[/bold]" in drawn  # shown as it is, not as markup
