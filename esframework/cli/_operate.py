@@ -248,8 +248,8 @@ class _ProgressDisplay:
                 rich.TextColumn("{task.description}"),
                 rich.BarColumn(),
                 rich.TaskProgressColumn(),
-                rich.TextColumn("{task.fields[rate]} events/s"),
-                rich.TimeRemainingColumn(),
+                # The rate and time left of the rebuild's own reports, not rich's estimates.
+                rich.TextColumn("{task.fields[rate]} events/s, ETA {task.fields[eta]}"),
             )
 
     def __enter__(self) -> Self:
@@ -267,12 +267,15 @@ class _ProgressDisplay:
         figures = describe(progress)
         if self._bar is not None:
             if self._task is None:
-                self._task = self._bar.add_task(progress.subscription, total=None, rate="0")
+                self._task = self._bar.add_task(
+                    progress.subscription, total=None, rate="0", eta="-"
+                )
             self._bar.update(
                 self._task,
                 total=max(progress.head, 1),
                 completed=progress.head if progress.caught_up else progress.position,
                 rate=f"{figures['rate']:.0f}",
+                eta=_eta(figures, done=progress.caught_up),
             )
             return
         now = time.monotonic()
@@ -282,11 +285,16 @@ class _ProgressDisplay:
         if self._json:
             print_json(figures)
             return
-        eta = "-" if figures["eta"] is None else f"{figures['eta']:.0f}s"
-        state = "done" if progress.caught_up else f"ETA {eta}"
+        state = "done" if progress.caught_up else f"ETA {_eta(figures, done=False)}"
         print(
             f"{progress.subscription}: {figures['percent']:5.1f}% position {progress.position} "
             f"of {progress.head}, {progress.handled} events, {figures['rate']:.0f} events/s, "
             f"{progress.parked} parked, {state}",
             flush=True,
         )
+
+
+def _eta(figures: dict[str, Any], *, done: bool) -> str:
+    if done:
+        return "0s"
+    return "-" if figures["eta"] is None else f"{figures['eta']:.0f}s"

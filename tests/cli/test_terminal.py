@@ -59,7 +59,7 @@ def test_rebuild_draws_a_progress_bar(target: Target) -> None:
     drawn = on_a_terminal(target, "rebuild", "tests.cli.app:runner", "totals")
     assert "━" in drawn
     assert "100%" in drawn
-    assert "events/s" in drawn
+    assert "events/s, ETA" in drawn
 
 
 def test_tables_are_drawn(target: Target) -> None:
