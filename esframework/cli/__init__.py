@@ -1,0 +1,56 @@
+"""The `esframework` console command: run the application, and look inside its store.
+
+Commands: `migrate` and `run` (see `_worker`), `streams`, `show` and `tail` (`_browse`),
+`subscriptions`, `parked` and `rebuild` (`_operate`), and `verify` (`_verify`).
+
+Exit codes:
+
+- 0: the command did its work (`tail` stopped by Ctrl-C or SIGTERM included);
+- 1: it ran and failed: the database refused or is unreachable, a subscription failed, the
+  application's code raised, a rebuild was stopped before it finished;
+- 2: a bad command line: an unknown command or option, a module or target that cannot be
+  found, a malformed DSN, an SQLite file that does not exist, an unknown stream or
+  subscription;
+- 3: `verify` found problems in the store.
+
+Errors are one line on stderr, never a traceback, except for `run`: a worker failing inside
+the application's code keeps its traceback, where it is what you need.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from esframework.cli import _browse, _operate, _verify, _worker
+from esframework.cli._common import EXIT_FAILED, EXIT_USAGE, Parser, UsageError, one_line
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `esframework` command line; return its exit code."""
+    parser = Parser(prog="esframework", description="esframework tools.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _worker.add_commands(commands)
+    _browse.add_commands(commands)
+    _operate.add_commands(commands)
+    _verify.add_commands(commands)
+    args = parser.parse_args(argv)
+    if not getattr(args, "tracebacks", False) and not logging.getLogger().handlers:
+        # Libraries log what they retry (psycopg_pool a failed connection) and Python's
+        # last-resort handler would print it: the command's own line says what failed.
+        logging.getLogger().addHandler(logging.NullHandler())
+    name = args.command if args.command != "parked" else f"parked {args.action}"
+    try:
+        code: int = args.handler(args)
+    except UsageError as error:
+        print(f"esframework {name}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:
+        if getattr(args, "tracebacks", False):
+            raise
+        print(f"esframework {name}: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    return code

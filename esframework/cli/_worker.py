@@ -1,0 +1,112 @@
+"""Running the application: `migrate` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from esframework.cli._common import EXIT_FAILED, UsageError, import_module, one_line
+
+if TYPE_CHECKING:
+    from esframework._runner import Runner
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def add_commands(commands: Any) -> None:
+    migrate = commands.add_parser("migrate", help="create or upgrade the PostgreSQL store's tables")
+    migrate.add_argument("--dsn", required=True, help="PostgreSQL connection string or URL")
+    migrate.add_argument("--schema", default="public", help="schema of the tables (public)")
+    migrate.set_defaults(handler=lambda args: _migrate(args.dsn, args.schema))
+    run = commands.add_parser("run", help="run subscriptions as a worker until SIGTERM or Ctrl-C")
+    run.add_argument(
+        "target",
+        metavar="MODULE:NAME",
+        help="a Runner, or a function that returns one, such as myapp.worker:runner",
+    )
+    run.add_argument("--log-level", type=_log_level, default="INFO", help="logging level (INFO)")
+    run.set_defaults(handler=lambda args: _run(args.target, args.log_level), tracebacks=True)
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in _LOG_LEVELS:
+        msg = f"unknown log level {text!r} (choose from {', '.join(_LOG_LEVELS)})"
+        raise argparse.ArgumentTypeError(msg)
+    return text.upper()
+
+
+def _run(target: str, log_level: str) -> int:
+    import logging
+
+    runner = load_runner(target)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runner.run()
+    return 0
+
+
+def load_runner(target: str) -> Runner[Any]:
+    """Import `target` (MODULE:NAME) and return the Runner it names or builds.
+
+    Errors of the target itself are usage errors; errors raised by the code it runs (a
+    module that fails to import, a factory that raises) propagate with their traceback.
+    """
+    import inspect
+
+    from esframework._runner import Runner
+
+    module_name, _, attribute = target.partition(":")
+    dotted = (module_name, attribute)
+    if not all(part.isidentifier() for name in dotted for part in name.split(".")):
+        msg = f"expected MODULE:NAME, such as myapp.worker:runner, got {target!r}"
+        raise UsageError(msg)
+    found = import_module(module_name)
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            msg = f"{module_name!r} has no attribute {attribute!r}"
+            raise UsageError(msg)
+        found = getattr(found, part)
+    if isinstance(found, Runner):
+        return found
+    if not callable(found):
+        kind = type(found).__name__
+        msg = f"{target} is of type {kind!r}, not a Runner or a function returning one"
+        raise UsageError(msg)
+    try:
+        inspect.signature(found).bind()
+    except TypeError:
+        msg = f"{target} needs arguments; name a Runner or a function of no arguments"
+        raise UsageError(msg) from None
+    except ValueError:
+        pass  # no signature to check (a builtin): calling it will tell
+    runner = found()
+    if not isinstance(runner, Runner):
+        msg = f"{target} returned a value of type {type(runner).__name__!r}, not a Runner"
+        raise UsageError(msg)
+    return runner
+
+
+def _migrate(dsn: str, schema: str) -> int:
+    try:
+        import psycopg
+
+        from esframework.postgres import migrate
+    except ImportError:
+        msg = "needs psycopg: pip install 'esframework[postgres]'"
+        raise UsageError(msg) from None
+    try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as error:
+        msg = f"--dsn is not a connection string or URL: {one_line(error)}"
+        raise UsageError(msg) from None
+    try:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            applied = migrate(connection, schema)
+    except psycopg.Error as error:
+        print(f"esframework migrate: {one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    for migration in applied:
+        print(f"applied {migration.version:04d} {migration.name}")
+    if not applied:
+        print(f"schema {schema!r} is up to date: nothing to apply")
+    return 0

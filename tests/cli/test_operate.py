@@ -1,0 +1,175 @@
+"""`subscriptions`, `parked list|retry|drop` and `rebuild` on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import signal
+import uuid
+from datetime import timedelta
+
+from esframework import Repository
+from tests.cli.app import Account, runner
+from tests.cli.conftest import Target
+
+
+def _catch_up(target: Target) -> None:
+    for name, value in target.env.items():
+        target.monkeypatch.setenv(name, value)
+    built = runner()
+    try:
+        built.run_until_caught_up()
+    finally:
+        built.workers["totals"].store.close()
+
+
+def _unlucky(target: Target, account_id: str) -> None:
+    repository = Repository(Account, store=target.store)
+    account = Account.open(account_id, "unlucky")
+    account.deposit(13)  # the projection fails on it: parked
+    repository.save(account)
+
+
+def test_subscriptions_shows_checkpoint_lag_and_parked_count(target: Target) -> None:
+    target.accounts(2, deposits=2)  # positions 1 to 6
+    _unlucky(target, "bad")  # positions 7 and 8, 8 parked
+    _catch_up(target)
+    result = target.run("subscriptions", "--json")
+    assert result.code == 0, result.err
+    (row,) = result.json()
+    assert row["subscription"] == "totals"
+    assert row["checkpoint"] == 8
+    assert row["head"] == 8
+    assert row["lag_events"] == 0
+    assert row["parked"] == 1
+    assert row["lease_holder"] is None  # no worker runs
+
+    text = target.run("subscriptions")
+    assert text.out.splitlines()[0].split()[:3] == ["SUBSCRIPTION", "CHECKPOINT", "LAG"]
+    assert re.search(r"totals\s+8\s+0\s+0\.0\s+-\s+1", text.out), text.out
+
+
+def test_subscriptions_counts_the_events_and_seconds_behind(target: Target) -> None:
+    target.accounts(1, deposits=1)
+    _catch_up(target)
+    (handled,) = target.store.read_all(after=1, limit=1)
+    # Recorded an hour after the last handled event (written by hand to choose the time).
+    later = (handled.recorded_at + timedelta(hours=1)).isoformat()
+    for version in (3, 4):
+        target.sql(
+            "INSERT INTO {s}events (id, stream_id, stream_type, event_type, schema_version, "
+            "event_data, metadata, version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            str(uuid.uuid4()),
+            "account-0",
+            "CliAccount",
+            "CliDeposited",
+            2,
+            '{"amount": 1, "currency": "EUR"}',
+            "{}",
+            version,
+            later,
+        )
+    (row,) = target.run("subscriptions", "--json").json()
+    assert row["lag_events"] == 2
+    assert row["lag_seconds"] == 3600.0
+
+
+def test_parked_list_retry_and_drop(target: Target) -> None:
+    _unlucky(target, "bad-1")
+    _unlucky(target, "bad-2")
+    _catch_up(target)
+    listed = target.run("parked", "list", "totals", "--json")
+    assert listed.code == 0, listed.err
+    assert [(p["stream_id"], p["event_type"]) for p in listed.json()] == [
+        ("bad-1", "CliDeposited"),
+        ("bad-2", "CliDeposited"),
+    ]
+    assert "thirteen is unlucky" in listed.json()[0]["error"]
+    text = target.run("parked", "list", "totals")
+    assert "bad-1" in text.out
+    assert "ValueError" in text.out
+
+    # Retrying uses the application's runner (and its store): the handler fails again.
+    target.args, saved = [], target.args
+    retried = target.run("parked", "retry", "tests.cli.app:runner", "totals")
+    target.args = saved
+    assert retried.code == 1
+    assert "retried 2 parked event(s) of 'totals': 2 failed" in retried.out
+
+    position = listed.json()[0]["position"]
+    dropped = target.run("parked", "drop", "totals", "--position", str(position))
+    assert dropped.code == 0, dropped.err
+    assert dropped.out == "dropped 1 parked event(s) of 'totals'\n"
+    again = target.run("parked", "drop", "totals", "--position", str(position))
+    assert again.code == 2
+    assert (
+        again.err
+        == f"esframework parked drop: 'totals' has no parked event at position {position}\n"
+    )
+    assert [p["stream_id"] for p in target.run("parked", "list", "totals", "--json").json()] == [
+        "bad-2"
+    ]
+    assert target.run("parked", "drop", "totals", "--all").out.startswith("dropped 1 ")
+
+
+def test_rebuild_replays_with_progress_lines(target: Target) -> None:
+    target.accounts(10, deposits=2)  # 30 events, pages of 10
+    target.args = []  # the runner brings its store
+    result = target.run("rebuild", "tests.cli.app:runner", "totals", "--every", "0")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) >= 3, result.out
+    assert re.match(
+        r"totals:\s+\d+\.\d% position 10 of 30, 10 events, \d+ events/s, 0 parked, ETA", lines[0]
+    )
+    assert lines[-1].startswith("totals: 100.0% position 30 of 30, 30 events")
+    assert lines[-1].endswith("done")
+
+    reports = target.run("rebuild", "tests.cli.app:runner", "totals", "--json", "--every", "0")
+    figures = reports.json()
+    assert [f["position"] for f in figures][:3] == [10, 20, 30]
+    assert figures[0]["percent"] == 33.3
+    assert figures[-1]["caught_up"]
+    assert figures[-1]["percent"] == 100.0
+
+
+def test_rebuild_names_a_missing_subscription_in_one_line(target: Target) -> None:
+    target.args = []
+    result = target.run("rebuild", "tests.cli.app:runner", "nosuch")
+    assert result.code == 2
+    assert result.err == (
+        "esframework rebuild: tests.cli.app:runner runs no subscription 'nosuch' "
+        "(it runs: totals)\n"
+    )
+
+
+def test_subscriptions_names_the_lease_holder(target: Target) -> None:
+    target.accounts(1, deposits=0)
+    _catch_up(target)
+    lease = target.store.lease("totals")  # as a running worker holds it
+    assert lease.acquire()
+    try:
+        (row,) = target.run("subscriptions", "--json").json()
+    finally:
+        lease.release()
+    if target.kind == "postgres":
+        assert re.match(r"pid \d+ \(esframework", row["lease_holder"]), row["lease_holder"]
+    else:
+        assert row["lease_holder"] == "a process on this host"
+    (after,) = target.run("subscriptions", "--json").json()
+    assert after["lease_holder"] is None
+
+
+def test_rebuild_stopped_by_sigint_says_the_read_model_is_incomplete(target: Target) -> None:
+    target.accounts(10, deposits=5)  # 50 deposits, 0.05 s each: 2.5 s
+    target.env["ESFRAMEWORK_CLI_SLOW"] = "0.05"
+    target.args = []
+    process = target.spawn("rebuild", "tests.cli.app:runner", "totals", "--every", "0")
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("totals: "), first
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 1, err
+    assert "done" not in out
+    assert err.startswith("esframework rebuild: stopped at position ")
+    assert err.endswith("before the end: the read model is incomplete; rebuild again\n")
