@@ -330,15 +330,16 @@ MIGRATIONS: Final = (
             #   rows it expects visits every one of them on every pass (11 ms per pass after
             #   57,000 appends); an index scan marks them dead as it passes, so later scans
             #   skip them and full pages drop them instead of splitting (0.3 ms).
-            # - Cached plans again: with the index scan, the generic plan is linear in the
-            #   rows positioned (24 us each, up to 3,000 measured) and saves the ~150 us of
-            #   planning that forcing custom plans cost every pass.
+            # - Still custom plans: a cached generic plan is faster for small passes (an empty
+            #   pass 186 us instead of 281 us) but, with a backlog larger than `max_rows`,
+            #   a pass over 100,000 pending events ran for over 12 s instead of ~150 ms.
             """
             CREATE OR REPLACE FUNCTION {schema}.esframework_sequence(
                 max_rows integer, wait boolean DEFAULT false
             ) RETURNS integer
             LANGUAGE plpgsql SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp
+            SET plan_cache_mode = force_custom_plan
             SET jit = off
             SET enable_bitmapscan = off
             AS $$

@@ -451,3 +451,33 @@ def test_a_read_does_not_wait_for_passes_held_back_for_batching(
         batch = events(1)
         postgres_store.append("b", "S", batch, expected_version=version - 1)
         assert batch[0].event_id in {e.event_id for e in postgres_store.read_all()}
+
+
+def test_a_backlog_larger_than_a_pass_is_positioned_in_insert_order(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    """12,000 events inserted while no store ran (an import, an outage) are positioned by
+    passes of 5,000, in the order they were inserted. A cached generic plan of the pass made
+    each such pass walk the whole backlog per row (12 s and more per pass): passes run on
+    the same connection here, after enough small ones for PostgreSQL to cache a plan, and a
+    statement timeout far above a sound pass's time fails such a pass."""
+    with PostgresEventStore(
+        postgres_dsn, schema=postgres_schema, max_size=1, statement_timeout=5.0
+    ) as store:
+        store.migrate()
+        for version in range(1, 8):  # small passes on the store's one connection
+            store.append("warm", "S", events(1), expected_version=version - 1)
+            store.sequence()
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (id, stream_id, stream_type, event_type, event_data, version) "
+                    "SELECT gen_random_uuid(), 'import-' || n, 'S', 'Tick', '{{}}', 1 "
+                    "FROM generate_series(1, 12000) AS n"
+                ).format(sql.Identifier(postgres_schema, "events"))
+            )
+        store.sequence()  # (the store's sweep may have begun on them already)
+        assert store.unpositioned() == 0
+        imported = store.read_all(after=7, limit=20_000)
+    assert [e.stream_id for e in imported] == [f"import-{n}" for n in range(1, 12_001)]
+    assert [e.position for e in imported] == list(range(8, 12_008))
