@@ -83,7 +83,7 @@ def open_store(args: argparse.Namespace) -> Iterator[SubscriptionStore[Any]]:
         with SQLiteEventStore(path) as store:
             yield store
         return
-    postgres = _postgres(args.dsn)
+    postgres = postgres_module(args.dsn)
     with postgres.PostgresEventStore(args.dsn, schema=args.schema) as store:
         yield store
 
@@ -97,7 +97,7 @@ def open_inspector(args: argparse.Namespace) -> Iterator[Inspector]:
     if args.db is not None:
         inspector = SQLiteInspector(args.db)
     else:
-        _postgres(args.dsn)
+        postgres_module(args.dsn)
         inspector = PostgresInspector(args.dsn, args.schema)
     try:
         yield inspector
@@ -105,7 +105,8 @@ def open_inspector(args: argparse.Namespace) -> Iterator[Inspector]:
         inspector.close()
 
 
-def _postgres(dsn: str) -> Any:
+def postgres_module(dsn: str) -> Any:
+    """`esframework.postgres`, once psycopg is known to be installed and `dsn` to parse."""
     try:
         import psycopg
 

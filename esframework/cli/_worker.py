@@ -6,7 +6,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from esframework.cli._common import EXIT_FAILED, UsageError, import_module, one_line
+from esframework.cli._common import (
+    EXIT_FAILED,
+    UsageError,
+    import_module,
+    one_line,
+    postgres_module,
+)
 
 if TYPE_CHECKING:
     from esframework._runner import Runner
@@ -87,21 +93,12 @@ def load_runner(target: str) -> Runner[Any]:
 
 
 def _migrate(dsn: str, schema: str) -> int:
-    try:
-        import psycopg
+    postgres = postgres_module(dsn)  # psycopg is there, and the DSN parses
+    import psycopg
 
-        from esframework.postgres import migrate
-    except ImportError:
-        msg = "needs psycopg: pip install 'esframework[postgres]'"
-        raise UsageError(msg) from None
-    try:
-        psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as error:
-        msg = f"--dsn is not a connection string or URL: {one_line(error)}"
-        raise UsageError(msg) from None
     try:
         with psycopg.connect(dsn, autocommit=True) as connection:
-            applied = migrate(connection, schema)
+            applied = postgres.migrate(connection, schema)
     except psycopg.Error as error:
         print(f"esframework migrate: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
