@@ -165,18 +165,25 @@ def _default(value: object) -> object:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Print rows under headers: a rich table on a terminal (if installed), else columns."""
     cells = [[_cell(value) for value in row] for row in rows]
-    rich = rich_module("rich.table") if sys.stdout.isatty() else None
-    if rich is not None:
-        console = rich_module("rich.console")
-        text = rich_module("rich.text")
-        made = rich.Table(*headers)
-        for row in cells:  # as Text: an error's "[...]" is not rich markup
-            made.add_row(*(text.Text(cell) for cell in row))
-        console.Console().print(made)
+    made = rich_table(headers, rows) if sys.stdout.isatty() else None
+    if made is not None:
+        rich_module("rich.console").Console().print(made)
         return
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Any:
+    """The rows as a rich table, or None without rich."""
+    rich = rich_module("rich.table")
+    if rich is None:
+        return None
+    text = rich_module("rich.text")
+    made = rich.Table(*headers)
+    for row in rows:  # as Text: an error's "[...]" is not rich markup
+        made.add_row(*(text.Text(_cell(value)) for value in row))
+    return made
 
 
 def _cell(value: object) -> str:

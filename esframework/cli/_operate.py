@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Self
 
@@ -21,6 +23,7 @@ from esframework.cli._common import (
     open_store,
     print_json,
     rich_module,
+    rich_table,
     table,
 )
 from esframework.cli._worker import load_runner
@@ -31,6 +34,14 @@ def add_commands(commands: Any) -> None:
         "subscriptions", help="every subscription's checkpoint, lag, lease and parked events"
     )
     add_store_options(subscriptions)
+    subscriptions.add_argument("--watch", action="store_true", help="redraw the lag until Ctrl-C")
+    subscriptions.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between redraws with --watch (2)",
+    )
     subscriptions.set_defaults(handler=_subscriptions)
 
     parked = commands.add_parser(
@@ -65,51 +76,115 @@ def add_commands(commands: Any) -> None:
 
 
 def _subscriptions(args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(args)
     with open_store(args) as store, open_inspector(args) as inspector:
-        head = store.head()
-        head_at = inspector.recorded_at(head) if head else None
-        parked = inspector.parked_counts()
-        rows: list[dict[str, Any]] = []
-        for checkpoint in inspector.checkpoints():
-            position = checkpoint.position or 0
-            lag = max(head - position, 0)
-            behind = 0.0
-            if lag and head_at is not None:
-                # From the event it handled last (or the first one) to the newest event.
-                (since,) = store.read_all(after=max(position - 1, 0), limit=1)
-                behind = max((head_at - since.recorded_at).total_seconds(), 0.0)
-            rows.append(
-                {
-                    "subscription": checkpoint.subscription,
-                    "checkpoint": checkpoint.position,
-                    "head": head,
-                    "lag_events": lag,
-                    "lag_seconds": round(behind, 3),
-                    "lease_holder": inspector.lease_holder(checkpoint.subscription),
-                    "parked": parked.get(checkpoint.subscription, 0),
-                    "updated_at": checkpoint.updated_at,
-                }
-            )
+        head, rows = _lag_rows(store, inspector)
     if args.json:
         for row in rows:
             print_json(row)
         return EXIT_OK
-    table(
-        ("SUBSCRIPTION", "CHECKPOINT", "LAG", "BEHIND (S)", "LEASE HOLDER", "PARKED"),
-        [
-            (
-                r["subscription"],
-                r["checkpoint"],
-                r["lag_events"],
-                f"{r['lag_seconds']:.1f}",
-                r["lease_holder"],
-                r["parked"],
-            )
-            for r in rows
-        ],
-    )
+    table(_LAG_HEADERS, _lag_cells(rows))
     print(f"head: position {head}")
     return EXIT_OK
+
+
+def _lag_rows(store: Any, inspector: Any) -> tuple[int, list[dict[str, Any]]]:
+    """The head's position, and one row per subscription: checkpoint, lag, lease, parked."""
+    head: int = store.head()
+    head_at = inspector.recorded_at(head) if head else None
+    parked = inspector.parked_counts()
+    rows: list[dict[str, Any]] = []
+    for checkpoint in inspector.checkpoints():
+        position = checkpoint.position or 0
+        lag = max(head - position, 0)
+        behind = 0.0
+        if lag and head_at is not None:
+            # From the event it handled last (or the first one) to the newest event.
+            (since,) = store.read_all(after=max(position - 1, 0), limit=1)
+            behind = max((head_at - since.recorded_at).total_seconds(), 0.0)
+        rows.append(
+            {
+                "subscription": checkpoint.subscription,
+                "checkpoint": checkpoint.position,
+                "head": head,
+                "lag_events": lag,
+                "lag_seconds": round(behind, 3),
+                "lease_holder": inspector.lease_holder(checkpoint.subscription),
+                "parked": parked.get(checkpoint.subscription, 0),
+                "updated_at": checkpoint.updated_at,
+            }
+        )
+    return head, rows
+
+
+_LAG_HEADERS = ("SUBSCRIPTION", "CHECKPOINT", "LAG", "BEHIND (S)", "LEASE HOLDER", "PARKED")
+
+
+def _lag_cells(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+    return [
+        (
+            r["subscription"],
+            r["checkpoint"],
+            r["lag_events"],
+            f"{r['lag_seconds']:.1f}",
+            r["lease_holder"],
+            r["parked"],
+        )
+        for r in rows
+    ]
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Redraw the lag every --interval seconds until Ctrl-C or SIGTERM (exit 0)."""
+    stopped = threading.Event()
+
+    def stop(_: int, __: FrameType | None) -> None:
+        # A flag, not an exception: raised inside a query it would leave the connection
+        # mid-command. The loop looks at it between refreshes.
+        stopped.set()
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    live_module = None if args.json or not sys.stdout.isatty() else rich_module("rich.live")
+    try:
+        with open_store(args) as store, open_inspector(args) as inspector:
+            if live_module is not None:
+                with live_module.Live(auto_refresh=False) as live:
+                    while not stopped.is_set():
+                        head, rows = _lag_rows(store, inspector)
+                        footer = f"head: position {head}, every {args.interval:g} s (Ctrl-C stops)"
+                        drawn = rich_module("rich.console").Group(
+                            rich_table(_LAG_HEADERS, _lag_cells(rows)),
+                            rich_module("rich.text").Text(footer),  # Text: not highlighted
+                        )
+                        live.update(drawn, refresh=True)
+                        stopped.wait(args.interval)
+                return EXIT_OK
+            while not stopped.is_set():
+                head, rows = _lag_rows(store, inspector)
+                if args.json:
+                    for row in rows:
+                        print_json(row)
+                else:
+                    print(f"{datetime.now(UTC).isoformat(timespec='seconds')} head: {head}")
+                    table(_LAG_HEADERS, _lag_cells(rows))
+                    print(flush=True)
+                stopped.wait(args.interval)
+        return EXIT_OK
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        msg = f"not a positive number of seconds: {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _parked_list(args: argparse.Namespace) -> int:

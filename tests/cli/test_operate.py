@@ -173,3 +173,31 @@ def test_rebuild_stopped_by_sigint_says_the_read_model_is_incomplete(target: Tar
     assert "done" not in out
     assert err.startswith("esframework rebuild: stopped at position ")
     assert err.endswith("before the end: the read model is incomplete; rebuild again\n")
+
+
+def test_subscriptions_watch_redraws_the_lag_until_sigint(target: Target) -> None:
+    target.accounts(1, deposits=1)
+    _catch_up(target)
+    process = target.spawn("subscriptions", "--watch", "--interval", "0.2")
+    assert process.stdout is not None
+    refreshes: list[list[str]] = []
+    while len(refreshes) < 2:
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else ""
+        if re.match(r"\d{4}-\d\d-\d\dT\S+ head: 2$", line.strip()):
+            refreshes.append([])
+        elif refreshes and line.strip():
+            refreshes[-1].append(line)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert err == ""
+    assert refreshes[0][0].split()[:3] == ["SUBSCRIPTION", "CHECKPOINT", "LAG"]
+    assert re.match(r"totals\s+2\s+0\s+0\.0\s+-\s+0", refreshes[0][1]), refreshes[0]
+
+
+def test_subscriptions_watch_refuses_an_interval_that_is_not_positive(target: Target) -> None:
+    process = target.spawn("subscriptions", "--watch", "--interval", "0")
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "--interval: not a positive number of seconds: '0'" in err

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -66,3 +69,38 @@ def test_tables_are_drawn(target: Target) -> None:
     assert "┃" in drawn
     assert "account-1" in drawn
     assert "[bold]x[/bold]" in drawn  # shown as it is, not as markup
+
+
+def test_subscriptions_watch_draws_a_live_table_until_sigint(target: Target) -> None:
+    target.accounts(1, deposits=1)
+    watch = ["subscriptions", "--watch", "--interval", "0.2"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "esframework._cli", *watch, *target.args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": _path(), **target.env, "COLUMNS": "120"},
+        stdout=follower,
+        stderr=subprocess.PIPE,
+    )
+    os.close(follower)
+    drawn = b""
+    deadline = time.monotonic() + 30
+    while drawn.count(b"every 0.2 s (Ctrl-C stops)") < 2:
+        assert time.monotonic() < deadline, drawn
+        if select.select([leader], [], [], 1)[0]:
+            drawn += os.read(leader, 65536)
+    process.send_signal(signal.SIGINT)
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+    os.close(leader)
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+    text = drawn.decode(errors="replace")
+    assert "┃" in text
+    assert "SUBSCRIPTION" in text
+    assert b"head: position 2" in drawn
