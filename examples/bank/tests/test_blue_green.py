@@ -142,3 +142,33 @@ def test_counterparty_column_rolled_out_while_readers_read(
         store.transaction() as connection,
     ):
         execute_sql(connection, "SELECT * FROM bank_statement")
+
+
+def test_refuses_the_active_version_and_a_projection_not_installed(
+    store: SubscriptionStore[Any],
+) -> None:
+    """Rebuilding or retiring the version readers use, or a projection without a version,
+    is refused by name, and nothing is dropped."""
+    attrs.evolve(ACCOUNTS, projection="bank-other").install(store, "v1")  # the table only
+    with pytest.raises(ProjectionVersionError, match="'bank-accounts' version None"):
+        ACCOUNTS.rebuild(store, "v2")
+    ACCOUNTS.install(store, "v1")
+    ACCOUNTS.install(store, "v2")  # a second install keeps the active version
+    with store.transaction() as connection:
+        assert ACCOUNTS.active(connection) == "v1"
+    with pytest.raises(ProjectionVersionError, match="'v1': is the active version"):
+        ACCOUNTS.rebuild(store, "v1")
+    with pytest.raises(ProjectionVersionError, match="'v1': is the active version"):
+        ACCOUNTS.retire(store, "v1")
+    assert Views(store).statement("alice") == []  # v1's tables are still there
+
+
+def test_a_stopped_rebuild_leaves_the_live_version_active(store: SubscriptionStore[Any]) -> None:
+    """A rebuild stopped before it switches returns False and readers keep the old version."""
+    ACCOUNTS.install(store, "v1")
+    Bank(store).open_account("alice", owner="Alice", currency="EUR")
+    stopper = SubscriptionWorker(store, accounts_subscription("v2")).stopper
+    stopper.set()
+    assert ACCOUNTS.rebuild(store, "v2", stopper=stopper) is False
+    with store.transaction() as connection:
+        assert ACCOUNTS.active(connection) == "v1"
