@@ -16,6 +16,7 @@ from esframework._aggregates import (
     new,
     pending_events,
 )
+from esframework._blue_green import PROJECTION_VERSIONS_TABLE, BlueGreen, replaying
 from esframework._envelope import Envelope, Metadata
 from esframework._events import EventType, event, event_type_of
 from esframework._memory import InMemoryEventStore
@@ -67,6 +68,7 @@ from esframework.errors import (
 )
 
 __all__ = [
+    "PROJECTION_VERSIONS_TABLE",
     "AggregateNotFoundError",
     "AppendResult",
     "AsyncEventStore",
@@ -79,6 +81,7 @@ __all__ = [
     "AsyncSubscription",
     "AsyncSubscriptionStore",
     "AsyncSubscriptionWorker",
+    "BlueGreen",
     "ConcurrencyError",
     "Envelope",
     "EsframeworkError",
@@ -125,6 +128,7 @@ __all__ = [
     "partitioned",
     "pending_events",
     "rebuild_partitions",
+    "replaying",
     "upcaster",
 ]
 

@@ -50,6 +50,7 @@ __all__ = [
     "MissingHandlerError",
     "MissingUpcasterError",
     "PartitionCountError",
+    "ProjectionVersionError",
     "StoreError",
     "StoreUnavailableError",
     "StreamTypeMismatchError",
@@ -445,3 +446,21 @@ class PartitionCountError(EsframeworkError):
             f"worker is configured with {self.configured}: stop every worker of it and rebuild "
             f"it with the new count (rebuild_partitions) to change it"
         )
+
+
+class ProjectionVersionError(EsframeworkError):
+    """A blue/green step asked for a projection version it cannot act on.
+
+    Rebuilding the version that serves readers would empty it under them, and retiring it
+    would leave them nothing to read; a projection without a recorded version has not been
+    installed.
+    """
+
+    def __init__(self, projection: str, version: str | None, reason: str) -> None:
+        self.projection = projection
+        self.version = version
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"projection {self.projection!r} version {self.version!r}: {self.reason}"

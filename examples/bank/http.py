@@ -37,6 +37,7 @@ from esframework import (
 from esframework.errors import StreamTypeMismatchError
 from esframework.postgres import AsyncPostgresEventStore
 from examples.bank.domain import Account, AccountIdTakenError, BankError, Transfer
+from examples.bank.projections import ACCOUNTS, accounts_tables
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -207,10 +208,12 @@ def create_app(store: AsyncPostgresEventStore) -> Starlette:
     async def statement(request: Request) -> Response:
         account = await accounts.load(request.path_params["account"])  # 404 if unknown
         async with store.transaction() as connection:  # its tables are the store's schema's
+            # The version serving readers, and its table, in one transaction (blue/green).
+            _, table = accounts_tables(await ACCOUNTS.active_async(connection))
             rows = await execute_sql_async(
                 connection,
                 "SELECT version, recorded_at, description, amount, balance "
-                "FROM bank_statement WHERE account = %s ORDER BY version",
+                f"FROM {table} WHERE account = %s ORDER BY version",
                 (aggregate_id(account),),
             )
         lines = [
