@@ -5,13 +5,21 @@ Shared by the sync and async subscription modules, so both see the same `Partiti
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import attrs
 
 from esframework._checks import MAX_STREAM_ID_LENGTH
 
-__all__ = ["MAX_PARTITIONS", "Partition", "count_marker", "partition_name"]
+__all__ = [
+    "MAX_PARTITIONS",
+    "Partition",
+    "count_marker",
+    "is_count_marker",
+    "partition_name",
+    "partition_of",
+]
 
 MAX_PARTITIONS = 1024
 
@@ -66,3 +74,19 @@ def count_marker(base: str) -> str:
     every store as it is: partitioning is a layer over the subscription machinery.
     """
     return f"{base}{_COUNT_SUFFIX}"
+
+
+_PARTITION_NAME = re.compile(r"(?P<base>.+):(?P<index>\d+)/(?P<count>\d+)")
+
+
+def partition_of(name: str) -> tuple[str, int, int] | None:
+    """`(base, index, count)` for a partition's name (`base:index/count`), else None."""
+    found = _PARTITION_NAME.fullmatch(name)
+    if found is None:
+        return None
+    return found["base"], int(found["index"]), int(found["count"])
+
+
+def is_count_marker(name: str) -> bool:
+    """Whether `name` is the checkpoint row recording a partition count, not a subscription."""
+    return name.endswith(_COUNT_SUFFIX)

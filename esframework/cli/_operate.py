@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Self
 
+from esframework._partition import is_count_marker, partition_of
 from esframework._progress import Progress
 from esframework._subscriptions import SubscriptionWorker
 from esframework.cli._common import (
@@ -96,6 +97,9 @@ def _lag_rows(store: Any, inspector: Any) -> tuple[int, list[dict[str, Any]]]:
     parked = inspector.parked_counts()
     rows: list[dict[str, Any]] = []
     for checkpoint in inspector.checkpoints():
+        if is_count_marker(checkpoint.subscription):
+            continue  # a partitioned subscription's recorded count, not a subscription
+        partition = partition_of(checkpoint.subscription)
         position = checkpoint.position or 0
         lag = max(head - position, 0)
         behind = 0.0
@@ -106,6 +110,7 @@ def _lag_rows(store: Any, inspector: Any) -> tuple[int, list[dict[str, Any]]]:
         rows.append(
             {
                 "subscription": checkpoint.subscription,
+                "partition": None if partition is None else f"{partition[1]}/{partition[2]}",
                 "checkpoint": checkpoint.position,
                 "head": head,
                 "lag_events": lag,
@@ -118,7 +123,15 @@ def _lag_rows(store: Any, inspector: Any) -> tuple[int, list[dict[str, Any]]]:
     return head, rows
 
 
-_LAG_HEADERS = ("SUBSCRIPTION", "CHECKPOINT", "LAG", "BEHIND (S)", "LEASE HOLDER", "PARKED")
+_LAG_HEADERS = (
+    "SUBSCRIPTION",
+    "CHECKPOINT",
+    "LAG",
+    "BEHIND (S)",
+    "LEASE HOLDER",
+    "PARKED",
+    "PARTITION",
+)
 
 
 def _lag_cells(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
@@ -130,6 +143,7 @@ def _lag_cells(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
             f"{r['lag_seconds']:.1f}",
             r["lease_holder"],
             r["parked"],
+            r["partition"],
         )
         for r in rows
     ]

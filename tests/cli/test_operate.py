@@ -201,3 +201,22 @@ def test_subscriptions_watch_refuses_an_interval_that_is_not_positive(target: Ta
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "--interval: not a positive number of seconds: '0'" in err
+
+
+def test_subscriptions_shows_each_partition_and_not_the_recorded_count(target: Target) -> None:
+    from esframework import Subscription, SubscriptionWorker, partitioned
+
+    target.accounts(4)
+
+    def handle(*_: object) -> None:  # the command shows checkpoints, not what was handled
+        return None
+
+    for partition in partitioned(Subscription(name="split", handler=handle), 2):
+        SubscriptionWorker(target.store, partition).run(until_caught_up=True)
+    rows = {row["subscription"]: row for row in target.run("subscriptions", "--json").json()}
+    assert sorted(rows) == ["split:0/2", "split:1/2"]
+    assert rows["split:0/2"]["partition"] == "0/2"
+    assert rows["split:1/2"]["partition"] == "1/2"
+    text = target.run("subscriptions").out
+    assert text.splitlines()[0].split()[-1] == "PARTITION"
+    assert "split:partitions" not in text
