@@ -58,6 +58,16 @@ class Server:
         assert row is not None
         return int(row[0])
 
+    def sequencing(self) -> bool:
+        """Whether the store's sequencer has run, so that `connections` leaves it out."""
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                " AND query LIKE '%%esframework_sequence%%'",
+                (self.name,),
+            ).fetchone()
+        return row is not None and int(row[0]) > 0
+
     def lease_holders(self) -> Counter[int]:
         """Advisory locks held, by backend pid, among this schema's connections."""
         with psycopg.connect(self.dsn, autocommit=True) as connection:
@@ -100,6 +110,7 @@ def test_a_runner_holds_one_lease_session_and_one_listener(
     threads = [threading.Thread(target=r.run, daemon=True) for r in (active, standby)]
     try:
         deposit(store, "before")
+        wait_for(server.sequencing)
         baseline = server.connections()  # the pool, and whatever else the store keeps open
         threads[0].start()
         wait_for(lambda: all(seen[n] == 2 for n in NAMES))
@@ -190,6 +201,7 @@ def test_an_async_runner_holds_one_lease_session_and_one_listener(
             wallet = Wallet.open("before", "owner")
             wallet.add(Decimal(1))
             await repository.save(wallet)
+            await until(server.sequencing)
             baseline = await connections()
             runner = AsyncRunner(
                 store,
