@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
 from esframework._subscriptions import (
+    RunnerCoordination,
+    SharesCoordination,
     Subscription,
     SubscriptionStore,
     SubscriptionWorker,
@@ -49,9 +51,19 @@ class Runner(Generic[C]):
     ) -> None:
         check_unique_names(subscriptions)
         self.stopper = Stopper()
+        # On PostgreSQL, one lease session and one listener for all the workers, not two
+        # connections each: see "Connections" in the subscriptions concepts page.
+        self._coordination: RunnerCoordination | None = (
+            store.runner_coordination() if isinstance(store, SharesCoordination) else None
+        )
         self.workers = {
             s.name: SubscriptionWorker(
-                store, s, serializer=serializer, stopper=self.stopper, report_every=report_every
+                store,
+                s,
+                serializer=serializer,
+                stopper=self.stopper,
+                report_every=report_every,
+                coordination=self._coordination,
             )
             for s in subscriptions
         }
@@ -79,17 +91,25 @@ class Runner(Generic[C]):
         with _stop_on_signals(self.stop):
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                while thread.is_alive():  # join in slices, so signals are handled meanwhile
-                    thread.join(0.2)
+            try:
+                for thread in threads:
+                    while thread.is_alive():  # join in slices, so signals are handled meanwhile
+                        thread.join(0.2)
+            finally:
+                if self._coordination is not None:
+                    self._coordination.close()
         if failures:
             raise failures[0]
 
     def run_until_caught_up(self) -> None:
         """Deliver every stored event to every subscription, then return."""
         self.stopper.clear()
-        for worker in self.workers.values():
-            worker.run(until_caught_up=True)
+        try:
+            for worker in self.workers.values():
+                worker.run(until_caught_up=True)
+        finally:
+            if self._coordination is not None:
+                self._coordination.close()
 
     def stop(self) -> None:
         """Ask every subscription to stop after the event in hand."""

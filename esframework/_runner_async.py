@@ -12,6 +12,8 @@ from typing import Generic, TypeVar
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping_async import Stopper
 from esframework._subscriptions_async import (
+    AsyncRunnerCoordination,
+    AsyncSharesCoordination,
     AsyncSubscription,
     AsyncSubscriptionStore,
     AsyncSubscriptionWorker,
@@ -48,9 +50,19 @@ class AsyncRunner(Generic[C]):
     ) -> None:
         check_unique_names(subscriptions)
         self.stopper = Stopper()
+        # On PostgreSQL, one lease session and one listener for all the workers, not two
+        # connections each: see "Connections" in the subscriptions concepts page.
+        self._coordination: AsyncRunnerCoordination | None = (
+            store.runner_coordination() if isinstance(store, AsyncSharesCoordination) else None
+        )
         self.workers = {
             s.name: AsyncSubscriptionWorker(
-                store, s, serializer=serializer, stopper=self.stopper, report_every=report_every
+                store,
+                s,
+                serializer=serializer,
+                stopper=self.stopper,
+                report_every=report_every,
+                coordination=self._coordination,
             )
             for s in subscriptions
         }
@@ -83,6 +95,8 @@ class AsyncRunner(Generic[C]):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._coordination is not None:
+                await self._coordination.close()
             if handle_signals:
                 for number in (signal.SIGTERM, signal.SIGINT):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -91,8 +105,12 @@ class AsyncRunner(Generic[C]):
     async def run_until_caught_up(self) -> None:
         """Deliver every stored event to every subscription, then return."""
         self.stopper.clear()
-        for worker in self.workers.values():
-            await worker.run(until_caught_up=True)
+        try:
+            for worker in self.workers.values():
+                await worker.run(until_caught_up=True)
+        finally:
+            if self._coordination is not None:
+                await self._coordination.close()
 
     def stop(self) -> None:
         """Ask every subscription to stop after the event in hand."""

@@ -97,6 +97,27 @@ class Listener(Protocol):
         ...
 
 
+class Coordination(Protocol):
+    """Where workers take leases and listen for appends: a store, or a runner's shared one."""
+
+    def lease(self, subscription: str) -> Lease: ...
+
+    def listener(self) -> AbstractContextManager[Listener]: ...
+
+
+@runtime_checkable
+class SharesCoordination(Protocol):
+    """A store whose runners share one lease session and one listener among their workers."""
+
+    def runner_coordination(self) -> RunnerCoordination: ...
+
+
+class RunnerCoordination(Coordination, Protocol):
+    """The coordination one runner's workers share, closed when the runner stops."""
+
+    def close(self) -> None: ...
+
+
 class SubscriptionStore(EventStore, Protocol[C]):
     """An event store that can also run subscriptions: checkpoints, leases, notifications.
 
@@ -267,6 +288,8 @@ class SubscriptionWorker(Generic[C]):
         serializer: Decodes events; the default uses the registered upcasters.
         stopper: Set it to ask the worker to stop after the event in hand.
         report_every: Seconds between progress lines in the log.
+        coordination: Where to take the lease and listen for appends, if not from `store`:
+            a runner passes the session and listener all its workers share.
     """
 
     def __init__(
@@ -277,8 +300,11 @@ class SubscriptionWorker(Generic[C]):
         serializer: Serializer = DEFAULT_SERIALIZER,
         stopper: Stopper | None = None,
         report_every: float = 10.0,
+        coordination: Coordination | None = None,
     ) -> None:
         self.store = store
+        # A runner passes the leases and listener its workers share; alone, the store's own.
+        self._coordination: Coordination = store if coordination is None else coordination
         self.subscription = subscription
         self.serializer = serializer
         self.stopper = stopper or Stopper()
@@ -290,7 +316,7 @@ class SubscriptionWorker(Generic[C]):
             if subscription.event_types is None
             else serializer.stored_type_names(subscription.event_types)
         )
-        self._lease = store.lease(subscription.name)
+        self._lease = self._coordination.lease(subscription.name)
         # Decided once: a runtime protocol check costs microseconds, on every event.
         handler = subscription.handler
         self._deliver = handler.handle if isinstance(handler, Projection) else handler
@@ -486,7 +512,7 @@ class SubscriptionWorker(Generic[C]):
         if self.subscription.on_poison == "park_stream":
             parked = self.store.parked(self.subscription.name)
             self._held_streams = {p.stream_id for p in parked}
-        with self.store.listener() as listener:
+        with self._coordination.listener() as listener:
             while not self.stopper.is_set():
                 page = self._next_page()
                 if page:

@@ -105,6 +105,27 @@ class AsyncListener(Protocol):
         ...
 
 
+class AsyncCoordination(Protocol):
+    """Where workers take leases and listen for appends: a store, or a runner's shared one."""
+
+    def lease(self, subscription: str) -> AsyncLease: ...
+
+    def listener(self) -> AbstractAsyncContextManager[AsyncListener]: ...
+
+
+@runtime_checkable
+class AsyncSharesCoordination(Protocol):
+    """A store whose runners share one lease session and one listener among their workers."""
+
+    def runner_coordination(self) -> AsyncRunnerCoordination: ...
+
+
+class AsyncRunnerCoordination(AsyncCoordination, Protocol):
+    """The coordination one runner's workers share, closed when the runner stops."""
+
+    async def close(self) -> None: ...
+
+
 class AsyncSubscriptionStore(AsyncEventStore, Protocol[C]):
     """An event store that can also run subscriptions: checkpoints, leases, notifications.
 
@@ -277,6 +298,8 @@ class AsyncSubscriptionWorker(Generic[C]):
         serializer: Decodes events; the default uses the registered upcasters.
         stopper: Set it to ask the worker to stop after the event in hand.
         report_every: Seconds between progress lines in the log.
+        coordination: Where to take the lease and listen for appends, if not from `store`:
+            a runner passes the session and listener all its workers share.
     """
 
     def __init__(
@@ -287,8 +310,11 @@ class AsyncSubscriptionWorker(Generic[C]):
         serializer: Serializer = DEFAULT_SERIALIZER,
         stopper: Stopper | None = None,
         report_every: float = 10.0,
+        coordination: AsyncCoordination | None = None,
     ) -> None:
         self.store = store
+        # A runner passes the leases and listener its workers share; alone, the store's own.
+        self._coordination: AsyncCoordination = store if coordination is None else coordination
         self.subscription = subscription
         self.serializer = serializer
         self.stopper = stopper or Stopper()
@@ -300,7 +326,7 @@ class AsyncSubscriptionWorker(Generic[C]):
             if subscription.event_types is None
             else serializer.stored_type_names(subscription.event_types)
         )
-        self._lease = store.lease(subscription.name)
+        self._lease = self._coordination.lease(subscription.name)
         # Decided once: a runtime protocol check costs microseconds, on every event.
         handler = subscription.handler
         self._deliver = handler.handle if isinstance(handler, AsyncProjection) else handler
@@ -496,7 +522,7 @@ class AsyncSubscriptionWorker(Generic[C]):
         if self.subscription.on_poison == "park_stream":
             parked = await self.store.parked(self.subscription.name)
             self._held_streams = {p.stream_id for p in parked}
-        async with self.store.listener() as listener:
+        async with self._coordination.listener() as listener:
             while not self.stopper.is_set():
                 page = await self._next_page()
                 if page:

@@ -26,6 +26,7 @@ SOURCES = (
     "esframework/_partitions_async.py",
     "esframework/postgres/_migrations_async.py",
     "esframework/postgres/_coordination_async.py",
+    "esframework/postgres/_shared_session_async.py",
     "esframework/postgres/_store_async.py",
 )
 

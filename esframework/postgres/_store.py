@@ -48,6 +48,7 @@ from esframework.postgres._errors import is_connection_lost, translate, violated
 from esframework.postgres._migrations import migrate
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
+from esframework.postgres._shared_session import RunnerCoordination
 from esframework.postgres._sql import (
     COVERED,
     DEFAULT_LEASE_TIMEOUT,
@@ -464,6 +465,12 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     def listener(self) -> PostgresListener:
         """Return a context manager that waits for appends (LISTEN/NOTIFY)."""
         return PostgresListener(self.conninfo, self.schema, lock_timeout=self._lock_timeout)
+
+    def runner_coordination(self) -> RunnerCoordination:
+        """Return one lease session and one listener for all the subscriptions of a runner."""
+        return RunnerCoordination(
+            self.conninfo, self.schema, lock_timeout=self._lock_timeout, timeout=self._lease_timeout
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:

@@ -49,6 +49,7 @@ from esframework.postgres._errors import is_connection_lost, translate, violated
 from esframework.postgres._migrations_async import migrate_async
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
+from esframework.postgres._shared_session_async import AsyncRunnerCoordination
 from esframework.postgres._sql import (
     COVERED,
     DEFAULT_LEASE_TIMEOUT,
@@ -467,6 +468,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
     def listener(self) -> AsyncPostgresListener:
         """Return a context manager that waits for appends (LISTEN/NOTIFY)."""
         return AsyncPostgresListener(self.conninfo, self.schema, lock_timeout=self._lock_timeout)
+
+    def runner_coordination(self) -> AsyncRunnerCoordination:
+        """Return one lease session and one listener for all the subscriptions of a runner."""
+        return AsyncRunnerCoordination(
+            self.conninfo, self.schema, lock_timeout=self._lock_timeout, timeout=self._lease_timeout
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
