@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import psycopg
 
-from esframework.postgres._sql import BUSY, COVERED, SEQUENCE_BATCH, Statements, application_name
+from esframework.postgres._sql import BUSY, SEQUENCE_BATCH, Statements, application_name
 
 __all__ = ["Sequencer"]
 
@@ -192,7 +192,7 @@ class Sequencer:
         and positioned everything it saw (the function returns `COVERED`)."""
         while True:
             positioned = self._call_sequence(wait=must_run)
-            if positioned in {BUSY, COVERED} or positioned < SEQUENCE_BATCH:
+            if positioned < SEQUENCE_BATCH:  # BUSY and COVERED are negative: done too
                 return
 
     def _call_sequence(self, *, wait: bool) -> int:
