@@ -7,6 +7,7 @@ conflict, is this append a retry of one already stored) live here, once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from uuid import UUID
 
 import orjson
@@ -18,6 +19,7 @@ from esframework.errors import (
     DuplicateEventIdError,
     IdempotencyConflictError,
     InvalidStreamIdError,
+    InvalidTimeError,
     StreamTypeMismatchError,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "expected_as_int",
     "match_retry",
     "stored_by_id",
+    "utc_time",
     "validate_event_ids",
     "validate_stream_id",
     "validate_type_names",
@@ -163,6 +166,17 @@ def _without_trace(metadata: str) -> object:
     if isinstance(fields, dict):
         fields.pop(TRACEPARENT, None)
     return fields
+
+
+def utc_time(as_of: datetime) -> datetime:
+    """Return `as_of` in UTC, the zone every store records times in.
+
+    Raises:
+        InvalidTimeError: `as_of` is naive: which instant it means is unknown.
+    """
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise InvalidTimeError(as_of)
+    return as_of.astimezone(UTC)
 
 
 def stored_by_id(events: Iterable[StoredEvent]) -> dict[UUID, StoredEvent]:

@@ -14,6 +14,7 @@ from esframework._checks import (
     check_stream_type,
     expected_as_int,
     match_retry,
+    utc_time,
     validate_event_ids,
     validate_stream_id,
     validate_type_names,
@@ -144,6 +145,18 @@ class InMemoryEventStore(EventStore):
         with self._lock:
             return len(self._events)
 
+    def version_at(self, stream_id: str, as_of: datetime) -> int:
+        as_of = utc_time(as_of)
+        with self._lock:
+            stream = self._streams.get(stream_id, [])
+        return _prefix_until(stream, as_of)
+
+    def position_at(self, as_of: datetime) -> int:
+        as_of = utc_time(as_of)
+        with self._lock:
+            events = list(self._events)
+        return _prefix_until(events, as_of)
+
     def stored_event_types(self) -> frozenset[str]:
         return frozenset(self._event_types)
 
@@ -180,3 +193,11 @@ class InMemoryEventStore(EventStore):
 
     def close(self) -> None:
         """Do nothing: there is nothing to release."""
+
+
+def _prefix_until(events: Sequence[StoredEvent], as_of: datetime) -> int:
+    # The length of the longest start of `events` recorded at or before `as_of`.
+    for count, e in enumerate(events):
+        if e.recorded_at > as_of:
+            return count
+    return len(events)

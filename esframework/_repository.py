@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from esframework import _instrumentation
@@ -64,8 +65,14 @@ class Repository(Generic[A]):
         self.store = store
         self.serializer = serializer
 
-    def load(self, aggregate_id: str, *, at_version: int | None = None) -> A:
-        """Return the aggregate's current state, or its state as of `at_version`.
+    def load(
+        self,
+        aggregate_id: str,
+        *,
+        at_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> A:
+        """Return the aggregate's current state, or its state as of a version or a time.
 
         Starts from the latest usable snapshot and applies only the events after it.
 
@@ -73,11 +80,14 @@ class Repository(Generic[A]):
             aggregate_id: The stream to load.
             at_version: The version to load the state as of, from 1 to the stream's
                 version; None for the current state.
+            as_of: A time (timezone-aware) to load the state as of: the events recorded
+                at or before it (see `EventStore.version_at`). Not with `at_version`.
 
         Raises:
             InvalidVersionError: `at_version` is below 1 (a `ValueError`); nothing was read.
+            InvalidTimeError: `as_of` has no time zone (a `ValueError`); nothing was read.
             AggregateNotFoundError: The stream has no events (its `version` is `at_version`,
-                or None).
+                or None), or had none yet at `as_of`.
             VersionNotFoundError: The stream exists but its version is below `at_version`
                 (an `AggregateNotFoundError`, naming both versions).
             StreamTypeMismatchError: The stream (or its snapshot) is of another aggregate type.
@@ -85,6 +95,13 @@ class Repository(Generic[A]):
             MissingHandlerError: The aggregate has no handler for a stored event.
         """
         validate_stream_id(aggregate_id)
+        if as_of is not None:
+            if at_version is not None:
+                msg = "load takes at_version or as_of, not both"
+                raise ValueError(msg)
+            at_version = self.store.version_at(aggregate_id, as_of)
+            if at_version == 0:
+                raise AggregateNotFoundError(aggregate_id, self._type.stream_type, None)
         if at_version is not None and at_version < 1:
             # Checked here, not left to the stores: a negative bound reads differently on each.
             raise InvalidVersionError(aggregate_id, at_version)

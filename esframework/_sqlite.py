@@ -20,6 +20,7 @@ from esframework._checks import (
     expected_as_int,
     match_retry,
     stored_by_id,
+    utc_time,
     validate_event_ids,
     validate_stream_id,
     validate_type_names,
@@ -350,6 +351,27 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         with self._reading() as db, self._errors("read", "the head"):
             (position,) = db.execute(
                 "SELECT coalesce(max(global_position), 0) FROM events"
+            ).fetchone()
+        return int(position)
+
+    def version_at(self, stream_id: str, as_of: datetime) -> int:
+        recorded = utc_time(as_of).isoformat()  # the form appends record: it sorts as text
+        with self._reading() as db, self._errors("read", stream_id):
+            (version,) = db.execute(
+                "SELECT coalesce((SELECT min(version) - 1 FROM events "
+                "WHERE stream_id = ? AND created_at > ?), "
+                "(SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?))",
+                (stream_id, recorded, stream_id),
+            ).fetchone()
+        return int(version)
+
+    def position_at(self, as_of: datetime) -> int:
+        recorded = utc_time(as_of).isoformat()
+        with self._reading() as db, self._errors("read", "the position as of a time"):
+            (position,) = db.execute(
+                "SELECT coalesce((SELECT min(global_position) - 1 FROM events "
+                "WHERE created_at > ?), (SELECT coalesce(max(global_position), 0) FROM events))",
+                (recorded,),
             ).fetchone()
         return int(position)
 

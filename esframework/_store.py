@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE
@@ -103,6 +104,29 @@ class EventStore(Protocol):
         """Return the global position of the newest event (0 for an empty store)."""
         ...
 
+    def version_at(self, stream_id: str, as_of: datetime) -> int:
+        """Return the version the stream stood at, at time `as_of` (0: it had no events yet).
+
+        The longest start of the stream whose events were all recorded at or before
+        `as_of`: an event recorded later ends it, whatever the events after it (see "Reading
+        as of a time" in the guide for the clocks and their precision).
+
+        Raises:
+            InvalidTimeError: `as_of` has no time zone.
+        """
+        ...
+
+    def position_at(self, as_of: datetime) -> int:
+        """Return the global position the store stood at, at time `as_of` (0: empty then).
+
+        Like `version_at`, for the global order: the longest start of it whose events were
+        all recorded at or before `as_of`.
+
+        Raises:
+            InvalidTimeError: `as_of` has no time zone.
+        """
+        ...
+
     def stored_event_types(self) -> frozenset[str]:
         """Return every event type name stored, each once.
 
@@ -140,10 +164,19 @@ class EventStore(Protocol):
         page_size: int = DEFAULT_PAGE_SIZE,
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
+        as_of: datetime | None = None,
     ) -> Iterator[StoredEvent]:
-        """Yield every event after `after` in global order, reading page by page."""
+        """Yield every event after `after` in global order, reading page by page.
+
+        With `as_of`, only the events of the global order as it stood at that time (up to
+        `position_at(as_of)`).
+        """
+        until = None if as_of is None else self.position_at(as_of)
         while page := self.read_all(
             after=after, limit=page_size, stream_types=stream_types, event_types=event_types
         ):
-            yield from page
+            for event in page:
+                if until is not None and event.position > until:
+                    return
+                yield event
             after = page[-1].position

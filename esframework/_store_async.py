@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE
@@ -104,6 +105,29 @@ class AsyncEventStore(Protocol):
         """Return the global position of the newest event (0 for an empty store)."""
         ...
 
+    async def version_at(self, stream_id: str, as_of: datetime) -> int:
+        """Return the version the stream stood at, at time `as_of` (0: it had no events yet).
+
+        The longest start of the stream whose events were all recorded at or before
+        `as_of`: an event recorded later ends it, whatever the events after it (see "Reading
+        as of a time" in the guide for the clocks and their precision).
+
+        Raises:
+            InvalidTimeError: `as_of` has no time zone.
+        """
+        ...
+
+    async def position_at(self, as_of: datetime) -> int:
+        """Return the global position the store stood at, at time `as_of` (0: empty then).
+
+        Like `version_at`, for the global order: the longest start of it whose events were
+        all recorded at or before `as_of`.
+
+        Raises:
+            InvalidTimeError: `as_of` has no time zone.
+        """
+        ...
+
     async def stored_event_types(self) -> frozenset[str]:
         """Return every event type name stored, each once.
 
@@ -141,11 +165,19 @@ class AsyncEventStore(Protocol):
         page_size: int = DEFAULT_PAGE_SIZE,
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
+        as_of: datetime | None = None,
     ) -> AsyncIterator[StoredEvent]:
-        """Yield every event after `after` in global order, reading page by page."""
+        """Yield every event after `after` in global order, reading page by page.
+
+        With `as_of`, only the events of the global order as it stood at that time (up to
+        `position_at(as_of)`).
+        """
+        until = None if as_of is None else await self.position_at(as_of)
         while page := await self.read_all(
             after=after, limit=page_size, stream_types=stream_types, event_types=event_types
         ):
             for event in page:
+                if until is not None and event.position > until:
+                    return
                 yield event
             after = page[-1].position

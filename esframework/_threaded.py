@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -172,6 +173,12 @@ class _AsyncOverSync(AsyncEventStore):
 
     async def stored_event_types(self) -> frozenset[str]:
         return await self._read(self.sync.stored_event_types)
+
+    async def version_at(self, stream_id: str, as_of: datetime) -> int:
+        return await self._read(lambda: self.sync.version_at(stream_id, as_of))
+
+    async def position_at(self, as_of: datetime) -> int:
+        return await self._read(lambda: self.sync.position_at(as_of))
 
     async def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
         return await self._read(lambda: self.sync.load_snapshot(stream_id))

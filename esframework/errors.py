@@ -10,6 +10,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     │   └── UnsupportedFieldTypeError (class, field): a type that cannot be stored exactly
     ├── InvalidStreamIdError (also ValueError)
     ├── InvalidVersionError (stream id, version; also ValueError): a version below 1
+    ├── InvalidTimeError (the time; also ValueError): a time without a time zone
     ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
     │   └── VersionNotFoundError (stream id, version asked for, stream's version)
     ├── ConcurrencyError (stream id, expected, actual)
@@ -45,6 +46,7 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidStreamIdError",
+    "InvalidTimeError",
     "InvalidVersionError",
     "LeaseLostError",
     "MissingHandlerError",
@@ -156,6 +158,23 @@ class InvalidVersionError(EsframeworkError, ValueError):
         return (
             f"invalid version {self.version} for stream {self.stream_id[:80]!r}: "
             "stream versions start at 1"
+        )
+
+
+class InvalidTimeError(EsframeworkError, ValueError):
+    """A time to read as of has no time zone, so which instant it means is unknown.
+
+    Nothing was read. Give an aware datetime, such as ``datetime(2026, 3, 1, tzinfo=UTC)``.
+    """
+
+    def __init__(self, as_of: object) -> None:
+        self.as_of = as_of
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"cannot read as of {self.as_of}: the time has no time zone (give an aware "
+            "datetime, such as one with tzinfo=UTC)"
         )
 
 

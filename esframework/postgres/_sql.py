@@ -128,6 +128,18 @@ class Statements:
             for by_event in (False, True)
         }
         self.head = q("SELECT coalesce(max(global_position), 0) FROM {s}.events")
+        # As of a time: up to the first event recorded after it (the stream's, or the
+        # global order's), or all of it.
+        self.version_at = q(
+            "SELECT coalesce((SELECT min(version) - 1 FROM {s}.events "
+            "WHERE stream_id = %(stream)s AND created_at > %(as_of)s), "
+            "(SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %(stream)s))"
+        )
+        self.position_at = q(
+            "SELECT coalesce((SELECT min(global_position) - 1 FROM {s}.events "
+            "WHERE created_at > %(as_of)s AND global_position IS NOT NULL), "
+            "(SELECT coalesce(max(global_position), 0) FROM {s}.events))"
+        )
         # One sequencing pass (migration 3's function): -1 if another pass holds the lock.
         self.sequence = q("SELECT {s}.esframework_sequence(%s, %s)")
         self.unpositioned = q("SELECT count(*) FROM {s}.events WHERE global_position IS NULL")

@@ -10,6 +10,7 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
@@ -24,6 +25,7 @@ from esframework._checks import (
     expected_as_int,
     match_retry,
     stored_by_id,
+    utc_time,
     validate_event_ids,
     validate_stream_id,
     validate_type_names,
@@ -385,6 +387,17 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
     def head(self) -> int:
         self._read_own_writes()
         rows = self._fetch("read the head position", self._statements.head, None)
+        return int(rows[0][0])
+
+    def version_at(self, stream_id: str, as_of: datetime) -> int:
+        params = {"stream": stream_id, "as_of": utc_time(as_of)}
+        rows = self._fetch(f"read stream {stream_id!r}", self._statements.version_at, params)
+        return int(rows[0][0])
+
+    def position_at(self, as_of: datetime) -> int:
+        params = {"as_of": utc_time(as_of)}
+        self._read_own_writes()
+        rows = self._fetch("read the position as of a time", self._statements.position_at, params)
         return int(rows[0][0])
 
     def stored_event_types(self) -> frozenset[str]:

@@ -11,6 +11,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, LiteralString, Self, TypeAlias, TypeVar
 
@@ -25,6 +26,7 @@ from esframework._checks import (
     expected_as_int,
     match_retry,
     stored_by_id,
+    utc_time,
     validate_event_ids,
     validate_stream_id,
     validate_type_names,
@@ -386,6 +388,19 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
     async def head(self) -> int:
         await self._read_own_writes()
         rows = await self._fetch("read the head position", self._statements.head, None)
+        return int(rows[0][0])
+
+    async def version_at(self, stream_id: str, as_of: datetime) -> int:
+        params = {"stream": stream_id, "as_of": utc_time(as_of)}
+        rows = await self._fetch(f"read stream {stream_id!r}", self._statements.version_at, params)
+        return int(rows[0][0])
+
+    async def position_at(self, as_of: datetime) -> int:
+        params = {"as_of": utc_time(as_of)}
+        await self._read_own_writes()
+        rows = await self._fetch(
+            "read the position as of a time", self._statements.position_at, params
+        )
         return int(rows[0][0])
 
     async def stored_event_types(self) -> frozenset[str]:
