@@ -33,8 +33,18 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import check_open, check_tombstone_last, check_truncation
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._sqlite_readers import ReaderPool, is_private
+from esframework._sqlite_retention import (
+    ARCHIVABLE,
+    COLUMNS,
+    RETENTION_SCHEMA,
+    archive_batch,
+    global_page,
+    stored_or_archived,
+    stream_page,
+)
 from esframework._subscriptions import SubscriptionStore
 from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
 
@@ -104,21 +114,23 @@ _SCHEMA: Final = (
         expires_at REAL NOT NULL
     )
     """,
+    # Closed, truncated and archived streams: see `_sqlite_retention`.
+    *RETENTION_SCHEMA,
 )
 
-_COLUMNS: Final = (
-    "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, version, "
-    "global_position, created_at"
+_COLUMNS: Final = COLUMNS
+_PAYLOAD_COLUMNS: Final = (
+    "stream_id, version, global_position, event_type, schema_version, event_data, stream_type"
 )
 
 
 # A loose index scan: each step asks the event-type index for the next name after the last,
-# so the cost grows with the number of distinct names, not of events.
+# so the cost grows with the number of distinct names, not of events. Run on each table.
 _DISTINCT_EVENT_TYPES: Final = """
     WITH RECURSIVE names(name) AS (
-        SELECT min(event_type) FROM events
+        SELECT min(event_type) FROM {table}
         UNION ALL
-        SELECT (SELECT min(event_type) FROM events WHERE event_type > names.name)
+        SELECT (SELECT min(event_type) FROM {table} WHERE event_type > names.name)
         FROM names WHERE names.name IS NOT NULL
     )
     SELECT name FROM names WHERE name IS NOT NULL
@@ -212,6 +224,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         with self._lock, self._errors("append to", stream_id):
             db = self._db()
@@ -240,18 +253,19 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         expected: int | None,
     ) -> AppendResult:
         ids = [str(e.event_id) for e in events]
-        marks = ",".join("?" * len(ids))
-        stored = db.execute(f"SELECT {_COLUMNS} FROM events WHERE id IN ({marks})", ids)
-        retry = match_retry(stream_id, stream_type, events, stored_by_id(map(_to_stored, stored)))
+        stored = stored_or_archived(db, ids, _to_stored)  # archived ids stay taken
+        retry = match_retry(stream_id, stream_type, events, stored_by_id(stored))
         if retry is not None:
             return retry
-        # The stream's last event gives both its version and its type (one index probe).
+        # The stream's last event gives its version, its type and whether it is closed (one
+        # index probe).
         last = db.execute(
-            "SELECT version, stream_type FROM events WHERE stream_id = ? "
+            "SELECT version, stream_type, event_type FROM events WHERE stream_id = ? "
             "ORDER BY version DESC LIMIT 1",
             (stream_id,),
         ).fetchone()
-        actual, stored_type = last if last is not None else (0, None)
+        actual, stored_type, last_type = last if last is not None else (0, None, None)
+        check_open(stream_id, last_type, actual)
         check_stream_type(stream_id, stream_type, stored_type)
         check_expected_version(stream_id, expected, actual)
         now = datetime.now(UTC).isoformat()
@@ -285,33 +299,50 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         )
 
     def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[StoredEvent]:
         last = to_version if to_version is not None else 2**62
         while True:
             with self._reading() as db, self._errors("read", stream_id):
-                rows = db.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
-                    "AND version <= ? ORDER BY version LIMIT ?",
-                    (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
-                ).fetchall()
+                rows = stream_page(
+                    db,
+                    _COLUMNS,
+                    stream_id,
+                    first=from_version,
+                    last=last,
+                    limit=DEFAULT_PAGE_SIZE,
+                    include_archived=include_archived,
+                )
             yield from map(_to_stored, rows)
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
 
     def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[EventPayload]:
         last = to_version if to_version is not None else 2**62
         while True:
             with self._reading() as db, self._errors("read", stream_id):
-                rows = db.execute(
-                    "SELECT stream_id, version, global_position, event_type, schema_version, "
-                    "event_data, stream_type FROM events WHERE stream_id = ? AND version >= ? "
-                    "AND version <= ? ORDER BY version LIMIT ?",
-                    (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
-                ).fetchall()
+                rows = stream_page(
+                    db,
+                    _PAYLOAD_COLUMNS,
+                    stream_id,
+                    first=from_version,
+                    last=last,
+                    limit=DEFAULT_PAGE_SIZE,
+                    include_archived=include_archived,
+                )
             yield from map(EventPayload._make, rows)
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
@@ -340,11 +371,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                 where += f" AND {column} IN ({','.join('?' * len(values))})"
                 params.extend(values)
         with self._reading() as db, self._errors("read", f"position {after}"):
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
-                [*params, limit],
-            )
-            return list(map(_to_stored, rows))
+            return list(map(_to_stored, global_page(db, where, params, limit)))
 
     def head(self) -> int:
         with self._reading() as db, self._errors("read", "the head"):
@@ -355,7 +382,11 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
 
     def stored_event_types(self) -> frozenset[str]:
         with self._reading() as db, self._errors("read", "the stored event types"):
-            rows = db.execute(_DISTINCT_EVENT_TYPES).fetchall()
+            rows = [
+                row
+                for table in ("events", "events_archive")
+                for row in db.execute(_DISTINCT_EVENT_TYPES.format(table=table))
+            ]
         return frozenset(name for (name,) in rows)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:
@@ -394,6 +425,64 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                     datetime.now(UTC).isoformat(),
                 ),
             )
+
+    # Closing, truncating and archiving streams (tombstones come with `EventStore`).
+
+    def truncate_before(self, stream_id: str, version: int) -> None:
+        validate_stream_id(stream_id)
+        with self._writing("truncate", stream_id) as db:
+            row = db.execute(
+                "SELECT version FROM snapshots WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+            check_truncation(stream_id, version, None if row is None else row[0])
+            db.execute(
+                "INSERT INTO stream_truncations (stream_id, before_version, truncated_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
+                "before_version = excluded.before_version, truncated_at = excluded.truncated_at "
+                "WHERE excluded.before_version > stream_truncations.before_version",
+                (stream_id, version, datetime.now(UTC).isoformat()),
+            )
+
+    def archive(self, *, max_events: int = 5000) -> int:
+        """Move up to `max_events` events of truncated or closed streams to the archive.
+
+        One write transaction: the events leave `events` for `events_archive` with every
+        column, position included, unchanged. Global reads and reads with
+        `include_archived` still return them. Call it until it returns 0
+        (`esframework archive` does).
+
+        Returns:
+            How many events were moved; 0 once nothing is left to archive.
+        """
+        if max_events < 1:
+            msg = f"max_events must be 1 or more, not {max_events}"
+            raise ValueError(msg)
+        with self._writing("archive events of", "the store") as db:
+            return archive_batch(db, max_events, datetime.now(UTC).isoformat())
+
+    def archivable(self) -> int:
+        """Return how many events of truncated or closed streams wait to be archived."""
+        with self._reading() as db, self._errors("count the archivable events of", "the store"):
+            (count,) = db.execute(ARCHIVABLE).fetchone()
+        return int(count)
+
+    @contextmanager
+    def _writing(self, action: str, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the store's connection (a savepoint inside an open one)."""
+        with self._lock, self._errors(action, what):
+            db = self._db()
+            nested = db.in_transaction
+            db.execute("SAVEPOINT esframework_write" if nested else "BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if nested:
+                    db.execute("ROLLBACK TO esframework_write")
+                    db.execute("RELEASE esframework_write")
+                else:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("RELEASE esframework_write" if nested else "COMMIT")
 
     # Subscriptions: leases, polling, transactions, checkpoints and dead letters.
 
