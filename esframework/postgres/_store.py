@@ -37,6 +37,7 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import check_open, check_tombstone_last, check_truncation
 from esframework._subscriptions import Lease, SubscriptionStore
 from esframework.errors import (
     ConcurrencyError,
@@ -44,7 +45,12 @@ from esframework.errors import (
     StoreUnavailableError,
 )
 from esframework.postgres._coordination import PostgresLease, PostgresListener
-from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
+from esframework.postgres._errors import (
+    found_stream_closed,
+    is_connection_lost,
+    translate,
+    violated_constraint,
+)
 from esframework.postgres._migrations import migrate
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
@@ -262,6 +268,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
@@ -273,7 +280,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                 rows = _insert(conn, query, params, in_unit)
             except psycopg.Error as error:
                 violated = violated_constraint(error)
-                if violated not in {"events_pkey", "unique_stream_version"}:
+                closed = found_stream_closed(error)  # the head is a tombstone: see below
+                if violated not in {"events_pkey", "unique_stream_version"} and not closed:
                     raise
                 _rollback_if_failed(conn)
                 rows = []
@@ -281,14 +289,17 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                     rows = self._append_in_line(conn, lock, query, params)
             if rows:
                 return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
-            # Nothing was written: a retry of a committed append, or a conflict.
-            cursor = conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
+            # Nothing was written: a retry of a committed append (archived events too), or a
+            # conflict.
+            ids = [e.event_id for e in events]
+            cursor = conn.execute(self._statements.by_ids, {"ids": ids})
             stored = stored_by_id(map(to_stored, cursor.fetchall()))
             retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
             cursor = conn.execute(self._statements.stream_head, (stream_id,))
-            actual, stored_type = cursor.fetchone() or (0, None)
+            actual, stored_type, last_type = cursor.fetchone() or (0, None, None)
+            check_open(stream_id, last_type, actual)
             check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
@@ -320,6 +331,11 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     cursor = conn.execute(query, params)
                     return cursor.fetchall()
+            except psycopg.errors.RestrictViolation as error:
+                if not found_stream_closed(error):
+                    raise
+                _rollback_if_failed(conn)
+                return []  # the stream's head is its tombstone: the caller says so
             except psycopg.errors.UniqueViolation as error:
                 violated = violated_constraint(error)
                 if violated == "unique_stream_version" and attempt == ANY_VERSION_ATTEMPTS:
@@ -332,14 +348,24 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         return []  # not reached: the last attempt returns or raises
 
     def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[StoredEvent]:
+        query = (
+            self._statements.read_archived_stream
+            if include_archived
+            else self._statements.read_stream
+        )
         last = 2**62 if to_version is None else to_version
         while True:
             rows = self._fetch(
                 f"read stream {stream_id!r}",
-                self._statements.read_stream,
-                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+                query,
+                {"id": stream_id, "first": from_version, "last": last, "limit": STREAM_PAGE_SIZE},
             )
             for row in rows:
                 yield to_stored(row)
@@ -348,14 +374,24 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             from_version = rows[-1][7] + 1
 
     def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[EventPayload]:
+        query = (
+            self._statements.read_archived_payloads
+            if include_archived
+            else self._statements.read_payloads
+        )
         last = 2**62 if to_version is None else to_version
         while True:
             rows = self._fetch(
                 f"read stream {stream_id!r}",
-                self._statements.read_payloads,
-                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+                query,
+                {"id": stream_id, "first": from_version, "last": last, "limit": STREAM_PAGE_SIZE},
             )
             for row in rows:
                 yield EventPayload._make(row)
@@ -412,6 +448,44 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             snapshot_params(snapshot),
             returns_rows=False,
         )
+
+    # Truncating and archiving streams (tombstones come with `EventStore`).
+
+    def truncate_before(self, stream_id: str, version: int) -> None:
+        validate_stream_id(stream_id)
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            cursor = conn.execute(self._statements.snapshot_version, (stream_id,))
+            row = cursor.fetchone()
+            # A snapshot's version only grows: checked here, it still holds at the write.
+            check_truncation(stream_id, version, None if row is None else int(row[0]))
+            conn.execute(self._statements.truncate, (stream_id, version))
+
+        self._run(f"truncate stream {stream_id!r}", work)
+
+    def archive(self, *, max_events: int = 5000) -> int:
+        """Move up to `max_events` events of truncated or closed streams to the archive.
+
+        One archiving pass (migration 6's function, with the owner's rights), in one
+        transaction: the events leave `events` for `events_archive` with every column,
+        position included, unchanged; global reads and reads with `include_archived` still
+        return them. Only events below a positioned event of their stream move. Call it
+        until it returns 0 (`esframework archive` does).
+
+        Returns:
+            How many events were moved; 0 once nothing is left, -1 if another archiving
+            pass is running (try again later).
+        """
+        if max_events < 1:
+            msg = f"max_events must be 1 or more, not {max_events}"
+            raise ValueError(msg)
+        rows = self._fetch("archive events", self._statements.archive, (max_events,))
+        return int(rows[0][0])
+
+    def archivable(self) -> int:
+        """Return how many events of truncated or closed streams wait to be archived."""
+        rows = self._fetch("count archivable events", self._statements.archivable, None)
+        return int(rows[0][0])
 
     def sequence(self) -> int:
         """Position every committed event that has no global position yet, now.
