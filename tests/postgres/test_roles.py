@@ -224,7 +224,9 @@ def test_migration_4_gives_checkpointing_roles_the_dead_letter_rights(
                     (migration.version, migration.name),
                 )
         for statement in statements(3, names):
-            if "subscription_dead_letters" not in statement:  # the grants as they were
+            # The grants as they were (the tables of migration 6 do not exist yet).
+            later = ("subscription_dead_letters", "events_archive", "stream_truncations")
+            if not any(name in statement for name in later):
                 owner.execute(statement)
         privilege = "SELECT has_table_privilege(%s, %s, 'DELETE')"
         assert owner.execute(privilege, (app, dead_letters)).fetchone() == (False,)
