@@ -469,8 +469,9 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         One archiving pass (migration 6's function, with the owner's rights), in one
         transaction: the events leave `events` for `events_archive` with every column,
         position included, unchanged; global reads and reads with `include_archived` still
-        return them. Only events below a positioned event of their stream move. Call it
-        until it returns 0 (`esframework archive` does).
+        return them. Only events below a positioned event of their stream move (what this
+        store appended is positioned first). Call it until it returns 0 (`esframework
+        archive` does).
 
         Returns:
             How many events were moved; 0 once nothing is left, -1 if another archiving
@@ -479,6 +480,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         if max_events < 1:
             msg = f"max_events must be 1 or more, not {max_events}"
             raise ValueError(msg)
+        self._read_own_writes()  # what this store appended is positioned first
         rows = self._fetch("archive events", self._statements.archive, (max_events,))
         return int(rows[0][0])
 

@@ -472,8 +472,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         One archiving pass (migration 6's function, with the owner's rights), in one
         transaction: the events leave `events` for `events_archive` with every column,
         position included, unchanged; global reads and reads with `include_archived` still
-        return them. Only events below a positioned event of their stream move. Call it
-        until it returns 0 (`esframework archive` does).
+        return them. Only events below a positioned event of their stream move (what this
+        store appended is positioned first). Call it until it returns 0 (`esframework
+        archive` does).
 
         Returns:
             How many events were moved; 0 once nothing is left, -1 if another archiving
@@ -482,6 +483,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         if max_events < 1:
             msg = f"max_events must be 1 or more, not {max_events}"
             raise ValueError(msg)
+        await self._read_own_writes()  # what this store appended is positioned first
         rows = await self._fetch("archive events", self._statements.archive, (max_events,))
         return int(rows[0][0])
 
