@@ -56,7 +56,7 @@ def _execute(backend: Backend, statement: str) -> list[Any]:
 
 
 def _count(backend: Backend, table: str) -> int:
-    ((count,),) = _execute(backend, f"SELECT count(*) FROM {{s}}{table}")  # noqa: S608
+    ((count,),) = _execute(backend, f"SELECT count(*) FROM {{s}}{table}")
     return int(count)
 
 
