@@ -42,8 +42,8 @@ from esframework._runner_async import AsyncRunner
 from esframework._serialization import Serializer
 from esframework._sqlite import SQLiteEventStore
 from esframework._store import EventStore
-from esframework._stream_closed import StreamClosed
 from esframework._store_async import AsyncEventStore
+from esframework._stream_closed import StreamClosed
 from esframework._subscriptions import (
     Handler,
     Progress,

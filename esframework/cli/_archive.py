@@ -10,7 +10,14 @@ import time
 from types import FrameType
 from typing import Any, Protocol, runtime_checkable
 
-from esframework.cli._common import EXIT_OK, UsageError, add_store_options, open_store, print_json
+from esframework.cli._common import (
+    EXIT_OK,
+    UsageError,
+    add_store_options,
+    open_inspector,
+    open_store,
+    print_json,
+)
 
 _BUSY = -1  # what an archiving pass returns while another one runs (PostgreSQL)
 _BUSY_WAIT = 1.0
@@ -50,7 +57,9 @@ def _archive(args: argparse.Namespace) -> int:
 
     previous = {number: signal.signal(number, stop) for number in _SIGNALS}
     try:
-        with open_store(args) as store:
+        # The inspector connects at once: an unreachable server fails in one line, now,
+        # with its own reason (the store's pool would wait for a connection first).
+        with open_store(args) as store, open_inspector(args):
             if not isinstance(store, _Archiving):  # pragma: no cover -- both stores archive
                 msg = "this store cannot archive"
                 raise UsageError(msg)
