@@ -60,7 +60,11 @@ from esframework import Repository, Serializer
 from esframework.postgres import PostgresEventStore
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-SCHEMAS = {"before": "bench_archive_before", "after": "bench_archive_after"}
+SCHEMAS = {
+    "before": "bench_archive_before",
+    "after": "bench_archive_after",
+    "clustered": "bench_archive_clustered",
+}
 METRICS = ("append", "load", "load_truncated", "read_head", "catchup")
 
 
@@ -166,9 +170,44 @@ def fill(dsn: str, schema: str, sizes: Sizes) -> float:
     return time.perf_counter() - started
 
 
+_TABLES = ("events", "events_archive", "stream_truncations", "snapshots")
+
+
+def copy_and_cluster(dsn: str, source: str, schema: str) -> float:
+    """Copy the archived schema (rows in their physical order), then CLUSTER the copy's
+    archive by position, as an operator would; return the seconds CLUSTER took."""
+    name = sql.Identifier(schema)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
+    with PostgresEventStore(dsn, schema=schema) as store:
+        store.migrate()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")  # no triggers
+            conn.execute(sql.SQL("DELETE FROM {}.stream_truncations").format(name))
+            for table in _TABLES:
+                conn.execute(
+                    sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
+                        sql.Identifier(schema, table), sql.Identifier(source, table)
+                    )
+                )
+        conn.execute(
+            sql.SQL("SELECT setval({}, (SELECT max(insert_order) FROM {}.events))").format(
+                sql.Literal(f"{schema}.events_insert_order"), name
+            )
+        )
+        started = time.perf_counter()
+        conn.execute(
+            sql.SQL("CLUSTER {} USING idx_events_archive_global_position").format(
+                sql.Identifier(schema, "events_archive")
+            )
+        )
+        return time.perf_counter() - started
+
+
 def vacuum(dsn: str, schema: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for table in ("events", "events_archive", "stream_truncations", "snapshots"):
+        for table in _TABLES:
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(schema, table)))
 
 
@@ -266,13 +305,14 @@ def environment(dsn: str) -> dict[str, Any]:
 
 
 def rounds(args: argparse.Namespace, sizes: Sizes) -> dict[str, dict[str, list[float]]]:
-    """Measure both schemas `args.rounds` times, alternating which goes first; then drop
+    """Measure every schema `args.rounds` times, rotating which goes first; then drop
     the schemas (unless `--keep`)."""
     workloads = {side: Workload(args.dsn, schema, sizes) for side, schema in SCHEMAS.items()}
     results: dict[str, dict[str, list[float]]] = {s: {m: [] for m in METRICS} for s in SCHEMAS}
     try:
         for number in range(args.rounds):
-            order = list(SCHEMAS) if number % 2 == 0 else list(reversed(SCHEMAS))
+            sides = list(SCHEMAS)
+            order = sides[number % len(sides) :] + sides[: number % len(sides)]
             for side in order:  # the same random choices for both sides in a round
                 for metric, value in measure(workloads[side], random.Random(number)).items():
                     results[side][metric].append(value)
@@ -295,28 +335,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--keep", action="store_true", help="keep the two schemas afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the schemas afterwards")
     args = parser.parse_args(argv)
     sizes = Sizes().quick() if args.quick else Sizes()
     began = time.perf_counter()
     filled = {}
-    for side, schema in SCHEMAS.items():
-        print(f"filling {schema} ...", file=sys.stderr)
-        filled[side] = fill(args.dsn, schema, sizes)
+    for side in ("before", "after"):
+        print(f"filling {SCHEMAS[side]} ...", file=sys.stderr)
+        filled[side] = fill(args.dsn, SCHEMAS[side], sizes)
     print("archiving ...", file=sys.stderr)
     archived = archive(args.dsn, SCHEMAS["after"], sizes)
+    print("copying and clustering ...", file=sys.stderr)
+    archived["cluster_seconds"] = copy_and_cluster(args.dsn, SCHEMAS["after"], SCHEMAS["clustered"])
     for schema in SCHEMAS.values():
         vacuum(args.dsn, schema)
     results = rounds(args, sizes)
     medians = {s: {m: statistics.median(v) for m, v in r.items()} for s, r in results.items()}
-    ratios = {m: medians["after"][m] / medians["before"][m] for m in METRICS}
-    print(f"{'metric':<16}{'before':>14}{'after':>14}{'after/before':>14}")
+    ratios = {
+        side: {m: medians[side][m] / medians["before"][m] for m in METRICS}
+        for side in ("after", "clustered")
+    }
+    print(f"{'metric':<16}{'before':>12}{'after':>12}{'clustered':>12}{'ratio':>8}{'cl.':>8}")
     for metric in METRICS:
-        before, after = medians["before"][metric], medians["after"][metric]
-        print(f"{metric:<16}{before:>14,.0f}{after:>14,.0f}{ratios[metric]:>14.2f}")
+        print(
+            f"{metric:<16}"
+            + "".join(f"{medians[side][metric]:>12,.0f}" for side in SCHEMAS)
+            + "".join(f"{ratios[side][metric]:>8.2f}" for side in ("after", "clustered"))
+        )
     print(
         f"archiving: {archived['events']:,} events in {archived['seconds']:.1f} s "
-        f"({archived['events_per_s']:,.0f} events/s)"
+        f"({archived['events_per_s']:,.0f} events/s); CLUSTER of the archive: "
+        f"{archived['cluster_seconds']:.1f} s"
     )
     report = {
         "sizes": {**asdict(sizes), "archived": sizes.archived, "live": sizes.live},
