@@ -33,14 +33,13 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._retention import check_open, check_tombstone_last, check_truncation
+from esframework._retention import check_open, check_tombstone_last
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._sqlite_readers import ReaderPool, is_private
 from esframework._sqlite_retention import (
-    ARCHIVABLE,
     COLUMNS,
     RETENTION_SCHEMA,
-    archive_batch,
+    SQLiteArchiving,
     global_page,
     stored_or_archived,
     stream_page,
@@ -152,7 +151,7 @@ def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
-class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
+class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
     """An event store in one SQLite file: the embedded default.
 
     Several threads may share one store, and several processes may open the same file: each
@@ -425,64 +424,6 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                     datetime.now(UTC).isoformat(),
                 ),
             )
-
-    # Closing, truncating and archiving streams (tombstones come with `EventStore`).
-
-    def truncate_before(self, stream_id: str, version: int) -> None:
-        validate_stream_id(stream_id)
-        with self._writing("truncate", stream_id) as db:
-            row = db.execute(
-                "SELECT version FROM snapshots WHERE stream_id = ?", (stream_id,)
-            ).fetchone()
-            check_truncation(stream_id, version, None if row is None else row[0])
-            db.execute(
-                "INSERT INTO stream_truncations (stream_id, before_version, truncated_at) "
-                "VALUES (?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
-                "before_version = excluded.before_version, truncated_at = excluded.truncated_at "
-                "WHERE excluded.before_version > stream_truncations.before_version",
-                (stream_id, version, datetime.now(UTC).isoformat()),
-            )
-
-    def archive(self, *, max_events: int = 5000) -> int:
-        """Move up to `max_events` events of truncated or closed streams to the archive.
-
-        One write transaction: the events leave `events` for `events_archive` with every
-        column, position included, unchanged. Global reads and reads with
-        `include_archived` still return them. Call it until it returns 0
-        (`esframework archive` does).
-
-        Returns:
-            How many events were moved; 0 once nothing is left to archive.
-        """
-        if max_events < 1:
-            msg = f"max_events must be 1 or more, not {max_events}"
-            raise ValueError(msg)
-        with self._writing("archive events of", "the store") as db:
-            return archive_batch(db, max_events, datetime.now(UTC).isoformat())
-
-    def archivable(self) -> int:
-        """Return how many events of truncated or closed streams wait to be archived."""
-        with self._reading() as db, self._errors("count the archivable events of", "the store"):
-            (count,) = db.execute(ARCHIVABLE).fetchone()
-        return int(count)
-
-    @contextmanager
-    def _writing(self, action: str, what: str) -> Iterator[sqlite3.Connection]:
-        """A write transaction on the store's connection (a savepoint inside an open one)."""
-        with self._lock, self._errors(action, what):
-            db = self._db()
-            nested = db.in_transaction
-            db.execute("SAVEPOINT esframework_write" if nested else "BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                if nested:
-                    db.execute("ROLLBACK TO esframework_write")
-                    db.execute("RELEASE esframework_write")
-                else:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("RELEASE esframework_write" if nested else "COMMIT")
 
     # Subscriptions: leases, polling, transactions, checkpoints and dead letters.
 

@@ -10,17 +10,22 @@ archive takes only rows before their stream's truncation point.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection
-from typing import Any, Final
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
 
 import orjson
 
+from esframework._checks import validate_stream_id
 from esframework._records import StoredEvent
+from esframework._retention import check_truncation
 
 __all__ = [
     "ARCHIVABLE",
     "COLUMNS",
     "RETENTION_SCHEMA",
+    "SQLiteArchiving",
     "archive_batch",
     "global_page",
     "stored_or_archived",
@@ -234,3 +239,78 @@ def stored_or_archived(
         [*ids, *ids],
     )
     return list(map(to_stored, rows))
+
+
+class _Store(Protocol):
+    """What the methods below use of the store they are mixed into."""
+
+    @property
+    def _lock(self) -> AbstractContextManager[Any]: ...
+
+    def _db(self) -> sqlite3.Connection: ...
+
+    def _errors(self, action: str, what: str) -> AbstractContextManager[None]: ...
+
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+
+class SQLiteArchiving:
+    """`truncate_before`, `archive` and `archivable` of the SQLite store (tombstones come
+    with `EventStore`: they are appends, which the triggers end streams at)."""
+
+    def truncate_before(self: _Store, stream_id: str, version: int) -> None:
+        validate_stream_id(stream_id)
+        with _writing(self, "truncate", stream_id) as db:
+            row = db.execute(
+                "SELECT version FROM snapshots WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+            check_truncation(stream_id, version, None if row is None else row[0])
+            db.execute(
+                "INSERT INTO stream_truncations (stream_id, before_version, truncated_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET "
+                "before_version = excluded.before_version, truncated_at = excluded.truncated_at "
+                "WHERE excluded.before_version > stream_truncations.before_version",
+                (stream_id, version, datetime.now(UTC).isoformat()),
+            )
+
+    def archive(self: _Store, *, max_events: int = 5000) -> int:
+        """Move up to `max_events` events of truncated or closed streams to the archive.
+
+        One write transaction: the events leave `events` for `events_archive` with every
+        column, position included, unchanged. Global reads and reads with
+        `include_archived` still return them. Call it until it returns 0
+        (`esframework archive` does).
+
+        Returns:
+            How many events were moved; 0 once nothing is left to archive.
+        """
+        if max_events < 1:
+            msg = f"max_events must be 1 or more, not {max_events}"
+            raise ValueError(msg)
+        with _writing(self, "archive events of", "the store") as db:
+            return archive_batch(db, max_events, datetime.now(UTC).isoformat())
+
+    def archivable(self: _Store) -> int:
+        """Return how many events of truncated or closed streams wait to be archived."""
+        with self._reading() as db, self._errors("count the archivable events of", "the store"):
+            (count,) = db.execute(ARCHIVABLE).fetchone()
+        return int(count)
+
+
+@contextmanager
+def _writing(store: _Store, action: str, what: str) -> Iterator[sqlite3.Connection]:
+    """A write transaction on the store's connection (a savepoint inside an open one)."""
+    with store._lock, store._errors(action, what):  # noqa: SLF001 -- the store's own
+        db = store._db()  # noqa: SLF001
+        nested = db.in_transaction
+        db.execute("SAVEPOINT esframework_write" if nested else "BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if nested:
+                db.execute("ROLLBACK TO esframework_write")
+                db.execute("RELEASE esframework_write")
+            else:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("RELEASE esframework_write" if nested else "COMMIT")

@@ -38,13 +38,14 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._retention import check_open, check_tombstone_last, check_truncation
+from esframework._retention import check_open, check_tombstone_last
 from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
 from esframework.errors import (
     ConcurrencyError,
     LeaseLostError,
     StoreUnavailableError,
 )
+from esframework.postgres._archive_async import AsyncArchiving
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import (
     found_stream_closed,
@@ -118,7 +119,7 @@ def _register_loaders(connection: psycopg.AsyncConnection[Any]) -> None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
 
-class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
+class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip, and take no lock: writers never wait for
@@ -451,46 +452,6 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             snapshot_params(snapshot),
             returns_rows=False,
         )
-
-    # Truncating and archiving streams (tombstones come with `AsyncEventStore`).
-
-    async def truncate_before(self, stream_id: str, version: int) -> None:
-        validate_stream_id(stream_id)
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            cursor = await conn.execute(self._statements.snapshot_version, (stream_id,))
-            row = await cursor.fetchone()
-            # A snapshot's version only grows: checked here, it still holds at the write.
-            check_truncation(stream_id, version, None if row is None else int(row[0]))
-            await conn.execute(self._statements.truncate, (stream_id, version))
-
-        await self._run(f"truncate stream {stream_id!r}", work)
-
-    async def archive(self, *, max_events: int = 5000) -> int:
-        """Move up to `max_events` events of truncated or closed streams to the archive.
-
-        One archiving pass (migration 6's function, with the owner's rights), in one
-        transaction: the events leave `events` for `events_archive` with every column,
-        position included, unchanged; global reads and reads with `include_archived` still
-        return them. Only events below a positioned event of their stream move (what this
-        store appended is positioned first). Call it until it returns 0 (`esframework
-        archive` does).
-
-        Returns:
-            How many events were moved; 0 once nothing is left, -1 if another archiving
-            pass is running (try again later).
-        """
-        if max_events < 1:
-            msg = f"max_events must be 1 or more, not {max_events}"
-            raise ValueError(msg)
-        await self._read_own_writes()  # what this store appended is positioned first
-        rows = await self._fetch("archive events", self._statements.archive, (max_events,))
-        return int(rows[0][0])
-
-    async def archivable(self) -> int:
-        """Return how many events of truncated or closed streams wait to be archived."""
-        rows = await self._fetch("count archivable events", self._statements.archivable, None)
-        return int(rows[0][0])
 
     async def sequence(self) -> int:
         """Position every committed event that has no global position yet, now.
