@@ -43,6 +43,7 @@ from esframework._serialization import Serializer
 from esframework._sqlite import SQLiteEventStore
 from esframework._store import EventStore
 from esframework._store_async import AsyncEventStore
+from esframework._stream_closed import StreamClosed
 from esframework._subscriptions import (
     Handler,
     Progress,
@@ -64,6 +65,7 @@ from esframework.errors import (
     AggregateNotFoundError,
     ConcurrencyError,
     EsframeworkError,
+    StreamClosedError,
     SubscriptionError,
 )
 
@@ -106,6 +108,8 @@ __all__ = [
     "SnapshotPolicy",
     "SnapshotRecord",
     "StoredEvent",
+    "StreamClosed",
+    "StreamClosedError",
     "Subscription",
     "SubscriptionError",
     "SubscriptionStore",

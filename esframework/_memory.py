@@ -27,6 +27,12 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import (
+    check_open,
+    check_tombstone_last,
+    check_truncation,
+    is_tombstone,
+)
 from esframework._store import EventStore
 
 __all__ = ["InMemoryEventStore"]
@@ -45,6 +51,9 @@ class InMemoryEventStore(EventStore):
         self._by_id: dict[UUID, StoredEvent] = {}
         self._event_types: set[str] = set()
         self._snapshots: dict[str, SnapshotRecord] = {}
+        # Truncation points (tombstones included): stream reads start there. A memory
+        # store has no archive: the events before them stay, for `include_archived` reads.
+        self._cuts: dict[str, int] = {}
 
     def append(
         self,
@@ -57,6 +66,7 @@ class InMemoryEventStore(EventStore):
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         with self._lock:
             stored = {
@@ -66,6 +76,7 @@ class InMemoryEventStore(EventStore):
             if retry is not None:
                 return retry
             stream = self._streams.get(stream_id, [])
+            check_open(stream_id, stream[-1].event_type if stream else None, len(stream))
             check_stream_type(stream_id, stream_type, stream[-1].stream_type if stream else None)
             check_expected_version(stream_id, expected, len(stream))
             now = datetime.now(UTC)
@@ -88,6 +99,8 @@ class InMemoryEventStore(EventStore):
             self._streams[stream_id] = stream + new
             self._by_id.update((e.event_id, e) for e in new)
             self._event_types.update(e.event_type for e in new)
+            if is_tombstone(new[-1].event_type):
+                self._cuts[stream_id] = new[-1].version
         return AppendResult(
             stream_id=stream_id,
             version=len(stream) + len(new),
@@ -95,18 +108,35 @@ class InMemoryEventStore(EventStore):
         )
 
     def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[StoredEvent]:
         with self._lock:  # an open unit of work's events are not seen by other threads
             stream = self._streams.get(stream_id, [])
+            if not include_archived:
+                from_version = max(from_version, self._cuts.get(stream_id, 1))
         # A negative bound must read nothing, as in SQL, not count from the stream's end.
         last = None if to_version is None else max(to_version, 0)
         yield from stream[max(from_version, 1) - 1 : last]
 
     def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[EventPayload]:
-        for e in self.read_stream(stream_id, from_version=from_version, to_version=to_version):
+        for e in self.read_stream(
+            stream_id,
+            from_version=from_version,
+            to_version=to_version,
+            include_archived=include_archived,
+        ):
             yield EventPayload(
                 e.stream_id,
                 e.version,
@@ -170,6 +200,13 @@ class InMemoryEventStore(EventStore):
             if current is None or current.version <= snapshot.version:
                 self._snapshots[snapshot.stream_id] = snapshot
 
+    def truncate_before(self, stream_id: str, version: int) -> None:
+        validate_stream_id(stream_id)
+        with self._lock:
+            snapshot = self._snapshots.get(stream_id)
+            check_truncation(stream_id, version, None if snapshot is None else snapshot.version)
+            self._cuts[stream_id] = max(version, self._cuts.get(stream_id, 1))
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Open a unit of work: appends and snapshots in this block are kept together, or
@@ -182,13 +219,14 @@ class InMemoryEventStore(EventStore):
             events = len(self._events)
             streams = dict(self._streams)
             snapshots = dict(self._snapshots)
+            cuts = dict(self._cuts)
             try:
                 yield
             except BaseException:
                 for e in self._events[events:]:
                     del self._by_id[e.event_id]
                 del self._events[events:]
-                self._streams, self._snapshots = streams, snapshots
+                self._streams, self._snapshots, self._cuts = streams, snapshots, cuts
                 raise
 
     def close(self) -> None:

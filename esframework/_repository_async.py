@@ -25,12 +25,14 @@ from esframework._aggregates import (
 from esframework._checks import validate_stream_id
 from esframework._envelope import NO_METADATA, Envelope, Metadata
 from esframework._instrumentation import TRACEPARENT
-from esframework._records import SaveResult, SnapshotRecord
+from esframework._records import AppendResult, SaveResult, SnapshotRecord
+from esframework._retention import is_tombstone
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store_async import AsyncEventStore
 from esframework.errors import (
     AggregateNotFoundError,
     InvalidVersionError,
+    StreamClosedError,
     StreamTypeMismatchError,
     VersionNotFoundError,
 )
@@ -109,20 +111,11 @@ class AsyncRepository(Generic[A]):
         stream_type = self._type.stream_type
         with _instrumentation.active.load(aggregate_id, stream_type, at_version) as probe:
             instance, version = await self._from_snapshot(aggregate_id, at_version)
-            apply, decode = self._type.apply, self.serializer.decode_event
             with _instrumentation.active.read_stream(
                 aggregate_id, stream_type, version + 1
             ) as read:
                 start = version
-                async for payload in self.store.read_payloads(
-                    aggregate_id, from_version=version + 1, to_version=at_version
-                ):
-                    if payload.stream_type != stream_type:
-                        raise StreamTypeMismatchError(
-                            aggregate_id, stream_type, payload.stream_type
-                        )
-                    apply(instance, decode(payload))
-                    version = payload.version
+                version = await self._apply_stream(instance, aggregate_id, version, at_version)
                 read.read(version - start)
             if version == 0:
                 raise AggregateNotFoundError(aggregate_id, stream_type, at_version)
@@ -132,6 +125,86 @@ class AsyncRepository(Generic[A]):
             probe.loaded(version)
         mark_applied(instance, version)
         return instance
+
+    async def _apply_stream(
+        self, instance: A, aggregate_id: str, version: int, at_version: int | None
+    ) -> int:
+        """Apply the stream's events after `version` (up to `at_version`); return the last
+        version applied.
+
+        The stream read starts at the stream's truncation point. If that is past `version`
+        (no usable snapshot covers the truncated part), the read skips ahead or, without a
+        snapshot, may find nothing: then the events are read again, the archived ones too.
+        A read that starts at a tombstone raises at once, without reading the history it
+        closed.
+
+        Raises:
+            StreamClosedError: The read met the stream's tombstone.
+        """
+        applied = await self._apply_from(instance, aggregate_id, version, at_version, False)
+        if applied is None or applied == 0:
+            applied = await self._apply_from(instance, aggregate_id, version, at_version, True)
+        return version if applied is None else applied
+
+    async def _apply_from(
+        self,
+        instance: A,
+        aggregate_id: str,
+        version: int,
+        at_version: int | None,
+        include_archived: bool,
+    ) -> int | None:
+        """Apply the events a read yields; None if it skipped past `version + 1`."""
+        stream_type = self._type.stream_type
+        apply, decode = self._type.apply, self.serializer.decode_event
+        applied = version
+        async for payload in self.store.read_payloads(
+            aggregate_id,
+            from_version=version + 1,
+            to_version=at_version,
+            include_archived=include_archived,
+        ):
+            if payload.stream_type != stream_type:
+                raise StreamTypeMismatchError(aggregate_id, stream_type, payload.stream_type)
+            if is_tombstone(payload.event_type):
+                raise StreamClosedError(aggregate_id, payload.version)
+            if payload.version != applied + 1:  # only the first can: the read was truncated
+                return None
+            apply(instance, decode(payload))
+            applied = payload.version
+        return applied
+
+    async def tombstone(self, aggregate: A, *, metadata: Metadata | None = None) -> AppendResult:
+        """Close the aggregate's stream for good, after saving its pending events.
+
+        The pending events and the tombstone commit together, in one unit of work, at the
+        version the aggregate was loaded at: a concurrent save makes it fail with
+        `ConcurrencyError`, writing nothing. Subscriptions then receive `StreamClosed`;
+        later saves raise `StreamClosedError`, and so do loads (the state before the
+        tombstone still loads with `at_version`).
+
+        Args:
+            aggregate: The aggregate, created with `new` or loaded from this repository.
+            metadata: Who closes the stream, and why: the tombstone's metadata (and that of
+                the pending events, as in `save`).
+
+        Returns:
+            Where the tombstone landed.
+
+        Raises:
+            ConcurrencyError: The stream changed since the aggregate was loaded; nothing
+                was written.
+            StreamClosedError: The stream is closed already.
+        """
+        async with self.store.transaction():
+            if pending_events(aggregate):
+                await self.save(aggregate, metadata=metadata)
+            return await self.store.tombstone(
+                aggregate_id(aggregate),
+                expected_version=aggregate_version(aggregate),
+                stream_type=self._type.stream_type,
+                metadata=self.serializer.encode_metadata(metadata or NO_METADATA),
+            )
 
     async def save(
         self, aggregate: A, *, metadata: Metadata | None = None, snapshot: bool = False
@@ -232,15 +305,22 @@ class AsyncRepository(Generic[A]):
             )
         )
 
-    async def history(self, aggregate_id: str) -> AsyncIterator[Envelope[Any]]:
+    async def history(
+        self, aggregate_id: str, *, include_archived: bool = False
+    ) -> AsyncIterator[Envelope[Any]]:
         """Yield every stored event of the aggregate, decoded, oldest first.
+
+        Args:
+            aggregate_id: The stream to read.
+            include_archived: Also the events before the stream's truncation point
+                (a closed stream's whole history), from the archive if they were moved.
 
         Raises:
             StreamTypeMismatchError: The stream is of another aggregate type.
         """
         validate_stream_id(aggregate_id)
         stream_type = self._type.stream_type
-        async for record in self.store.read_stream(aggregate_id):
+        async for record in self.store.read_stream(aggregate_id, include_archived=include_archived):
             if record.stream_type != stream_type:
                 raise StreamTypeMismatchError(aggregate_id, stream_type, record.stream_type)
             yield self.serializer.decode(record)

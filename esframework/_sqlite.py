@@ -34,8 +34,17 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import check_open, check_tombstone_last
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._sqlite_readers import ReaderPool, is_private
+from esframework._sqlite_retention import (
+    COLUMNS,
+    RETENTION_SCHEMA,
+    SQLiteArchiving,
+    global_page,
+    stored_or_archived,
+    stream_page,
+)
 from esframework._subscriptions import SubscriptionStore
 from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
 
@@ -105,21 +114,23 @@ _SCHEMA: Final = (
         expires_at REAL NOT NULL
     )
     """,
+    # Closed, truncated and archived streams: see `_sqlite_retention`.
+    *RETENTION_SCHEMA,
 )
 
-_COLUMNS: Final = (
-    "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, version, "
-    "global_position, created_at"
+_COLUMNS: Final = COLUMNS
+_PAYLOAD_COLUMNS: Final = (
+    "stream_id, version, global_position, event_type, schema_version, event_data, stream_type"
 )
 
 
 # A loose index scan: each step asks the event-type index for the next name after the last,
-# so the cost grows with the number of distinct names, not of events.
+# so the cost grows with the number of distinct names, not of events. Run on each table.
 _DISTINCT_EVENT_TYPES: Final = """
     WITH RECURSIVE names(name) AS (
-        SELECT min(event_type) FROM events
+        SELECT min(event_type) FROM {table}
         UNION ALL
-        SELECT (SELECT min(event_type) FROM events WHERE event_type > names.name)
+        SELECT (SELECT min(event_type) FROM {table} WHERE event_type > names.name)
         FROM names WHERE names.name IS NOT NULL
     )
     SELECT name FROM names WHERE name IS NOT NULL
@@ -141,7 +152,7 @@ def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
-class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
+class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
     """An event store in one SQLite file: the embedded default.
 
     Several threads may share one store, and several processes may open the same file: each
@@ -213,6 +224,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         with self._lock, self._errors("append to", stream_id):
             db = self._db()
@@ -241,18 +253,19 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         expected: int | None,
     ) -> AppendResult:
         ids = [str(e.event_id) for e in events]
-        marks = ",".join("?" * len(ids))
-        stored = db.execute(f"SELECT {_COLUMNS} FROM events WHERE id IN ({marks})", ids)
-        retry = match_retry(stream_id, stream_type, events, stored_by_id(map(_to_stored, stored)))
+        stored = stored_or_archived(db, ids, _to_stored)  # archived ids stay taken
+        retry = match_retry(stream_id, stream_type, events, stored_by_id(stored))
         if retry is not None:
             return retry
-        # The stream's last event gives both its version and its type (one index probe).
+        # The stream's last event gives its version, its type and whether it is closed (one
+        # index probe).
         last = db.execute(
-            "SELECT version, stream_type FROM events WHERE stream_id = ? "
+            "SELECT version, stream_type, event_type FROM events WHERE stream_id = ? "
             "ORDER BY version DESC LIMIT 1",
             (stream_id,),
         ).fetchone()
-        actual, stored_type = last if last is not None else (0, None)
+        actual, stored_type, last_type = last if last is not None else (0, None, None)
+        check_open(stream_id, last_type, actual)
         check_stream_type(stream_id, stream_type, stored_type)
         check_expected_version(stream_id, expected, actual)
         now = datetime.now(UTC).isoformat()
@@ -286,33 +299,50 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
         )
 
     def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[StoredEvent]:
         last = to_version if to_version is not None else 2**62
         while True:
             with self._reading() as db, self._errors("read", stream_id):
-                rows = db.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? "
-                    "AND version <= ? ORDER BY version LIMIT ?",
-                    (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
-                ).fetchall()
+                rows = stream_page(
+                    db,
+                    _COLUMNS,
+                    stream_id,
+                    first=from_version,
+                    last=last,
+                    limit=DEFAULT_PAGE_SIZE,
+                    include_archived=include_archived,
+                )
             yield from map(_to_stored, rows)
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
 
     def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[EventPayload]:
         last = to_version if to_version is not None else 2**62
         while True:
             with self._reading() as db, self._errors("read", stream_id):
-                rows = db.execute(
-                    "SELECT stream_id, version, global_position, event_type, schema_version, "
-                    "event_data, stream_type FROM events WHERE stream_id = ? AND version >= ? "
-                    "AND version <= ? ORDER BY version LIMIT ?",
-                    (stream_id, from_version, last, DEFAULT_PAGE_SIZE),
-                ).fetchall()
+                rows = stream_page(
+                    db,
+                    _PAYLOAD_COLUMNS,
+                    stream_id,
+                    first=from_version,
+                    last=last,
+                    limit=DEFAULT_PAGE_SIZE,
+                    include_archived=include_archived,
+                )
             yield from map(EventPayload._make, rows)
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
@@ -341,11 +371,7 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
                 where += f" AND {column} IN ({','.join('?' * len(values))})"
                 params.extend(values)
         with self._reading() as db, self._errors("read", f"position {after}"):
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY global_position LIMIT ?",
-                [*params, limit],
-            )
-            return list(map(_to_stored, rows))
+            return list(map(_to_stored, global_page(db, where, params, limit)))
 
     def head(self) -> int:
         with self._reading() as db, self._errors("read", "the head"):
@@ -377,7 +403,11 @@ class SQLiteEventStore(SubscriptionStore[sqlite3.Connection]):
 
     def stored_event_types(self) -> frozenset[str]:
         with self._reading() as db, self._errors("read", "the stored event types"):
-            rows = db.execute(_DISTINCT_EVENT_TYPES).fetchall()
+            rows = [
+                row
+                for table in ("events", "events_archive")
+                for row in db.execute(_DISTINCT_EVENT_TYPES.format(table=table))
+            ]
         return frozenset(name for (name,) in rows)
 
     def load_snapshot(self, stream_id: str) -> SnapshotRecord | None:

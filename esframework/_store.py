@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from esframework._checks import DEFAULT_PAGE_SIZE
+from esframework._checks import DEFAULT_PAGE_SIZE, validate_stream_id
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -18,6 +18,8 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import tombstone_event
+from esframework.errors import IdempotencyConflictError, StreamClosedError
 
 __all__ = ["EventStore"]
 
@@ -35,7 +37,10 @@ class EventStore(Protocol):
     - appending again events whose ids are stored, with the same content, is a no-op that
       reports the stored positions; different content under a stored id is an error;
     - an append writes all of its events or none, and so does a unit of work
-      (`transaction()`): the appends made in it commit together or not at all.
+      (`transaction()`): the appends made in it commit together or not at all;
+    - a stream closed by `tombstone` takes no more events, and a stream truncated by
+      `truncate_before` reads from its truncation point unless a read asks for the archived
+      part too (`include_archived=True`); global reads always see every event.
     """
 
     def append(
@@ -64,13 +69,29 @@ class EventStore(Protocol):
         ...
 
     def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[StoredEvent]:
-        """Yield a stream's events from `from_version` to `to_version` (inclusive), in order."""
+        """Yield a stream's events from `from_version` to `to_version` (inclusive), in order.
+
+        A truncated stream (see `truncate_before`; a closed stream is truncated before its
+        tombstone) yields nothing before its truncation point, archived or not yet, unless
+        `include_archived` is set: then every event from `from_version` on, from the archive
+        and the hot table alike.
+        """
         ...
 
     def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[EventPayload]:
         """Yield what rebuilding an aggregate needs of each event, like `read_stream`.
 
@@ -143,6 +164,80 @@ class EventStore(Protocol):
     def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         """Store a snapshot, replacing the stream's previous one."""
         ...
+
+    def truncate_before(self, stream_id: str, version: int) -> None:
+        """Record that loads no longer need the stream's events before `version`.
+
+        From then on stream reads start at `version` (unless they include the archived
+        part), and the archive pass may move the events before it to the archive table. A
+        truncation point never moves back: truncating before an earlier version does nothing.
+
+        Raises:
+            InvalidTruncationError: `version` is below 1 or above the stream's latest
+                snapshot (loads start there, so they need every event after it); nothing
+                was written.
+            InvalidStreamIdError: The stream id is empty or too long.
+        """
+        ...
+
+    def tombstone(
+        self,
+        stream_id: str,
+        *,
+        expected_version: int | ExpectedVersion,
+        stream_type: str | None = None,
+        metadata: str = "{}",
+    ) -> AppendResult:
+        """Close a stream for good: append its tombstone, after which it takes no events.
+
+        The tombstone (`StreamClosed`, stored as `CLOSED_EVENT_TYPE`) takes the stream's
+        next version, with the same concurrency check as any append, and reaches
+        subscriptions in the global order. The stream is then truncated before it: stream
+        reads show the tombstone alone unless they include the archived part, and the
+        archive pass moves the events before it. Closing a closed stream again with the same
+        metadata is an idempotent retry.
+
+        Args:
+            stream_id: The stream to close.
+            expected_version: The stream's current version as the caller saw it, or
+                `ExpectedVersion.ANY`.
+            stream_type: The stream's aggregate type; read from the stream if not given (a
+                stream with no events needs it: closing it keeps its id from ever being used).
+            metadata: The tombstone's metadata as a JSON object, in text (who closed the
+                stream, and why).
+
+        Returns:
+            Where the tombstone landed: its version is the stream's last.
+
+        Raises:
+            ConcurrencyError: The stream is at another version; nothing was written.
+            StreamClosedError: The stream is closed already (with other metadata).
+            StreamTypeMismatchError: `stream_type` is not the stream's.
+            ValueError: The stream has no events and no `stream_type` was given.
+        """
+        validate_stream_id(stream_id)
+        if stream_type is None:
+            stream_type = self._stream_type(stream_id)
+        tombstone = tombstone_event(stream_id, metadata)
+        try:
+            return self.append(
+                stream_id, stream_type, [tombstone], expected_version=expected_version
+            )
+        except IdempotencyConflictError as conflict:
+            if conflict.event_id != str(tombstone.event_id):
+                raise
+            closed_at = self.stream_version(stream_id)
+            raise StreamClosedError(stream_id, closed_at) from None
+
+    def _stream_type(self, stream_id: str) -> str:
+        version = self.stream_version(stream_id)
+        stream_type = None
+        for last in self.read_stream(stream_id, from_version=max(version, 1)):
+            stream_type = last.stream_type
+        if stream_type is None:
+            msg = f"stream {stream_id!r} has no events: give its stream_type to close it"
+            raise ValueError(msg)
+        return stream_type
 
     def transaction(self) -> AbstractContextManager[object]:
         """Open a unit of work: the appends made in the block commit together, or none.

@@ -134,18 +134,36 @@ class _AsyncOverSync(AsyncEventStore):
         )
 
     async def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> AsyncIterator[StoredEvent]:
-        events = self.sync.read_stream(stream_id, from_version=from_version, to_version=to_version)
+        events = self.sync.read_stream(
+            stream_id,
+            from_version=from_version,
+            to_version=to_version,
+            include_archived=include_archived,
+        )
         while chunk := await self._read(lambda: _take(events, DEFAULT_PAGE_SIZE)):
             for event in chunk:
                 yield event
 
     async def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> AsyncIterator[EventPayload]:
         events = self.sync.read_payloads(
-            stream_id, from_version=from_version, to_version=to_version
+            stream_id,
+            from_version=from_version,
+            to_version=to_version,
+            include_archived=include_archived,
         )
         while chunk := await self._read(lambda: _take(events, DEFAULT_PAGE_SIZE)):
             for event in chunk:
@@ -185,6 +203,9 @@ class _AsyncOverSync(AsyncEventStore):
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         await self._call(lambda: self.sync.save_snapshot(snapshot))
+
+    async def truncate_before(self, stream_id: str, version: int) -> None:
+        await self._call(lambda: self.sync.truncate_before(stream_id, version))
 
     async def close(self) -> None:
         await self._call(self.sync.close)
@@ -269,6 +290,14 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         except Exception:  # noqa: BLE001 -- it never began: nothing to roll back
             return
         await self._run_in_thread(lambda: self.sync.end(connection, commit=False))
+
+    async def archive(self, *, max_events: int = 5000) -> int:
+        """Move up to `max_events` truncated events to the archive (see the sync store's)."""
+        return await self._call(lambda: self.sync.archive(max_events=max_events))
+
+    async def archivable(self) -> int:
+        """Return how many events of truncated or closed streams wait to be archived."""
+        return await self._read(self.sync.archivable)
 
     async def load_checkpoint(self, subscription: str) -> int | None:
         return await self._read(lambda: self.sync.load_checkpoint(subscription))

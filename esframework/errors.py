@@ -14,6 +14,8 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
     │   └── VersionNotFoundError (stream id, version asked for, stream's version)
     ├── ConcurrencyError (stream id, expected, actual)
+    ├── StreamClosedError (stream id, version): the stream was tombstoned
+    ├── InvalidTruncationError (stream id, version, snapshot version; also ValueError)
     ├── IdempotencyConflictError (event id, stream id)
     ├── EventEncodingError (event type, field; also ValueError): a value that cannot be
     │   stored and read back exactly, such as NaN or an int in a str field
@@ -47,6 +49,7 @@ __all__ = [
     "IdempotencyConflictError",
     "InvalidStreamIdError",
     "InvalidTimeError",
+    "InvalidTruncationError",
     "InvalidVersionError",
     "LeaseLostError",
     "MissingHandlerError",
@@ -55,6 +58,7 @@ __all__ = [
     "ProjectionVersionError",
     "StoreError",
     "StoreUnavailableError",
+    "StreamClosedError",
     "StreamTypeMismatchError",
     "SubscriptionError",
     "UnknownEventTypeError",
@@ -247,6 +251,60 @@ class ConcurrencyError(EsframeworkError):
         return (
             f"concurrency conflict on stream {self.stream_id!r}: expected {expected}, "
             f"found version {self.actual}; nothing was written"
+        )
+
+
+class StreamClosedError(EsframeworkError):
+    """The stream was closed for good (tombstoned): nothing can be appended or loaded after it.
+
+    Raised by appends to a closed stream (nothing was written; retrying cannot succeed) and
+    by loads that meet the stream's tombstone. Its state before the tombstone still loads
+    with `at_version=error.version - 1`, reading archived events if need be.
+
+    Attributes:
+        stream_id: The closed stream.
+        version: The version of its tombstone, the stream's last.
+    """
+
+    def __init__(self, stream_id: str, version: int) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"stream {self.stream_id!r} is closed: its tombstone is version {self.version}, "
+            "and nothing can be appended or loaded after it"
+        )
+
+
+class InvalidTruncationError(EsframeworkError, ValueError):
+    """A stream cannot be truncated before the version asked for; nothing was written.
+
+    Truncating before a version says loads no longer need the events before it, which holds
+    only at or below the stream's latest snapshot: loads start there.
+
+    Attributes:
+        stream_id: The stream asked to truncate.
+        version: The version asked for (events before it would be truncated).
+        snapshot_version: The version of the stream's latest snapshot; None if it has none.
+    """
+
+    def __init__(self, stream_id: str, version: int, snapshot_version: int | None) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.snapshot_version = snapshot_version
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"cannot truncate stream {self.stream_id[:80]!r} before version {self.version}"
+        if self.version < 1:
+            return f"{where}: stream versions start at 1"
+        if self.snapshot_version is None:
+            return f"{where}: it has no snapshot, so loads still need every event"
+        return (
+            f"{where}: its latest snapshot is at version {self.snapshot_version}, and loads "
+            "need the events after it (take a newer snapshot first)"
         )
 
 

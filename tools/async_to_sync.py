@@ -27,6 +27,7 @@ SOURCES = (
     "esframework/postgres/_migrations_async.py",
     "esframework/postgres/_coordination_async.py",
     "esframework/postgres/_shared_session_async.py",
+    "esframework/postgres/_archive_async.py",
     "esframework/postgres/_store_async.py",
 )
 

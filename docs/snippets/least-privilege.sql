@@ -11,9 +11,13 @@ CREATE SCHEMA es_app AUTHORIZATION es_app;
 --    them (the table's triggers refuse that too, for every role), and may keep snapshots
 --    and subscription checkpoints. Positions are assigned by a function that runs with the
 --    owner's rights, so the application needs no UPDATE on events. Subscriptions park
---    events that keep failing, and take them off again to retry them or to rebuild.
+--    events that keep failing, and take them off again to retry them or to rebuild. It
+--    reads archived events, and truncates streams (a tombstone records its truncation
+--    too); the archiving pass runs with the owner's rights, so it needs no DELETE.
 GRANT USAGE ON SCHEMA es TO es_app;
 GRANT SELECT, INSERT ON es.events TO es_app;
 GRANT USAGE ON SEQUENCE es.events_insert_order TO es_app;
 GRANT SELECT, INSERT, UPDATE ON es.snapshots, es.subscription_checkpoints TO es_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.subscription_dead_letters TO es_app;
+GRANT SELECT ON es.events_archive TO es_app;
+GRANT SELECT, INSERT, UPDATE ON es.stream_truncations TO es_app;

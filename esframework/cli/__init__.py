@@ -1,7 +1,8 @@
 """The `esframework` console command: run the application, and look inside its store.
 
 Commands: `migrate` and `run` (see `_worker`), `streams`, `show` and `tail` (`_browse`),
-`subscriptions`, `parked` and `rebuild` (`_operate`), and `verify` (`_verify`).
+`subscriptions`, `parked` and `rebuild` (`_operate`), `verify` (`_verify`) and `archive`
+(`_archive`).
 
 Exit codes:
 
@@ -23,7 +24,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from esframework.cli import _browse, _operate, _verify, _worker
+from esframework.cli import _archive, _browse, _operate, _verify, _worker
 from esframework.cli._common import EXIT_FAILED, EXIT_USAGE, Parser, UsageError, one_line
 
 __all__ = ["main"]
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _browse.add_commands(commands)
     _operate.add_commands(commands)
     _verify.add_commands(commands)
+    _archive.add_commands(commands)
     args = parser.parse_args(argv)
     if not getattr(args, "tracebacks", False) and not logging.getLogger().handlers:
         # Libraries log what they retry (psycopg_pool a failed connection) and Python's

@@ -41,6 +41,11 @@ def add_commands(commands: Any) -> None:
     add_app_option(show)
     show.add_argument("--from-version", type=_positive, default=1, help="first version (1)")
     show.add_argument("--limit", type=_positive, default=None, help="at most this many events")
+    show.add_argument(
+        "--include-archived",
+        action="store_true",
+        help="also the events before the stream's truncation point (archived or not)",
+    )
     show.set_defaults(handler=_show)
 
     tail = commands.add_parser("tail", help="follow the global order live, until Ctrl-C")
@@ -158,7 +163,9 @@ def _show(args: argparse.Namespace) -> int:
     serializer = Serializer() if args.app else None
     with open_store(args) as store:
         shown = 0
-        for record in store.read_stream(args.stream, from_version=args.from_version):
+        for record in store.read_stream(
+            args.stream, from_version=args.from_version, include_archived=args.include_archived
+        ):
             if args.limit is not None and shown >= args.limit:
                 break
             fields = event_fields(record, serializer)

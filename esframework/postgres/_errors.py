@@ -10,7 +10,7 @@ from psycopg_pool import PoolTimeout
 
 from esframework.errors import StoreError, StoreUnavailableError
 
-__all__ = ["is_connection_lost", "translate", "violated_constraint"]
+__all__ = ["found_stream_closed", "is_connection_lost", "translate", "violated_constraint"]
 
 # Server sqlstates that mean "this connection is gone", as opposed to "this statement failed":
 # admin shutdown, crash, cannot connect, and the server ending a session left idle too long
@@ -35,6 +35,14 @@ def violated_constraint(error: psycopg.Error) -> str | None:
     if isinstance(error, errors.UniqueViolation):
         return error.diag.constraint_name
     return None
+
+
+def found_stream_closed(error: psycopg.Error) -> bool:
+    """Return whether the insert check refused an event after a tombstone (migration 6)."""
+    return (
+        isinstance(error, errors.RestrictViolation)
+        and error.diag.constraint_name == "stream_closed"
+    )
 
 
 def translate(error: Exception, doing: str) -> StoreError:

@@ -6,7 +6,7 @@ Shared by the sync and async stores: they differ only in how they run these.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, LiteralString
 
 import psycopg.conninfo
@@ -25,6 +25,22 @@ EVENT_COLUMNS: Final = (
 )
 """A stream read can meet a committed event the sequencer has not positioned yet: 0."""
 
+
+_PAYLOAD_COLUMNS: Final = (
+    "stream_id, version, coalesce(global_position, 0), event_type, schema_version, event_data, "
+    "stream_type"
+)
+
+# Both tables' rows with the columns reads need, for reads that merge the archive in.
+_BOTH_TABLES: Final = (
+    "SELECT id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
+    "version, global_position, created_at FROM {s}.events UNION ALL "
+    "SELECT id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
+    "version, global_position, created_at FROM {s}.events_archive"
+)
+
+# A stream's truncation point, or NULL (migration 6).
+_CUT: Final = "SELECT before_version FROM {s}.stream_truncations WHERE stream_id = %(id)s"
 
 to_stored = StoredEvent._make
 """Map a row of `EVENT_COLUMNS` (in `StoredEvent`'s field order) to a record."""
@@ -98,28 +114,48 @@ class Statements:
             """
         self._append_by_count: dict[tuple[int, bool], bytes] = {}
         self._name = name
-        self.by_ids = q("SELECT {columns} FROM {s}.events WHERE id = ANY(%s)")
+        # Archived events keep their ids: a retry of one finds it there (migration 6).
+        self.by_ids = q(
+            "SELECT {columns} FROM {s}.events WHERE id = ANY(%(ids)s) UNION ALL "
+            "SELECT {columns} FROM {s}.events_archive WHERE id = ANY(%(ids)s)"
+        )
+        # Stream reads start at the stream's truncation point (a NULL is ignored by
+        # greatest: an untruncated stream reads from `from_version`); the `archived`
+        # variants read both tables from `from_version`, merged by version.
         self.read_payloads = q(
-            "SELECT stream_id, version, coalesce(global_position, 0), event_type, schema_version, "
-            "event_data, stream_type "
-            "FROM {s}.events WHERE stream_id = %s AND version >= %s AND version <= %s "
-            "ORDER BY version LIMIT %s"
+            "SELECT " + _PAYLOAD_COLUMNS + " FROM {s}.events "
+            "WHERE stream_id = %(id)s AND version >= greatest(%(first)s::bigint, (" + _CUT + ")) "
+            "AND version <= %(last)s ORDER BY version LIMIT %(limit)s"
+        )
+        self.read_archived_payloads = q(
+            "SELECT " + _PAYLOAD_COLUMNS + " FROM (" + _BOTH_TABLES + ") AS e "
+            "WHERE stream_id = %(id)s AND version >= %(first)s AND version <= %(last)s "
+            "ORDER BY version LIMIT %(limit)s"
         )
         self.stream_version = q(
             "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %s"
         )
         # After an append inserted nothing: the stream's version and type (no row: new).
         self.stream_head = q(
-            "SELECT version, stream_type FROM {s}.events WHERE stream_id = %s "
+            "SELECT version, stream_type, event_type FROM {s}.events WHERE stream_id = %s "
             "ORDER BY version DESC LIMIT 1"
         )
         self.read_stream = q(
-            "SELECT {columns} FROM {s}.events WHERE stream_id = %s AND version >= %s "
-            "AND version <= %s ORDER BY version LIMIT %s"
+            "SELECT {columns} FROM {s}.events "
+            "WHERE stream_id = %(id)s AND version >= greatest(%(first)s::bigint, (" + _CUT + ")) "
+            "AND version <= %(last)s ORDER BY version LIMIT %(limit)s"
         )
+        self.read_archived_stream = q(
+            "SELECT {columns} FROM (" + _BOTH_TABLES + ") AS e "
+            "WHERE stream_id = %(id)s AND version >= %(first)s AND version <= %(last)s "
+            "ORDER BY version LIMIT %(limit)s"
+        )
+        # The global order holds archived events too: the planner merges the two tables'
+        # position indexes (a Merge Append), so a page costs one more index probe.
         self._read_all = {
             (by_stream, by_event): q(
-                "SELECT {columns} FROM {s}.events WHERE global_position > %(after)s"
+                "SELECT {columns} FROM (" + _BOTH_TABLES + ") AS e "
+                "WHERE global_position > %(after)s"
                 + (" AND stream_type = ANY(%(stream_types)s)" if by_stream else "")
                 + (" AND event_type = ANY(%(event_types)s)" if by_event else "")
                 + " ORDER BY global_position LIMIT %(limit)s"
@@ -151,8 +187,15 @@ class Statements:
                 UNION ALL
                 SELECT (SELECT min(event_type) FROM {s}.events WHERE event_type > names.name)
                 FROM names WHERE names.name IS NOT NULL
+            ), archived(name) AS (
+                SELECT min(event_type) FROM {s}.events_archive
+                UNION ALL
+                SELECT (SELECT min(event_type) FROM {s}.events_archive
+                        WHERE event_type > archived.name)
+                FROM archived WHERE archived.name IS NOT NULL
             )
             SELECT name FROM names WHERE name IS NOT NULL
+            UNION SELECT name FROM archived WHERE name IS NOT NULL
             """
         )
         self.load_snapshot = q(
@@ -219,6 +262,30 @@ class Statements:
             "SELECT subscription_id, global_position, event_id, stream_id, event_type, error, "
             "parked_at FROM {s}.subscription_dead_letters WHERE subscription_id = %s "
             "ORDER BY global_position"
+        )
+
+        self._retention(q)
+
+    def _retention(self, q: Callable[[LiteralString], bytes]) -> None:
+        """Truncating and archiving streams (migration 6)."""
+        self.snapshot_version = q("SELECT version FROM {s}.snapshots WHERE stream_id = %s")
+        # A truncation point never moves back.
+        self.truncate = q(
+            """
+            INSERT INTO {s}.stream_truncations AS t (stream_id, before_version)
+            VALUES (%s, %s)
+            ON CONFLICT (stream_id) DO UPDATE
+            SET before_version = excluded.before_version, truncated_at = now()
+            WHERE excluded.before_version > t.before_version
+            """
+        )
+        # One archiving pass (migration 6's function): -1 if another pass holds the lock.
+        self.archive = q("SELECT {s}.esframework_archive(%s)")
+        # Versions are contiguous: the gaps between the archived parts and the truncation
+        # points count the events waiting.
+        self.archivable = q(
+            "SELECT coalesce(sum(before_version - archived_before), 0) "
+            "FROM {s}.stream_truncations WHERE archived_before < before_version"
         )
 
     def append(self, count: int, *, any_version: bool = False) -> bytes:

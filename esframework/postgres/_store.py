@@ -39,14 +39,21 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import check_open, check_tombstone_last
 from esframework._subscriptions import Lease, SubscriptionStore
 from esframework.errors import (
     ConcurrencyError,
     LeaseLostError,
     StoreUnavailableError,
 )
+from esframework.postgres._archive import Archiving
 from esframework.postgres._coordination import PostgresLease, PostgresListener
-from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
+from esframework.postgres._errors import (
+    found_stream_closed,
+    is_connection_lost,
+    translate,
+    violated_constraint,
+)
 from esframework.postgres._migrations import migrate
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
@@ -113,7 +120,7 @@ def _register_loaders(connection: psycopg.Connection[Any]) -> None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
 
-class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
+class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip, and take no lock: writers never wait for
@@ -264,6 +271,7 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
@@ -275,7 +283,8 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                 rows = _insert(conn, query, params, in_unit)
             except psycopg.Error as error:
                 violated = violated_constraint(error)
-                if violated not in {"events_pkey", "unique_stream_version"}:
+                closed = found_stream_closed(error)  # the head is a tombstone: see below
+                if violated not in {"events_pkey", "unique_stream_version"} and not closed:
                     raise
                 _rollback_if_failed(conn)
                 rows = []
@@ -283,14 +292,17 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                     rows = self._append_in_line(conn, lock, query, params)
             if rows:
                 return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
-            # Nothing was written: a retry of a committed append, or a conflict.
-            cursor = conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
+            # Nothing was written: a retry of a committed append (archived events too), or a
+            # conflict.
+            ids = [e.event_id for e in events]
+            cursor = conn.execute(self._statements.by_ids, {"ids": ids})
             stored = stored_by_id(map(to_stored, cursor.fetchall()))
             retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
             cursor = conn.execute(self._statements.stream_head, (stream_id,))
-            actual, stored_type = cursor.fetchone() or (0, None)
+            actual, stored_type, last_type = cursor.fetchone() or (0, None, None)
+            check_open(stream_id, last_type, actual)
             check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
@@ -322,6 +334,11 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     cursor = conn.execute(query, params)
                     return cursor.fetchall()
+            except psycopg.errors.RestrictViolation as error:
+                if not found_stream_closed(error):
+                    raise
+                _rollback_if_failed(conn)
+                return []  # the stream's head is its tombstone: the caller says so
             except psycopg.errors.UniqueViolation as error:
                 violated = violated_constraint(error)
                 if violated == "unique_stream_version" and attempt == ANY_VERSION_ATTEMPTS:
@@ -334,14 +351,24 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
         return []  # not reached: the last attempt returns or raises
 
     def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[StoredEvent]:
+        query = (
+            self._statements.read_archived_stream
+            if include_archived
+            else self._statements.read_stream
+        )
         last = 2**62 if to_version is None else to_version
         while True:
             rows = self._fetch(
                 f"read stream {stream_id!r}",
-                self._statements.read_stream,
-                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+                query,
+                {"id": stream_id, "first": from_version, "last": last, "limit": STREAM_PAGE_SIZE},
             )
             for row in rows:
                 yield to_stored(row)
@@ -350,14 +377,24 @@ class PostgresEventStore(SubscriptionStore[psycopg.Connection[Any]]):
             from_version = rows[-1][7] + 1
 
     def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> Iterator[EventPayload]:
+        query = (
+            self._statements.read_archived_payloads
+            if include_archived
+            else self._statements.read_payloads
+        )
         last = 2**62 if to_version is None else to_version
         while True:
             rows = self._fetch(
                 f"read stream {stream_id!r}",
-                self._statements.read_payloads,
-                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+                query,
+                {"id": stream_id, "first": from_version, "last": last, "limit": STREAM_PAGE_SIZE},
             )
             for row in rows:
                 yield EventPayload._make(row)

@@ -40,14 +40,21 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
+from esframework._retention import check_open, check_tombstone_last
 from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
 from esframework.errors import (
     ConcurrencyError,
     LeaseLostError,
     StoreUnavailableError,
 )
+from esframework.postgres._archive_async import AsyncArchiving
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
-from esframework.postgres._errors import is_connection_lost, translate, violated_constraint
+from esframework.postgres._errors import (
+    found_stream_closed,
+    is_connection_lost,
+    translate,
+    violated_constraint,
+)
 from esframework.postgres._migrations_async import migrate_async
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
@@ -114,7 +121,7 @@ def _register_loaders(connection: psycopg.AsyncConnection[Any]) -> None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
 
-class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
+class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip, and take no lock: writers never wait for
@@ -265,6 +272,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
@@ -276,7 +284,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
                 rows = await _insert(conn, query, params, in_unit)
             except psycopg.Error as error:
                 violated = violated_constraint(error)
-                if violated not in {"events_pkey", "unique_stream_version"}:
+                closed = found_stream_closed(error)  # the head is a tombstone: see below
+                if violated not in {"events_pkey", "unique_stream_version"} and not closed:
                     raise
                 await _rollback_if_failed(conn)
                 rows = []
@@ -284,14 +293,17 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
                     rows = await self._append_in_line(conn, lock, query, params)
             if rows:
                 return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
-            # Nothing was written: a retry of a committed append, or a conflict.
-            cursor = await conn.execute(self._statements.by_ids, ([e.event_id for e in events],))
+            # Nothing was written: a retry of a committed append (archived events too), or a
+            # conflict.
+            ids = [e.event_id for e in events]
+            cursor = await conn.execute(self._statements.by_ids, {"ids": ids})
             stored = stored_by_id(map(to_stored, await cursor.fetchall()))
             retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
             cursor = await conn.execute(self._statements.stream_head, (stream_id,))
-            actual, stored_type = await cursor.fetchone() or (0, None)
+            actual, stored_type, last_type = await cursor.fetchone() or (0, None, None)
+            check_open(stream_id, last_type, actual)
             check_stream_type(stream_id, stream_type, stored_type)
             check_expected_version(stream_id, expected, actual)
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
@@ -323,6 +335,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     cursor = await conn.execute(query, params)
                     return await cursor.fetchall()
+            except psycopg.errors.RestrictViolation as error:
+                if not found_stream_closed(error):
+                    raise
+                await _rollback_if_failed(conn)
+                return []  # the stream's head is its tombstone: the caller says so
             except psycopg.errors.UniqueViolation as error:
                 violated = violated_constraint(error)
                 if violated == "unique_stream_version" and attempt == ANY_VERSION_ATTEMPTS:
@@ -335,14 +352,24 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
         return []  # not reached: the last attempt returns or raises
 
     async def read_stream(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> AsyncIterator[StoredEvent]:
+        query = (
+            self._statements.read_archived_stream
+            if include_archived
+            else self._statements.read_stream
+        )
         last = 2**62 if to_version is None else to_version
         while True:
             rows = await self._fetch(
                 f"read stream {stream_id!r}",
-                self._statements.read_stream,
-                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+                query,
+                {"id": stream_id, "first": from_version, "last": last, "limit": STREAM_PAGE_SIZE},
             )
             for row in rows:
                 yield to_stored(row)
@@ -351,14 +378,24 @@ class AsyncPostgresEventStore(AsyncSubscriptionStore[psycopg.AsyncConnection[Any
             from_version = rows[-1][7] + 1
 
     async def read_payloads(
-        self, stream_id: str, *, from_version: int = 1, to_version: int | None = None
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        include_archived: bool = False,
     ) -> AsyncIterator[EventPayload]:
+        query = (
+            self._statements.read_archived_payloads
+            if include_archived
+            else self._statements.read_payloads
+        )
         last = 2**62 if to_version is None else to_version
         while True:
             rows = await self._fetch(
                 f"read stream {stream_id!r}",
-                self._statements.read_payloads,
-                (stream_id, from_version, last, STREAM_PAGE_SIZE),
+                query,
+                {"id": stream_id, "first": from_version, "last": last, "limit": STREAM_PAGE_SIZE},
             )
             for row in rows:
                 yield EventPayload._make(row)

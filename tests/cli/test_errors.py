@@ -40,6 +40,9 @@ UNREACHABLE = ["--dsn", "postgresql://nobody@127.0.0.1:1/none"]
         (["streams", *UNREACHABLE], 1, "Connection refused"),
         (["subscriptions", *UNREACHABLE], 1, "Connection refused"),
         (["verify", *UNREACHABLE], 1, "Connection refused"),
+        (["archive", "--db", "nosuch.db"], 2, "no SQLite store at 'nosuch.db'"),
+        (["archive", "--db", "x", "--batch-size", "0"], 2, "expected a whole number from 1"),
+        (["archive", *UNREACHABLE], 1, "Connection refused"),
     ],
 )
 def test_a_failing_command_is_one_line_on_stderr(

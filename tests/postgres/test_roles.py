@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +23,6 @@ from esframework.postgres import AsyncPostgresEventStore, PostgresEventStore, mi
 from tests.domain import Wallet
 
 SETUP = Path(__file__).parents[2] / "docs" / "snippets" / "least-privilege.sql"
-
-
-@pytest.fixture
-def names(postgres_dsn: str) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    chosen = {"es_owner": f"es_owner_{suffix}", "es_app": f"es_app_{suffix}", "es": f"es_{suffix}"}
-    yield chosen
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        for schema in (chosen["es"], chosen["es_app"]):
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        for role in (chosen["es_app"], chosen["es_owner"]):
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def statements(step: int, names: dict[str, str]) -> list[str]:
@@ -224,7 +210,9 @@ def test_migration_4_gives_checkpointing_roles_the_dead_letter_rights(
                     (migration.version, migration.name),
                 )
         for statement in statements(3, names):
-            if "subscription_dead_letters" not in statement:  # the grants as they were
+            # The grants as they were (the tables of migration 6 do not exist yet).
+            later = ("subscription_dead_letters", "events_archive", "stream_truncations")
+            if not any(name in statement for name in later):
                 owner.execute(statement)
         privilege = "SELECT has_table_privilege(%s, %s, 'DELETE')"
         assert owner.execute(privilege, (app, dead_letters)).fetchone() == (False,)

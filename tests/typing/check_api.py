@@ -10,12 +10,15 @@ from decimal import Decimal
 from typing import Any, Self, assert_type
 
 from esframework import (
+    AppendResult,
     AsyncRepository,
     Envelope,
     InMemoryEventStore,
     Repository,
     SaveResult,
     SnapshotPolicy,
+    StreamClosed,
+    StreamClosedError,
     aggregate,
     aggregate_version,
     applies,
@@ -64,6 +67,16 @@ def sync_use() -> None:
     assert_type(
         scenario(Account).given(deposited).when(lambda a: a.deposit(Decimal(2))).then(), Account
     )
+    assert_type(accounts.tombstone(loaded), AppendResult)
+    try:
+        accounts.load("a")
+    except StreamClosedError as closed:
+        assert_type(closed.version, int)
+        assert_type(accounts.load("a", at_version=closed.version - 1), Account)
+    for envelope in accounts.history("a", include_archived=True):
+        if isinstance(envelope.event, StreamClosed):
+            assert_type(envelope.version, int)
+    accounts.store.truncate_before("a", 1)
 
 
 async def async_use(accounts: AsyncRepository[Account]) -> None:
@@ -71,3 +84,4 @@ async def async_use(accounts: AsyncRepository[Account]) -> None:
     assert_type(loaded, Account)
     loaded.deposit(Decimal(3))
     await accounts.save(loaded)
+    assert_type(await accounts.tombstone(loaded), AppendResult)
