@@ -226,23 +226,30 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
         validate_event_ids(stream_id, events)
         check_tombstone_last(events)
         expected = expected_as_int(expected_version)
-        with self._lock, self._errors("append to", stream_id):
+        with self._writing("append to", stream_id) as db:
+            return self._append_locked(db, stream_id, stream_type, events, expected)
+
+    @contextmanager
+    def _writing(self, action: str, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the store's connection (a savepoint inside an open one).
+
+        Inside a subscription's transaction (a handler issuing commands), a write joins it:
+        it commits with the checkpoint, or not at all.
+        """
+        with self._lock, self._errors(action, what):
             db = self._db()
-            # Inside a subscription's transaction (a handler issuing commands), the append
-            # joins it: its events commit with the checkpoint, or not at all.
             nested = db.in_transaction
-            db.execute("SAVEPOINT esframework_append" if nested else "BEGIN IMMEDIATE")
+            db.execute("SAVEPOINT esframework_write" if nested else "BEGIN IMMEDIATE")
             try:
-                result = self._append_locked(db, stream_id, stream_type, events, expected)
+                yield db
             except BaseException:
                 if nested:
-                    db.execute("ROLLBACK TO esframework_append")
-                    db.execute("RELEASE esframework_append")
+                    db.execute("ROLLBACK TO esframework_write")
+                    db.execute("RELEASE esframework_write")
                 else:
                     db.execute("ROLLBACK")
                 raise
-            db.execute("RELEASE esframework_append" if nested else "COMMIT")
-            return result
+            db.execute("RELEASE esframework_write" if nested else "COMMIT")
 
     def _append_locked(
         self,

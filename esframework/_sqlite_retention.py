@@ -10,8 +10,8 @@ archive takes only rows before their stream's truncation point.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Collection
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -253,6 +253,8 @@ class _Store(Protocol):
 
     def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
+    def _writing(self, action: str, what: str) -> AbstractContextManager[sqlite3.Connection]: ...
+
 
 class SQLiteArchiving:
     """`truncate_before`, `archive` and `archivable` of the SQLite store (tombstones come
@@ -260,7 +262,7 @@ class SQLiteArchiving:
 
     def truncate_before(self: _Store, stream_id: str, version: int) -> None:
         validate_stream_id(stream_id)
-        with _writing(self, "truncate", stream_id) as db:
+        with self._writing("truncate", stream_id) as db:
             row = db.execute(
                 "SELECT version FROM snapshots WHERE stream_id = ?", (stream_id,)
             ).fetchone()
@@ -287,7 +289,7 @@ class SQLiteArchiving:
         if max_events < 1:
             msg = f"max_events must be 1 or more, not {max_events}"
             raise ValueError(msg)
-        with _writing(self, "archive events of", "the store") as db:
+        with self._writing("archive events of", "the store") as db:
             return archive_batch(db, max_events, datetime.now(UTC).isoformat())
 
     def archivable(self: _Store) -> int:
@@ -295,22 +297,3 @@ class SQLiteArchiving:
         with self._reading() as db, self._errors("count the archivable events of", "the store"):
             (count,) = db.execute(ARCHIVABLE).fetchone()
         return int(count)
-
-
-@contextmanager
-def _writing(store: _Store, action: str, what: str) -> Iterator[sqlite3.Connection]:
-    """A write transaction on the store's connection (a savepoint inside an open one)."""
-    with store._lock, store._errors(action, what):  # noqa: SLF001 -- the store's own
-        db = store._db()  # noqa: SLF001
-        nested = db.in_transaction
-        db.execute("SAVEPOINT esframework_write" if nested else "BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if nested:
-                db.execute("ROLLBACK TO esframework_write")
-                db.execute("RELEASE esframework_write")
-            else:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("RELEASE esframework_write" if nested else "COMMIT")
