@@ -24,6 +24,10 @@ from esframework._partition import Partition
 from esframework._partitions import partitioned, rebuild_partitions
 from esframework._partitions_async import partitioned as async_partitioned
 from esframework._partitions_async import rebuild_partitions as async_rebuild_partitions
+from esframework._personal._fields import personal
+from esframework._personal._forgotten import PersonalDataForgotten
+from esframework._personal._keys import KeyStore
+from esframework._personal._keys_async import AsyncKeyStore
 from esframework._portable_sql import execute_sql, execute_sql_async
 from esframework._records import (
     AppendResult,
@@ -66,6 +70,7 @@ from esframework.errors import (
     ConcurrencyError,
     EsframeworkError,
     StreamClosedError,
+    SubjectForgottenError,
     SubscriptionError,
 )
 
@@ -76,6 +81,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncHandler",
     "AsyncInMemoryEventStore",
+    "AsyncKeyStore",
     "AsyncProjection",
     "AsyncRepository",
     "AsyncRunner",
@@ -93,11 +99,13 @@ __all__ = [
     "ExpectedVersion",
     "Handler",
     "InMemoryEventStore",
+    "KeyStore",
     "Metadata",
     "NewEvent",
     "ParkedEvent",
     "Partition",
     "PendingEvent",
+    "PersonalDataForgotten",
     "Progress",
     "Projection",
     "Repository",
@@ -110,6 +118,7 @@ __all__ = [
     "StoredEvent",
     "StreamClosed",
     "StreamClosedError",
+    "SubjectForgottenError",
     "Subscription",
     "SubscriptionError",
     "SubscriptionStore",
@@ -131,6 +140,7 @@ __all__ = [
     "new",
     "partitioned",
     "pending_events",
+    "personal",
     "rebuild_partitions",
     "replaying",
     "upcaster",
