@@ -15,7 +15,6 @@ from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
-from esframework._personal._forgetting import forgotten_stream
 from esframework._personal._keyring import Keyring
 from esframework._personal._keys import KeyStore
 from esframework._personal._sealing import Keys, validate_subject
@@ -116,7 +115,6 @@ def _subject(text: str) -> str:
     try:
         subject = validate_subject(text)
         subject.encode()  # not a lone surrogate, from bytes of the command line not UTF-8
-        forgotten_stream(subject)
     except InvalidSubjectError as error:
         raise UsageError(str(error)) from None
     except UnicodeEncodeError:

@@ -253,6 +253,11 @@ def test_a_bad_subject_or_reason_is_a_one_line_error_and_changes_nothing(target:
             f"esframework forget: invalid data subject {subject!r}: "
             "subject ids are 1 to 200 characters\n"
         )
+    undecodable = target.run("forget", "c-\udcff")  # bytes of the command line not UTF-8
+    assert undecodable.code == 2
+    assert undecodable.err == (
+        "esframework forget: invalid data subject 'c-\\udcff': it is not valid UTF-8 text\n"
+    )
     blank = target.run("forget", "c-1", "--reason", " ")
     assert blank.code == 2
     assert blank.err == "esframework forget: --reason is empty: say why, or leave it out\n"

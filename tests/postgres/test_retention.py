@@ -170,8 +170,9 @@ def test_migration_6_gives_appending_roles_the_archive_rights(
                     ),
                     (migration.version, migration.name),
                 )
+        later = ("events_archive", "stream_truncations", "personal_data_keys")  # 6 and 7
         for statement in statements(3, names):
-            if "events_archive" not in statement and "stream_truncations" not in statement:
+            if not any(table in statement for table in later):
                 owner.execute(statement)
         migrate(owner, schema)
         check = "SELECT has_table_privilege(%s, %s, %s)"
