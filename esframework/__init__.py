@@ -25,6 +25,7 @@ from esframework._partitions import partitioned, rebuild_partitions
 from esframework._partitions_async import partitioned as async_partitioned
 from esframework._partitions_async import rebuild_partitions as async_rebuild_partitions
 from esframework._personal._fields import personal
+from esframework._personal._forgetting import FORGOTTEN_STREAM_TYPE as PERSONAL_DATA_STREAM_TYPE
 from esframework._personal._forgotten import PersonalDataForgotten
 from esframework._personal._keys import KeyStore
 from esframework._personal._keys_async import AsyncKeyStore
@@ -75,6 +76,7 @@ from esframework.errors import (
 )
 
 __all__ = [
+    "PERSONAL_DATA_STREAM_TYPE",
     "PROJECTION_VERSIONS_TABLE",
     "AggregateNotFoundError",
     "AppendResult",

@@ -43,7 +43,7 @@ def assert_snapshot_matches_replay(repository: Repository[A], aggregate_id: str)
     replay = _replayed(repository, aggregate_id, list(repository.history(aggregate_id)))
     repository.take_snapshot(replay)
     snapshot = repository.store.load_snapshot(aggregate_id)
-    keys = {} if snapshot is None else Keyring(repository.keys).for_data(snapshot.data)
+    keys = None if snapshot is None else Keyring(repository.keys).for_data(snapshot.data)
     _check_snapshot(repository, replay, snapshot, keys)
     _assert_same(replay, repository.load(aggregate_id), "load via the snapshot")
     result: A = replay
@@ -58,7 +58,7 @@ async def assert_snapshot_matches_replay_async(
     replay = _replayed(repository, aggregate_id, history)
     await repository.take_snapshot(replay)
     snapshot = await repository.store.load_snapshot(aggregate_id)
-    keys = {} if snapshot is None else await AsyncKeyring(repository.keys).for_data(snapshot.data)
+    keys = None if snapshot is None else await AsyncKeyring(repository.keys).for_data(snapshot.data)
     _check_snapshot(repository, replay, snapshot, keys)
     _assert_same(replay, await repository.load(aggregate_id), "load via the snapshot")
     result: A = replay
@@ -77,7 +77,7 @@ def _replayed(repository: Any, aggregate_id: str, history: list[Any]) -> Any:  #
     return replay
 
 
-def _check_snapshot(repository: Any, replay: object, snapshot: Any, keys: Keys) -> None:
+def _check_snapshot(repository: Any, replay: object, snapshot: Any, keys: Keys | None) -> None:
     # Decode the stored snapshot directly: a load would quietly replay past an unusable one.
     kind = aggregate_type(type(replay))
     if snapshot is None or snapshot.version != aggregate_version(replay):

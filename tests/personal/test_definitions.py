@@ -122,3 +122,56 @@ def test_sealed_fields_read_back_equal(
     assert serializer.decode_event(stored, keys) == original
     forgotten = serializer.decode_event(stored, {str(subject): None})
     assert forgotten == Anything(subject=subject, value=None, amount=Decimal(0), names=())
+
+
+_WITHOUT_CRYPTOGRAPHY = """
+import sys
+from importlib.abc import MetaPathFinder
+
+
+class NoCryptography(MetaPathFinder):
+    # As if the `personal` extra were not installed.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "cryptography":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoCryptography())
+
+from esframework import InMemoryEventStore, Repository, emit, new
+from esframework.errors import PersonalDataError
+from tests.personal.domain import Customer
+from tests.domain import Wallet
+
+store = InMemoryEventStore()
+Repository(Wallet, store=store).save(Wallet.open("w", "ada"))  # no personal data: fine
+customer = Customer.register("c-1", "ada@example.com")
+try:
+    Repository(Customer, store=store).save(customer)
+except PersonalDataError as error:
+    assert "install esframework[personal]" in str(error), error
+else:
+    raise AssertionError("personal data was saved without cryptography")
+assert store.stream_version("c-1") == 0
+assert store.personal_data_keys(["c-1"]) == {}  # no key was made either
+assert "cryptography" not in sys.modules
+"""
+
+
+def test_personal_data_needs_cryptography_and_nothing_else_does() -> None:
+    """Without the extra, events without personal fields save; those with them are refused
+    with a clear error, before anything (a key included) is stored."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CRYPTOGRAPHY],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr

@@ -6,20 +6,27 @@ Every test runs on each backend, sync and async (the `backend` fixture).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 import pytest
 
 from esframework import (
     ExpectedVersion,
+    KeyStore,
     NewEvent,
     PersonalDataForgotten,
+    Repository,
+    Runner,
     Serializer,
+    SQLiteEventStore,
     SubjectForgottenError,
+    Subscription,
     aggregate_version,
     emit,
     new,
 )
 from esframework._personal._forgetting import FORGOTTEN_EVENT_TYPE, forgotten_stream
+from esframework._personal._sealing import new_key
 from esframework.errors import InvalidSubjectError
 from tests.conftest import Backend
 from tests.personal.domain import (
@@ -193,3 +200,36 @@ def test_a_sealed_field_altered_in_the_store_is_a_decoding_error(backend: Backen
     with pytest.raises(CorruptEventError, match="does not open") as raised:
         backend.repository(Customer).load("c-1")
     assert raised.value.stream_id == "c-1"
+
+
+class ServiceKeys:
+    """A key service outside the store: the small KeyStore protocol, over a dict."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, bytes | None] = {}
+
+    def personal_data_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, bytes | None]:
+        for subject in subjects:
+            if create and subject not in self.keys:
+                self.keys[subject] = new_key()
+        return {s: self.keys[s] for s in subjects if s in self.keys}
+
+    def delete_personal_data_key(self, subject: str) -> None:
+        self.keys[subject] = None
+
+
+def test_keys_kept_by_an_external_key_service(sqlite_store: SQLiteEventStore) -> None:
+    service: KeyStore = ServiceKeys()
+    customers = Repository(Customer, store=sqlite_store, keys=service)
+    customers.save(Customer.register("c-1", EMAIL))
+    assert sqlite_store.personal_data_keys(["c-1"]) == {}  # not in the store's table
+    assert customers.load("c-1").email == EMAIL
+    assert Repository(Customer, store=sqlite_store).load("c-1").email == FORGOTTEN  # no key
+    seen: list[str] = []
+    subscription = Subscription(name="emails", handler=lambda e, _: seen.append(e.event.email))
+    Runner(sqlite_store, [subscription], keys=service).run_until_caught_up()
+    assert seen == [EMAIL]
+    sqlite_store.forget_personal_data("c-1", keys=service)
+    assert customers.load("c-1").email == FORGOTTEN
