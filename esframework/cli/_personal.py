@@ -89,24 +89,34 @@ def _forget(args: argparse.Namespace) -> int:
     metadata = _metadata(args.reason)
     with open_store(args) as store:
         # Asked first only to say so: forgetting again is an idempotent retry either way.
-        already = store.personal_data_keys([subject]).get(subject, b"") is None
+        before = store.personal_data_keys([subject])
         result = store.forget_personal_data(subject, metadata=metadata)
+    already = subject in before and before[subject] is None
+    had_key = before.get(subject) is not None
     if args.json:
         print_json(
             {
                 "subject": subject,
                 "already_forgotten": already,
+                "had_key": had_key,
                 "stream_id": result.stream_id,
                 "version": result.version,
             }
         )
-        return EXIT_OK
-    if already:
+    elif already:
         print(f"subject {subject!r} was already forgotten: nothing changed")
-    else:
+    elif had_key:
         print(
             f"forgot subject {subject!r}: key deleted for good, recorded in stream "
             f"{result.stream_id!r}; run esframework purge-keys to clear it from the files"
+        )
+    else:
+        # Nothing of theirs is sealed from now on; but an application that keeps its keys
+        # in another key store (keys=) must forget them there: this command cannot reach it.
+        print(
+            f"forgot subject {subject!r}, of whom the store's key table held no key (keys "
+            "kept in another key store must be forgotten there); recorded in stream "
+            f"{result.stream_id!r}"
         )
     return EXIT_OK
 

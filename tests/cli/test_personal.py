@@ -224,6 +224,7 @@ def test_forget_records_the_reason_once_and_again_is_a_no_op(target: Target) -> 
         {
             "subject": "c-1",
             "already_forgotten": True,
+            "had_key": False,
             "stream_id": "$personal-data-c-1",
             "version": 1,
         }
@@ -237,9 +238,15 @@ def test_forget_records_the_reason_once_and_again_is_a_no_op(target: Target) -> 
     }
 
     # A subject the store never had keys for is forgotten too: nothing of theirs is sealed.
-    unknown = target.run("forget", "nobody", "--json").json()[0]
-    assert unknown["already_forgotten"] is False
+    unknown = target.run("forget", "nobody")
+    assert unknown.code == 0, unknown.err
+    assert unknown.out == (
+        "forgot subject 'nobody', of whom the store's key table held no key (keys kept in "
+        "another key store must be forgotten there); recorded in stream "
+        "'$personal-data-nobody'\n"
+    )
     assert json.loads(_registered(target, "$personal-data-nobody").metadata) == {}
+    assert target.store.personal_data_keys(["nobody"]) == {"nobody": None}
 
 
 def test_a_bad_subject_or_reason_is_a_one_line_error_and_changes_nothing(target: Target) -> None:
