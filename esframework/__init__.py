@@ -30,6 +30,7 @@ from esframework._personal._forgotten import PersonalDataForgotten
 from esframework._personal._keys import KeyStore
 from esframework._personal._keys_async import AsyncKeyStore
 from esframework._portable_sql import execute_sql, execute_sql_async
+from esframework._queries import AppendCondition, Query, QueryItem, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -69,6 +70,7 @@ from esframework._upcasting import Upcaster, Upcasters, upcaster
 from esframework.errors import (
     AggregateNotFoundError,
     ConcurrencyError,
+    ConditionFailedError,
     EsframeworkError,
     StreamClosedError,
     SubjectForgottenError,
@@ -79,6 +81,7 @@ __all__ = [
     "PERSONAL_DATA_STREAM_TYPE",
     "PROJECTION_VERSIONS_TABLE",
     "AggregateNotFoundError",
+    "AppendCondition",
     "AppendResult",
     "AsyncEventStore",
     "AsyncHandler",
@@ -93,6 +96,7 @@ __all__ = [
     "AsyncSubscriptionWorker",
     "BlueGreen",
     "ConcurrencyError",
+    "ConditionFailedError",
     "Envelope",
     "EsframeworkError",
     "EventPayload",
@@ -110,6 +114,9 @@ __all__ = [
     "PersonalDataForgotten",
     "Progress",
     "Projection",
+    "Query",
+    "QueryItem",
+    "QueryResult",
     "Repository",
     "Runner",
     "SQLiteEventStore",

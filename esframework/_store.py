@@ -16,6 +16,7 @@ from esframework._personal._forgetting import (
     forgotten_stream,
 )
 from esframework._personal._keys import KeyStore
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -48,7 +49,11 @@ class EventStore(KeyStore, Protocol):
       `truncate_before` reads from its truncation point unless a read asks for the archived
       part too (`include_archived=True`); global reads always see every event;
     - the keys of data subjects (`personal_data_keys`) stay the same until the subject is
-      forgotten, and are gone for good after.
+      forgotten, and are gone for good after;
+    - events carry tags, and `read_query` reads the events a query matches in global order;
+      an append with a condition fails, writing nothing, if the condition's query matches an
+      event stored after the condition's `after`, whoever appended it and however late it
+      committed (see "Consistency boundaries" in the concepts).
     """
 
     def append(
@@ -58,6 +63,7 @@ class EventStore(KeyStore, Protocol):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Append `events` to a stream, atomically.
 
@@ -67,11 +73,18 @@ class EventStore(KeyStore, Protocol):
             events: The events, in order; at least one.
             expected_version: The stream's current version as the caller saw it,
                 `ExpectedVersion.NO_STREAM` (or 0) for a new stream, or `ExpectedVersion.ANY`.
+            condition: If given, the append fails unless no event matching
+                `condition.fail_if_events_match` was stored after `condition.after`,
+                counting events appended concurrently that commit before this append. An
+                idempotent retry of stored events is a no-op whatever the condition.
 
         Raises:
             ConcurrencyError: The stream is at another version; nothing was written.
+            ConditionFailedError: The condition's query matched an event stored after
+                `condition.after`; nothing was written.
             IdempotencyConflictError: An event id is stored with different content.
             InvalidStreamIdError: The stream id is empty or too long.
+            InvalidTagError: An event's tag cannot be stored.
             StoreError: The backend failed.
         """
         ...
@@ -126,6 +139,22 @@ class EventStore(KeyStore, Protocol):
             limit: The page size.
             stream_types: If given, only events of these stream types.
             event_types: If given, only events of these (stored) event types.
+        """
+        ...
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        """Return the events `query` matches after position `after`, in global order.
+
+        Archived events are read too: a query sees every event, like `read_all`.
+
+        Args:
+            query: The events to read (`Query.all()` for every event).
+            after: The last position already seen (0 to start from the beginning).
+            limit: At most this many events (None: every matching one).
+
+        Returns:
+            The events, and the head to use as the `after` of an `AppendCondition` on
+            this query: every event it matches up to the head is among the events.
         """
         ...
 
@@ -314,3 +343,11 @@ class EventStore(KeyStore, Protocol):
                     return
                 yield event
             after = page[-1].position
+
+    def iter_query(
+        self, query: Query, *, after: int = 0, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[StoredEvent]:
+        """Yield every event `query` matches after `after` in global order, page by page."""
+        while (page := self.read_query(query, after=after, limit=page_size)).events:
+            yield from page.events
+            after = page.events[-1].position
