@@ -59,6 +59,7 @@ from esframework._subscriptions_async import (
     AsyncSubscriptionStore,
     AsyncSubscriptionWorker,
 )
+from esframework._tags import tag
 from esframework._threaded import AsyncInMemoryEventStore, AsyncSQLiteEventStore
 from esframework._upcasting import Upcaster, Upcasters, upcaster
 from esframework.errors import (
@@ -133,6 +134,7 @@ __all__ = [
     "pending_events",
     "rebuild_partitions",
     "replaying",
+    "tag",
     "upcaster",
 ]
 
