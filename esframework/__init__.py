@@ -25,6 +25,7 @@ from esframework._partitions import partitioned, rebuild_partitions
 from esframework._partitions_async import partitioned as async_partitioned
 from esframework._partitions_async import rebuild_partitions as async_rebuild_partitions
 from esframework._portable_sql import execute_sql, execute_sql_async
+from esframework._queries import AppendCondition, Query, QueryItem, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -65,6 +66,7 @@ from esframework._upcasting import Upcaster, Upcasters, upcaster
 from esframework.errors import (
     AggregateNotFoundError,
     ConcurrencyError,
+    ConditionFailedError,
     EsframeworkError,
     StreamClosedError,
     SubscriptionError,
@@ -73,6 +75,7 @@ from esframework.errors import (
 __all__ = [
     "PROJECTION_VERSIONS_TABLE",
     "AggregateNotFoundError",
+    "AppendCondition",
     "AppendResult",
     "AsyncEventStore",
     "AsyncHandler",
@@ -86,6 +89,7 @@ __all__ = [
     "AsyncSubscriptionWorker",
     "BlueGreen",
     "ConcurrencyError",
+    "ConditionFailedError",
     "Envelope",
     "EsframeworkError",
     "EventPayload",
@@ -101,6 +105,9 @@ __all__ = [
     "PendingEvent",
     "Progress",
     "Projection",
+    "Query",
+    "QueryItem",
+    "QueryResult",
     "Repository",
     "Runner",
     "SQLiteEventStore",

@@ -154,6 +154,7 @@ def _same_content(stream_id: str, stream_type: str, new: NewEvent, old: StoredEv
         and old.stream_type == stream_type
         and old.event_type == new.event_type
         and old.schema_version == new.schema_version
+        and old.tags == tuple(sorted(set(new.tags)))
         and orjson.loads(old.data) == orjson.loads(new.data)
         and _without_trace(old.metadata) == _without_trace(new.metadata)
     )

@@ -19,6 +19,13 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
+from esframework._queries import (
+    AppendCondition,
+    Query,
+    QueryResult,
+    stored_tags,
+    validate_event_tags,
+)
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -34,6 +41,7 @@ from esframework._retention import (
     is_tombstone,
 )
 from esframework._store import EventStore
+from esframework.errors import ConditionFailedError
 
 __all__ = ["InMemoryEventStore"]
 
@@ -62,10 +70,12 @@ class InMemoryEventStore(EventStore):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        validate_event_tags(stream_id, events)
         check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         with self._lock:
@@ -79,6 +89,8 @@ class InMemoryEventStore(EventStore):
             check_open(stream_id, stream[-1].event_type if stream else None, len(stream))
             check_stream_type(stream_id, stream_type, stream[-1].stream_type if stream else None)
             check_expected_version(stream_id, expected, len(stream))
+            if condition is not None:
+                self._check_condition(stream_id, condition)
             now = datetime.now(UTC)
             new = [
                 StoredEvent(
@@ -92,6 +104,7 @@ class InMemoryEventStore(EventStore):
                     version=len(stream) + i,
                     position=len(self._events) + i,
                     recorded_at=now,
+                    tags=stored_tags(e.tags),
                 )
                 for i, e in enumerate(events, start=1)
             ]
@@ -170,6 +183,26 @@ class InMemoryEventStore(EventStore):
             ):
                 page.append(e)
         return page
+
+    def _check_condition(self, stream_id: str, condition: AppendCondition) -> None:
+        # Under the store's lock, which every append holds: nothing commits meanwhile.
+        query = condition.fail_if_events_match
+        for e in self._events[max(condition.after or 0, 0) :]:
+            if query.matches(e.event_type, e.tags):
+                raise ConditionFailedError(query, condition.after, e.position, stream_id)
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        with self._lock:
+            events = self._events[max(after, 0) :]
+            head = len(self._events)
+        found: list[StoredEvent] = []
+        for e in events:
+            if query.matches(e.event_type, e.tags):
+                if len(found) == limit:
+                    # Cut short: the decision saw the store up to the last event it got.
+                    return QueryResult(found, found[-1].position if found else after)
+                found.append(e)
+        return QueryResult(found, max(head, after))
 
     def head(self) -> int:
         with self._lock:

@@ -48,6 +48,9 @@ class NewEvent(NamedTuple):
         data: The event's fields as a JSON object, in text.
         metadata: The event's metadata as a JSON object, in text; ``"{}"`` (the default)
             for none.
+        tags: The event's tags, such as ``("course:c1", "student:s7")``, which queries
+            (`Query`) match; sorted and each once (the serializer makes them so). Each is a
+            non-empty string of at most 255 characters (`InvalidTagError` otherwise).
     """
 
     event_id: UUID
@@ -55,6 +58,7 @@ class NewEvent(NamedTuple):
     schema_version: int
     data: str
     metadata: str = "{}"
+    tags: tuple[str, ...] = ()
 
 
 class StoredEvent(NamedTuple):
@@ -77,6 +81,7 @@ class StoredEvent(NamedTuple):
         position: The event's place in the store's global order (from 1); 0 for an event a
             PostgreSQL stream read met before it was positioned (never from `read_all`).
         recorded_at: When the store recorded the event, timezone-aware (UTC).
+        tags: The event's tags, sorted, each once; empty for an event appended without.
     """
 
     event_id: UUID
@@ -89,6 +94,7 @@ class StoredEvent(NamedTuple):
     version: int
     position: int
     recorded_at: datetime
+    tags: tuple[str, ...] = ()
 
 
 class EventPayload(NamedTuple):

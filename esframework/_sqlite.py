@@ -25,6 +25,7 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -220,7 +221,11 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
+        if condition is not None or any(e.tags for e in events):
+            msg = "tags and append conditions are not stored by this store yet"
+            raise NotImplementedError(msg)
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
@@ -379,6 +384,10 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
                 params.extend(values)
         with self._reading() as db, self._errors("read", f"position {after}"):
             return list(map(_to_stored, global_page(db, where, params, limit)))
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        msg = "queries are not read by this store yet"
+        raise NotImplementedError(msg)
 
     def head(self) -> int:
         with self._reading() as db, self._errors("read", "the head"):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE, validate_stream_id
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -40,7 +41,11 @@ class EventStore(Protocol):
       (`transaction()`): the appends made in it commit together or not at all;
     - a stream closed by `tombstone` takes no more events, and a stream truncated by
       `truncate_before` reads from its truncation point unless a read asks for the archived
-      part too (`include_archived=True`); global reads always see every event.
+      part too (`include_archived=True`); global reads always see every event;
+    - events carry tags, and `read_query` reads the events a query matches in global order;
+      an append with a condition fails, writing nothing, if the condition's query matches an
+      event stored after the condition's `after`, whoever appended it and however late it
+      committed (see "Consistency boundaries" in the concepts).
     """
 
     def append(
@@ -50,6 +55,7 @@ class EventStore(Protocol):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Append `events` to a stream, atomically.
 
@@ -59,11 +65,18 @@ class EventStore(Protocol):
             events: The events, in order; at least one.
             expected_version: The stream's current version as the caller saw it,
                 `ExpectedVersion.NO_STREAM` (or 0) for a new stream, or `ExpectedVersion.ANY`.
+            condition: If given, the append fails unless no event matching
+                `condition.fail_if_events_match` was stored after `condition.after`,
+                counting events appended concurrently that commit before this append. An
+                idempotent retry of stored events is a no-op whatever the condition.
 
         Raises:
             ConcurrencyError: The stream is at another version; nothing was written.
+            ConditionFailedError: The condition's query matched an event stored after
+                `condition.after`; nothing was written.
             IdempotencyConflictError: An event id is stored with different content.
             InvalidStreamIdError: The stream id is empty or too long.
+            InvalidTagError: An event's tag cannot be stored.
             StoreError: The backend failed.
         """
         ...
@@ -118,6 +131,22 @@ class EventStore(Protocol):
             limit: The page size.
             stream_types: If given, only events of these stream types.
             event_types: If given, only events of these (stored) event types.
+        """
+        ...
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        """Return the events `query` matches after position `after`, in global order.
+
+        Archived events are read too: a query sees every event, like `read_all`.
+
+        Args:
+            query: The events to read (`Query.all()` for every event).
+            after: The last position already seen (0 to start from the beginning).
+            limit: At most this many events (None: every matching one).
+
+        Returns:
+            The events, and the head to use as the `after` of an `AppendCondition` on
+            this query: every event it matches up to the head is among the events.
         """
         ...
 
@@ -275,3 +304,11 @@ class EventStore(Protocol):
                     return
                 yield event
             after = page[-1].position
+
+    def iter_query(
+        self, query: Query, *, after: int = 0, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[StoredEvent]:
+        """Yield every event `query` matches after `after` in global order, page by page."""
+        while (page := self.read_query(query, after=after, limit=page_size)).events:
+            yield from page.events
+            after = page.events[-1].position

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE, validate_stream_id
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -41,7 +42,11 @@ class AsyncEventStore(Protocol):
       (`transaction()`): the appends made in it commit together or not at all;
     - a stream closed by `tombstone` takes no more events, and a stream truncated by
       `truncate_before` reads from its truncation point unless a read asks for the archived
-      part too (`include_archived=True`); global reads always see every event.
+      part too (`include_archived=True`); global reads always see every event;
+    - events carry tags, and `read_query` reads the events a query matches in global order;
+      an append with a condition fails, writing nothing, if the condition's query matches an
+      event stored after the condition's `after`, whoever appended it and however late it
+      committed (see "Consistency boundaries" in the concepts).
     """
 
     async def append(
@@ -51,6 +56,7 @@ class AsyncEventStore(Protocol):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         """Append `events` to a stream, atomically.
 
@@ -60,11 +66,18 @@ class AsyncEventStore(Protocol):
             events: The events, in order; at least one.
             expected_version: The stream's current version as the caller saw it,
                 `ExpectedVersion.NO_STREAM` (or 0) for a new stream, or `ExpectedVersion.ANY`.
+            condition: If given, the append fails unless no event matching
+                `condition.fail_if_events_match` was stored after `condition.after`,
+                counting events appended concurrently that commit before this append. An
+                idempotent retry of stored events is a no-op whatever the condition.
 
         Raises:
             ConcurrencyError: The stream is at another version; nothing was written.
+            ConditionFailedError: The condition's query matched an event stored after
+                `condition.after`; nothing was written.
             IdempotencyConflictError: An event id is stored with different content.
             InvalidStreamIdError: The stream id is empty or too long.
+            InvalidTagError: An event's tag cannot be stored.
             StoreError: The backend failed.
         """
         ...
@@ -119,6 +132,24 @@ class AsyncEventStore(Protocol):
             limit: The page size.
             stream_types: If given, only events of these stream types.
             event_types: If given, only events of these (stored) event types.
+        """
+        ...
+
+    async def read_query(
+        self, query: Query, *, after: int = 0, limit: int | None = None
+    ) -> QueryResult:
+        """Return the events `query` matches after position `after`, in global order.
+
+        Archived events are read too: a query sees every event, like `read_all`.
+
+        Args:
+            query: The events to read (`Query.all()` for every event).
+            after: The last position already seen (0 to start from the beginning).
+            limit: At most this many events (None: every matching one).
+
+        Returns:
+            The events, and the head to use as the `after` of an `AppendCondition` on
+            this query: every event it matches up to the head is among the events.
         """
         ...
 
@@ -276,3 +307,12 @@ class AsyncEventStore(Protocol):
                     return
                 yield event
             after = page[-1].position
+
+    async def iter_query(
+        self, query: Query, *, after: int = 0, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[StoredEvent]:
+        """Yield every event `query` matches after `after` in global order, page by page."""
+        while (page := await self.read_query(query, after=after, limit=page_size)).events:
+            for event in page.events:
+                yield event
+            after = page.events[-1].position

@@ -22,6 +22,7 @@ from typing import Any, Self, TypeVar
 
 from esframework._checks import DEFAULT_PAGE_SIZE
 from esframework._memory import InMemoryEventStore
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -126,10 +127,15 @@ class _AsyncOverSync(AsyncEventStore):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         return await self._call(
             lambda: self.sync.append(
-                stream_id, stream_type, events, expected_version=expected_version
+                stream_id,
+                stream_type,
+                events,
+                expected_version=expected_version,
+                condition=condition,
             )
         )
 
@@ -185,6 +191,11 @@ class _AsyncOverSync(AsyncEventStore):
                 after=after, limit=limit, stream_types=stream_types, event_types=event_types
             )
         )
+
+    async def read_query(
+        self, query: Query, *, after: int = 0, limit: int | None = None
+    ) -> QueryResult:
+        return await self._read(lambda: self.sync.read_query(query, after=after, limit=limit))
 
     async def head(self) -> int:
         return await self._read(self.sync.head)

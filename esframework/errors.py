@@ -11,9 +11,12 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── InvalidStreamIdError (also ValueError)
     ├── InvalidVersionError (stream id, version; also ValueError): a version below 1
     ├── InvalidTimeError (the time; also ValueError): a time without a time zone
+    ├── InvalidTagError (tag, stream id; also ValueError): a tag no store can keep as it is
     ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
     │   └── VersionNotFoundError (stream id, version asked for, stream's version)
     ├── ConcurrencyError (stream id, expected, actual)
+    │   └── ConditionFailedError (query, after, position): a conditional append's query
+    │       matched an event stored after what the decision read
     ├── StreamClosedError (stream id, version): the stream was tombstoned
     ├── InvalidTruncationError (stream id, version, snapshot version; also ValueError)
     ├── IdempotencyConflictError (event id, stream id)
@@ -39,6 +42,7 @@ from typing import Any
 __all__ = [
     "AggregateNotFoundError",
     "ConcurrencyError",
+    "ConditionFailedError",
     "CorruptEventError",
     "DefinitionError",
     "DuplicateEventIdError",
@@ -48,6 +52,7 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidStreamIdError",
+    "InvalidTagError",
     "InvalidTimeError",
     "InvalidTruncationError",
     "InvalidVersionError",
@@ -252,6 +257,65 @@ class ConcurrencyError(EsframeworkError):
             f"concurrency conflict on stream {self.stream_id!r}: expected {expected}, "
             f"found version {self.actual}; nothing was written"
         )
+
+
+class ConditionFailedError(ConcurrencyError):
+    """A conditional append's query matched an event stored after `after`; nothing was written.
+
+    Another writer appended an event the decision depends on since the decision read the
+    store: read again, decide again on the fresh events and append again. A subclass of
+    `ConcurrencyError`, so retry loops that catch that catch this too.
+
+    Attributes:
+        query: The condition's query (`AppendCondition.fail_if_events_match`).
+        after: The condition's `after` (None: no matching event may exist at all).
+        position: The global position of the first conflicting event found. On PostgreSQL
+            it is 0 when the conflicting event has committed but is not positioned yet, or is
+            still being appended (its position is assigned just after its commit).
+        stream_id: The stream the refused append was for.
+    """
+
+    def __init__(self, query: object, after: int | None, position: int, stream_id: str) -> None:
+        self.query = query
+        self.after = after
+        self.position = position
+        self.stream_id = stream_id
+        # The ConcurrencyError facts, for handlers written for stream conflicts.
+        self.expected = after
+        self.actual = position
+        Exception.__init__(self, str(self))
+
+    def __str__(self) -> str:
+        since = "at all" if self.after is None else f"after position {self.after}"
+        found = (
+            f"at position {self.position}"
+            if self.position
+            else "not positioned yet (committed or being appended concurrently)"
+        )
+        return (
+            f"append condition failed on stream {self.stream_id!r}: an event matching "
+            f"{self.query} was stored {since}, the first {found}; nothing was written"
+        )
+
+
+class InvalidTagError(EsframeworkError, ValueError):
+    """A tag cannot be stored as it is (it is empty, too long, or not a string).
+
+    Attributes:
+        tag: The tag (its repr if it is not a string).
+        stream_id: The stream the event carrying it was for; None for a tag in a query.
+        reason: Why it cannot be stored.
+    """
+
+    def __init__(self, tag: str, stream_id: str | None, reason: str) -> None:
+        self.tag = tag
+        self.stream_id = stream_id
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = "in a query" if self.stream_id is None else f"on stream {self.stream_id!r}"
+        return f"invalid tag {self.tag[:80]!r} {where}: {self.reason}"
 
 
 class StreamClosedError(EsframeworkError):

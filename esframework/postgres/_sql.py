@@ -42,8 +42,10 @@ _BOTH_TABLES: Final = (
 # A stream's truncation point, or NULL (migration 6).
 _CUT: Final = "SELECT before_version FROM {s}.stream_truncations WHERE stream_id = %(id)s"
 
-to_stored = StoredEvent._make
-"""Map a row of `EVENT_COLUMNS` (in `StoredEvent`'s field order) to a record."""
+
+def to_stored(row: Sequence[Any]) -> StoredEvent:
+    """Map a row of `EVENT_COLUMNS` (in `StoredEvent`'s field order) to a record."""
+    return StoredEvent(*row)
 
 
 SEQUENCE_BATCH: Final = 5000

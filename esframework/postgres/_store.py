@@ -30,6 +30,7 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -86,7 +87,7 @@ STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
 T = TypeVar("T")
-Query: TypeAlias = bytes | sql.Composed | LiteralString
+Statement: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.Connection[Any]], T]
 
@@ -267,7 +268,11 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
+        if condition is not None or any(e.tags for e in events):
+            msg = "tags and append conditions are not stored by this store yet"
+            raise NotImplementedError(msg)
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
@@ -420,6 +425,10 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         self._read_own_writes()
         rows = self._fetch(f"read events after position {after}", query, params)
         return list(map(to_stored, rows))
+
+    def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        msg = "queries are not read by this store yet"
+        raise NotImplementedError(msg)
 
     def head(self) -> int:
         self._read_own_writes()
@@ -661,7 +670,7 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         ]
 
     def _fetch(
-        self, doing: str, query: Query, params: Params, *, returns_rows: bool = True
+        self, doing: str, query: Statement, params: Params, *, returns_rows: bool = True
     ) -> list[Any]:
         def work(conn: psycopg.Connection[Any]) -> list[Any]:
             cursor = conn.execute(query, params)

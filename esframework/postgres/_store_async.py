@@ -31,6 +31,7 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -87,7 +88,7 @@ STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
 T = TypeVar("T")
-Query: TypeAlias = bytes | sql.Composed | LiteralString
+Statement: TypeAlias = bytes | sql.Composed | LiteralString
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 _Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
@@ -268,7 +269,11 @@ class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.Asy
         events: Sequence[NewEvent],
         *,
         expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
+        if condition is not None or any(e.tags for e in events):
+            msg = "tags and append conditions are not stored by this store yet"
+            raise NotImplementedError(msg)
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
@@ -421,6 +426,12 @@ class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.Asy
         await self._read_own_writes()
         rows = await self._fetch(f"read events after position {after}", query, params)
         return list(map(to_stored, rows))
+
+    async def read_query(
+        self, query: Query, *, after: int = 0, limit: int | None = None
+    ) -> QueryResult:
+        msg = "queries are not read by this store yet"
+        raise NotImplementedError(msg)
 
     async def head(self) -> int:
         await self._read_own_writes()
@@ -666,7 +677,7 @@ class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.Asy
         ]
 
     async def _fetch(
-        self, doing: str, query: Query, params: Params, *, returns_rows: bool = True
+        self, doing: str, query: Statement, params: Params, *, returns_rows: bool = True
     ) -> list[Any]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
             cursor = await conn.execute(query, params)
