@@ -17,6 +17,7 @@ from esframework._aggregates import (
     pending_events,
 )
 from esframework._blue_green import PROJECTION_VERSIONS_TABLE, BlueGreen, replaying
+from esframework._decisions import AsyncDecisions, Decisions, decision_model
 from esframework._envelope import Envelope, Metadata
 from esframework._events import EventType, event, event_type_of
 from esframework._memory import InMemoryEventStore
@@ -77,6 +78,7 @@ __all__ = [
     "AggregateNotFoundError",
     "AppendCondition",
     "AppendResult",
+    "AsyncDecisions",
     "AsyncEventStore",
     "AsyncHandler",
     "AsyncInMemoryEventStore",
@@ -90,6 +92,7 @@ __all__ = [
     "BlueGreen",
     "ConcurrencyError",
     "ConditionFailedError",
+    "Decisions",
     "Envelope",
     "EsframeworkError",
     "EventPayload",
@@ -130,6 +133,7 @@ __all__ = [
     "applies",
     "async_partitioned",
     "async_rebuild_partitions",
+    "decision_model",
     "emit",
     "errors",
     "event",

@@ -247,7 +247,11 @@ class AsyncRepository(Generic[A]):
             traceparent = probe.traceparent()
             records = [
                 self.serializer.encode(
-                    p.event, event_id=p.event_id, metadata=_merged(p, metadata, traceparent)
+                    p.event,
+                    event_id=p.event_id,
+                    metadata=_merged(p, metadata, traceparent),
+                    tags=p.tags,
+                    stream_id=stream_id,
                 )
                 for p in pending
             ]

@@ -20,10 +20,17 @@ from esframework._json import (
     loads_exact,
     loads_json_value,
 )
+from esframework._queries import stored_tags, validate_tag
 from esframework._records import EventPayload, NewEvent, StoredEvent
 from esframework._shapes import AttrsShape, attrs_shape
+from esframework._tags import tags_of
 from esframework._upcasting import Located, Upcasters, upcasters
-from esframework.errors import CorruptEventError, EventEncodingError, UnsupportedFieldTypeError
+from esframework.errors import (
+    CorruptEventError,
+    EventEncodingError,
+    InvalidTagError,
+    UnsupportedFieldTypeError,
+)
 
 __all__ = ["DEFAULT_SERIALIZER", "Serializer"]
 
@@ -59,9 +66,22 @@ class Serializer:
         self._generation = registry.generation
 
     def encode(
-        self, event: object, *, event_id: UUID, metadata: Metadata = NO_METADATA
+        self,
+        event: object,
+        *,
+        event_id: UUID,
+        metadata: Metadata = NO_METADATA,
+        tags: Iterable[str] = (),
+        stream_id: str | None = None,
     ) -> NewEvent:
-        """Encode an event for appending.
+        """Encode an event for appending, with its tags sorted and each once.
+
+        Args:
+            event: The event, of an `@event` class.
+            event_id: Its id.
+            metadata: Its metadata.
+            tags: Tags beside those the class's `tag(...)` fields give the event.
+            stream_id: The stream it is for, named by `InvalidTagError`.
 
         Raises:
             EventEncodingError: A value would not read back equal: a value of another type
@@ -69,6 +89,7 @@ class Serializer:
                 infinity, or a time zone that cannot be stored. It names the field.
             UnsupportedFieldTypeError: The class has a field type that cannot be stored (it
                 could not be checked when the class was defined: a forward reference).
+            InvalidTagError: A tag is empty, longer than 255 characters or holds a NUL.
         """
         kind = event_type_of(type(event))
         data = self._dumps(kind.name, type(event), event, "")
@@ -88,6 +109,7 @@ class Serializer:
             schema_version=kind.version,
             data=data,
             metadata=encoded_metadata,
+            tags=_tags(event, tags, stream_id),
         )
 
     def decode(self, record: StoredEvent) -> Envelope[Any]:
@@ -107,6 +129,7 @@ class Serializer:
             record.position,
             record.recorded_at,
             self.decode_metadata(record),
+            record.tags,
         )
 
     def decode_event(self, record: StoredEvent | EventPayload) -> Any:
@@ -262,6 +285,15 @@ def _corrupt(record: StoredEvent | EventPayload, reason: str) -> CorruptEventErr
 
 DEFAULT_SERIALIZER = Serializer()
 """The serializer repositories and subscriptions use unless given another."""
+
+
+def _tags(event: object, extra: Iterable[str], stream_id: str | None) -> tuple[str, ...]:
+    if isinstance(extra, str):  # a str is an iterable of one-letter tags: never meant
+        raise InvalidTagError(extra, stream_id, "give a collection of tags, not one string")
+    tags = stored_tags([*tags_of(event), *extra])
+    for tag in tags:
+        validate_tag(tag, stream_id)
+    return tags
 
 
 def _holds_nul(json_text: str) -> bool:

@@ -10,7 +10,6 @@ one course while the data says another.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from typing import Any, Final
 from uuid import UUID
 
@@ -134,8 +133,3 @@ def _taggable(shape: Shape, *, members: bool) -> bool:
     if isinstance(shape, SequenceShape) and members:
         return _taggable(shape.item, members=False)
     return False
-
-
-def sorted_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    """Return tags as stores keep them: sorted, each once."""
-    return tuple(sorted(set(tags)))
