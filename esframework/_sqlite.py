@@ -25,7 +25,13 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
-from esframework._queries import AppendCondition, Query, QueryResult
+from esframework._queries import (
+    AppendCondition,
+    Query,
+    QueryResult,
+    stored_tags,
+    validate_event_tags,
+)
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -37,6 +43,14 @@ from esframework._records import (
 )
 from esframework._retention import check_open, check_tombstone_last
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
+from esframework._sqlite_queries import (
+    TAGS_SCHEMA,
+    first_conflict,
+    insert_tags,
+    query_page,
+    tags_column,
+    tags_of,
+)
 from esframework._sqlite_readers import ReaderPool, is_private
 from esframework._sqlite_retention import (
     COLUMNS,
@@ -47,7 +61,12 @@ from esframework._sqlite_retention import (
     stream_page,
 )
 from esframework._subscriptions import SubscriptionStore
-from esframework.errors import LeaseLostError, StoreError, StoreUnavailableError
+from esframework.errors import (
+    ConditionFailedError,
+    LeaseLostError,
+    StoreError,
+    StoreUnavailableError,
+)
 
 __all__ = ["SQLiteEventStore"]
 
@@ -117,6 +136,8 @@ _SCHEMA: Final = (
     """,
     # Closed, truncated and archived streams: see `_sqlite_retention`.
     *RETENTION_SCHEMA,
+    # Tagged events, for reads by query and conditional appends: see `_sqlite_queries`.
+    *TAGS_SCHEMA,
 )
 
 _COLUMNS: Final = COLUMNS
@@ -150,6 +171,7 @@ def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
         version=row[7],
         position=row[8],
         recorded_at=datetime.fromisoformat(row[9]),
+        tags=tags_of(row[10]),
     )
 
 
@@ -223,16 +245,16 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
         expected_version: int | ExpectedVersion,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        if condition is not None or any(e.tags for e in events):
-            msg = "tags and append conditions are not stored by this store yet"
-            raise NotImplementedError(msg)
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        validate_event_tags(stream_id, events)
         check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         with self._writing("append to", stream_id) as db:
-            return self._append_locked(db, stream_id, stream_type, events, expected)
+            return self._append_locked(
+                db, stream_id, stream_type, events, expected, condition=condition
+            )
 
     @contextmanager
     def _writing(self, action: str, what: str) -> Iterator[sqlite3.Connection]:
@@ -263,6 +285,8 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
         stream_type: str,
         events: Sequence[NewEvent],
         expected: int | None,
+        *,
+        condition: AppendCondition | None = None,
     ) -> AppendResult:
         ids = [str(e.event_id) for e in events]
         stored = stored_or_archived(db, ids, _to_stored)  # archived ids stay taken
@@ -280,10 +304,17 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
         check_open(stream_id, last_type, actual)
         check_stream_type(stream_id, stream_type, stored_type)
         check_expected_version(stream_id, expected, actual)
+        if condition is not None:
+            query = condition.fail_if_events_match
+            conflict = first_conflict(db, query, condition.after)
+            if conflict is not None:
+                raise ConditionFailedError(query, condition.after, conflict, stream_id)
         now = datetime.now(UTC).isoformat()
+        tags = [stored_tags(e.tags) for e in events]
         db.executemany(
             "INSERT INTO events (id, stream_id, stream_type, event_type, schema_version, "
-            "event_data, metadata, version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "event_data, metadata, version, created_at, tags) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     ids[i],
@@ -295,20 +326,24 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
                     e.metadata,
                     actual + 1 + i,
                     now,
+                    tags_column(tags[i]),
                 )
                 for i, e in enumerate(events)
             ],
         )
-        positions = db.execute(
-            "SELECT global_position FROM events WHERE stream_id = ? AND version > ? "
-            "ORDER BY version",
-            (stream_id, actual),
+        positions = tuple(
+            p
+            for (p,) in db.execute(
+                "SELECT global_position FROM events WHERE stream_id = ? AND version > ? "
+                "ORDER BY version",
+                (stream_id, actual),
+            )
         )
-        return AppendResult(
-            stream_id=stream_id,
-            version=actual + len(events),
-            positions=tuple(p for (p,) in positions),
-        )
+        if any(tags):
+            insert_tags(
+                db, [(p, e.event_type, t) for p, e, t in zip(positions, events, tags, strict=True)]
+            )
+        return AppendResult(stream_id=stream_id, version=actual + len(events), positions=positions)
 
     def read_stream(
         self,
@@ -386,8 +421,8 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
             return list(map(_to_stored, global_page(db, where, params, limit)))
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
-        msg = "queries are not read by this store yet"
-        raise NotImplementedError(msg)
+        with self._reading() as db, self._errors("read", f"the events of {query}"):
+            return query_page(db, query, after, limit, _to_stored)
 
     def head(self) -> int:
         with self._reading() as db, self._errors("read", "the head"):

@@ -129,7 +129,7 @@ RETENTION_SCHEMA: Final = (
 
 COLUMNS: Final = (
     "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, version, "
-    "global_position, created_at"
+    "global_position, created_at, tags"
 )
 
 # The first version a default stream read returns: the stream's truncation point, or 1.

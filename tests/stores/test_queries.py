@@ -25,7 +25,9 @@ from esframework.errors import IdempotencyConflictError, InvalidTagError
 from tests.conftest import Backend
 from tests.stores.test_unit_of_work import run
 
-pytestmark = pytest.mark.parametrize("backend", ["memory", "memory-async"], indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "backend", ["memory", "memory-async", "sqlite", "sqlite-async"], indirect=True
+)
 
 
 def tagged(kind: str = "Happened", *tags: str, n: int = 0) -> NewEvent:

@@ -6,6 +6,7 @@ import multiprocessing
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
@@ -75,3 +76,35 @@ def test_file_from_a_newer_release_is_refused(sqlite_path: Path) -> None:
     db.close()
     with SQLiteEventStore(sqlite_path) as store, pytest.raises(StoreError, match="newer"):
         store.head()
+
+
+def test_a_file_of_the_release_before_tags_upgrades_in_place(sqlite_path: Path) -> None:
+    """A file whose schema predates tags gains them when opened: its events read with no
+    tags, and new events are tagged and found by query."""
+    from esframework import NewEvent, Query, QueryItem
+    from esframework._sqlite import _SCHEMA
+    from esframework._sqlite_queries import TAGS_SCHEMA
+
+    old = _SCHEMA[: len(_SCHEMA) - len(TAGS_SCHEMA)]
+    db = sqlite3.connect(sqlite_path, isolation_level=None)
+    for statement in old:
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version = {len(old)}")
+    db.execute(
+        "INSERT INTO events (id, stream_id, stream_type, event_type, event_data, version, "
+        "created_at) VALUES ('6f1c0a52-93c5-4a26-8a8e-6b1d2b7d1e01', 'w', 'S', 'Old', '{}', 1, "
+        "'2025-01-01T00:00:00+00:00')"
+    )
+    db.close()
+    with SQLiteEventStore(sqlite_path) as store:
+        (old_event,) = store.read_stream("w")
+        assert old_event.tags == ()
+        store.append(
+            "w",
+            "S",
+            [NewEvent(uuid4(), "New", 1, "{}", tags=("t:1",))],
+            expected_version=1,
+        )
+        found = store.read_query(Query.of(QueryItem(tags=["t:1"])))
+        assert [(e.event_type, e.tags) for e in found.events] == [("New", ("t:1",))]
+        assert len(store.read_query(Query.of(QueryItem(types=["Old"]))).events) == 1
