@@ -72,7 +72,7 @@ labelled = st.builds(
 )
 
 
-@pytest.fixture(params=["memory"])  # SQLite joins as its storage of tags lands
+@pytest.fixture(params=["memory", "sqlite"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

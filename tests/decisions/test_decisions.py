@@ -28,9 +28,11 @@ from esframework.errors import ConcurrencyError, ConditionFailedError, InvalidTa
 from tests.conftest import Backend
 from tests.fixtures.asyncio_bridge import Blocking
 
-# The stores with read_query and conditional appends so far; SQLite and PostgreSQL join them
-# as their storage of tags lands.
-pytestmark = pytest.mark.parametrize("backend", ["memory", "memory-async"], indirect=True)
+# The stores with read_query and conditional appends so far; PostgreSQL joins them as its
+# storage of tags lands.
+pytestmark = pytest.mark.parametrize(
+    "backend", ["memory", "sqlite", "memory-async", "sqlite-async"], indirect=True
+)
 
 
 @event(name="DecisionsRoomOpened")
