@@ -10,6 +10,8 @@ from uuid import UUID, uuid4
 
 from esframework._decisions._model import decision_model_type, mark_seen, seen, union
 from esframework._envelope import NO_METADATA, Metadata
+from esframework._personal._keyring import Keyring
+from esframework._personal._keys import KeyStore
 from esframework._queries import AppendCondition
 from esframework._records import AppendResult, ExpectedVersion
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
@@ -37,6 +39,8 @@ class Decisions:
     Args:
         store: Where the events live (any store: memory, SQLite, PostgreSQL).
         serializer: Encodes and decodes events; the default uses the registered upcasters.
+        keys: Where the keys of data subjects live, for events with `personal` fields; the
+            store's own key table by default.
         attempts: How many times `decide` runs a decision before a conflict is given up on.
 
     Example:
@@ -50,6 +54,7 @@ class Decisions:
         store: EventStore,
         *,
         serializer: Serializer = DEFAULT_SERIALIZER,
+        keys: KeyStore | None = None,
         attempts: int = 10,
     ) -> None:
         if attempts < 1:
@@ -57,6 +62,7 @@ class Decisions:
             raise ValueError(msg)
         self.store = store
         self.serializer = serializer
+        self.keys: KeyStore = store if keys is None else keys
         self.attempts = attempts
 
     def read(self, *models: *Ts) -> tuple[*Ts]:
@@ -84,12 +90,14 @@ class Decisions:
         ]
         folded = [kind.blank(model) for kind, model in zip(kinds, given, strict=True)]
         result = self.store.read_query(union(queries))
+        keyring = Keyring(self.keys)
         for record in result.events:
             event: Any = None
             for kind, query, model in zip(kinds, queries, folded, strict=True):
                 if query.matches(record.event_type, record.tags):
                     if event is None:  # decoded once, whatever the number of models
-                        event = self.serializer.decode_event(record)
+                        keys = keyring.for_data(record.data)
+                        event = self.serializer.decode_event(record, keys)
                     kind.apply(model, event)
         for query, model in zip(queries, folded, strict=True):
             mark_seen(model, query, result.head)
@@ -143,8 +151,17 @@ class Decisions:
         elif len(event_ids) != len(events):
             msg = f"save got {len(events)} events and {len(event_ids)} event ids"
             raise ValueError(msg)
+        stream_id = f"{DECISION_STREAM_PREFIX}{event_ids[0]}"
+        subjects = frozenset().union(*(self.serializer.personal_subjects(e) for e in events))
+        keys = self.keys.personal_data_keys(subjects, create=True) if subjects else None
         records = [
-            self.serializer.encode(e, event_id=i, metadata=metadata or NO_METADATA)
+            self.serializer.encode(
+                e,
+                event_id=i,
+                metadata=metadata or NO_METADATA,
+                keys=keys,
+                stream_id=stream_id,
+            )
             for e, i in zip(events, event_ids, strict=True)
         ]
         condition = AppendCondition(
@@ -152,7 +169,7 @@ class Decisions:
             after=min(view.head for view in views),
         )
         return self.store.append(
-            f"{DECISION_STREAM_PREFIX}{event_ids[0]}",
+            stream_id,
             _stream_type(models),
             records,
             expected_version=ExpectedVersion.NO_STREAM,

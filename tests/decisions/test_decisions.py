@@ -20,6 +20,7 @@ from esframework import (
     emit,
     event,
     new,
+    personal,
     tag,
 )
 from esframework._decisions._model import seen
@@ -332,3 +333,31 @@ def test_read_and_save_need_models(backend: Backend) -> None:
         decisions.save(Room("r1"), events=[RoomOpened(room="r1", seats=1)])
     (room,) = decisions.read(Room("r1"))
     assert decisions.save(room, events=[]) is None
+
+
+@event(name="DecisionsGuestNamed")
+class GuestNamed:
+    guest: str = tag("guest")
+    name: str = personal(subject="guest", forgotten="(forgotten)")
+
+
+@decision_model
+class GuestName:
+    guest: str
+    name: str = ""
+
+    @applies(GuestNamed)
+    def _named(self, e: GuestNamed) -> None:
+        self.name = e.name
+
+
+def test_personal_fields_are_sealed_and_read_as_forgotten_after_forgetting(
+    backend: Backend,
+) -> None:
+    decisions = decisions_of(backend)
+    decisions.decide(lambda _: [GuestNamed(guest="g1", name="Grace")], GuestName("g1"))
+    [record] = [r for r in backend.store.read_all() if r.event_type == "DecisionsGuestNamed"]
+    assert "Grace" not in record.data  # sealed with the subject's key
+    assert decisions.read(GuestName("g1"))[0].name == "Grace"
+    backend.store.forget_personal_data("g1")
+    assert decisions.read(GuestName("g1"))[0].name == "(forgotten)"
