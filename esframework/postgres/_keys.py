@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import psycopg
 
 from esframework._personal._sealing import new_key, validate_subject
+from esframework.errors import StoreError
 from esframework.postgres._sql import Statements
 
 __all__ = ["PersonalKeys"]
+
+# VACUUM (VERBOSE)'s count of the dead row versions it had to keep.
+_KEPT: Final = re.compile(r"(\d+) dead row versions cannot be removed yet")
 
 T = TypeVar("T")
 
@@ -61,10 +66,26 @@ class PersonalKeys:
         key table, which holds its exclusive lock for as long as copying its live rows
         takes (saves that create keys wait that long). Needs the table's owner, as
         migrations do.
+
+        Raises:
+            StoreError: A transaction open somewhere in the database (anything older than
+                the forgetting) may still see a forgotten key, so PostgreSQL kept that row
+                version in the rewritten table. Nothing is lost: run it again once that
+                transaction ends.
         """
         connection = psycopg.Connection.connect(self.conninfo, autocommit=True)
+        details: list[str] = []
+        connection.add_notice_handler(lambda notice: details.append(notice.message_detail or ""))
         with connection:
             connection.execute(self._statements.purge_keys)
+        kept = sum(int(found) for detail in details for found in _KEPT.findall(detail))
+        if kept:
+            msg = (
+                f"{kept} forgotten key row version(s) of schema {self._statements.schema!r} "
+                "are still visible to an open transaction and stay in the key table: "
+                "run purge-keys again once it ends"
+            )
+            raise StoreError(msg)
 
     def delete_personal_data_key(self: _Store, subject: str) -> None:
         validate_subject(subject)

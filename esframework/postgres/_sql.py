@@ -354,7 +354,7 @@ class Statements:
             "INSERT INTO {s}.personal_data_keys (subject, key) "
             "SELECT * FROM unnest(%s::varchar[], %s::bytea[]) ON CONFLICT (subject) DO NOTHING"
         )
-        self.purge_keys = q("VACUUM (FULL) {s}.personal_data_keys")
+        self.purge_keys = q("VACUUM (FULL, VERBOSE) {s}.personal_data_keys")
         self.forget_subject = q(
             """
             INSERT INTO {s}.personal_data_keys AS k (subject, key, forgotten_at)
