@@ -3,18 +3,22 @@
 A forgotten subject keeps its row with no key, so nothing of theirs is sealed again. The
 store's connection runs with `secure_delete`, so SQLite overwrites the freed bytes of a
 deleted key (and of any row a read model deletes or rewrites) with zeros instead of leaving
-them in free pages of the file.
+them in free pages of the file. The file is in WAL mode, though: the write-ahead log keeps
+earlier versions of the key's page until a checkpoint copies the log into the file and the
+log is truncated, which `purge_forgotten_keys` does.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from esframework._personal._sealing import new_key, validate_subject
+from esframework.errors import StoreError
 
 __all__ = ["KEYS_SCHEMA", "SQLitePersonalKeys"]
 
@@ -35,6 +39,11 @@ _BATCH: Final = 500  # subjects per statement, well under SQLite's limit of host
 
 
 class _Store(Protocol):
+    path: str
+    _lock: threading.RLock
+
+    def _db(self) -> sqlite3.Connection: ...
+
     def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
     def _writing(self, action: str, what: str) -> AbstractContextManager[sqlite3.Connection]: ...
@@ -75,6 +84,33 @@ class SQLitePersonalKeys:
                 "forgotten_at = coalesce(personal_data_keys.forgotten_at, excluded.forgotten_at)",
                 (subject, now, now),
             )
+
+    def purge_forgotten_keys(self: _Store) -> None:
+        """Make forgotten keys leave the store's files: checkpoint and truncate the WAL.
+
+        A deleted key's bytes are zeroed in the database file's page (`secure_delete`), but
+        the write-ahead log beside it (`-wal`) still holds the earlier versions of that page
+        until a checkpoint has copied the log into the file and the log is truncated. This
+        runs that checkpoint (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting up to the store's
+        `timeout` for other connections' reads and writes to end. `esframework purge-keys`
+        calls it.
+
+        Raises:
+            StoreError: Another connection kept reading or writing: the log could not be
+                truncated. Nothing is lost; run it again.
+        """
+        with self._lock, self._errors("purge forgotten keys from", "the store"):
+            db = self._db()
+            if db.in_transaction:
+                msg = "cannot purge forgotten keys inside a transaction"
+                raise StoreError(msg)
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            msg = (
+                f"could not truncate the write-ahead log of SQLite store {self.path}: another "
+                "connection is reading or writing; run it again"
+            )
+            raise StoreError(msg)
 
 
 def _select(db: sqlite3.Connection, subjects: list[str]) -> dict[str, bytes | None]:

@@ -321,6 +321,10 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
         """Return how many events of truncated or closed streams wait to be archived."""
         return await self._read(self.sync.archivable)
 
+    async def purge_forgotten_keys(self) -> None:
+        """Make forgotten keys leave the store's files (see the sync store's)."""
+        await self._call(self.sync.purge_forgotten_keys)
+
     async def load_checkpoint(self, subscription: str) -> int | None:
         return await self._read(lambda: self.sync.load_checkpoint(subscription))
 

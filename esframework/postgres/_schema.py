@@ -407,7 +407,7 @@ MIGRATIONS: Final = (
             """,
         ),
     ),
-    # 5 is not used (it was kept for tags, which came later).
+    # 5 is not used; 7 is personal data; 8 tags and query reads.
     Migration(
         6,
         "closed, truncated and archived streams",
