@@ -298,13 +298,15 @@ class EsframeworkSide:
         from esframework.postgres._sql import (
             Statements,
             append_params,
+            dcb_locks,
         )
 
         statements = Statements(self._schema)
         record = self._serializer.encode(
             Deposited(amount=amount_for(0), note=note_for(0)), event_id=uuid.uuid4()
         )
-        params = append_params(_new_id("held"), STREAM_TYPE, [record], 0)
+        locks = dcb_locks(self._schema, [record], None)
+        params = append_params(_new_id("held"), STREAM_TYPE, [record], 0, locks=locks)
         with psycopg.connect(self._dsn, autocommit=True) as conn, conn.transaction():
             conn.execute(statements.append(1), params)
             yield

@@ -15,8 +15,9 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
     │   └── VersionNotFoundError (stream id, version asked for, stream's version)
     ├── ConcurrencyError (stream id, expected, actual)
-    │   └── ConditionFailedError (query, after, position): a conditional append's query
-    │       matched an event stored after what the decision read
+    │   ├── ConditionFailedError (query, after, position): a conditional append's query
+    │   │   matched an event stored after what the decision read
+    │   └── AppendDeadlockError (stream id): appends in units of work waited for each other
     ├── StreamClosedError (stream id, version): the stream was tombstoned
     ├── InvalidTruncationError (stream id, version, snapshot version; also ValueError)
     ├── IdempotencyConflictError (event id, stream id)
@@ -41,6 +42,7 @@ from typing import Any
 
 __all__ = [
     "AggregateNotFoundError",
+    "AppendDeadlockError",
     "ConcurrencyError",
     "ConditionFailedError",
     "CorruptEventError",
@@ -295,6 +297,33 @@ class ConditionFailedError(ConcurrencyError):
         return (
             f"append condition failed on stream {self.stream_id!r}: an event matching "
             f"{self.query} was stored {since}, the first {found}; nothing was written"
+        )
+
+
+class AppendDeadlockError(ConcurrencyError):
+    """Appends waited for each other's tag locks in a cycle; this one was undone.
+
+    On PostgreSQL, appends lock the tags and types of their events (shared) and conditional
+    appends those of their queries (exclusively), each append in one sorted order, so single
+    appends never deadlock. Units of work holding several appends' locks can: PostgreSQL
+    then cancels one of them, and the unit fails with this error, having written nothing.
+    Retry the unit.
+
+    Attributes:
+        stream_id: The stream the undone append was for.
+    """
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        self.expected = None
+        self.actual = 0
+        Exception.__init__(self, str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"append to stream {self.stream_id!r} deadlocked with another transaction's "
+            "appends (units of work waiting for each other's tags or event types); nothing "
+            "was written: retry"
         )
 
 

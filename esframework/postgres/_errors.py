@@ -10,7 +10,13 @@ from psycopg_pool import PoolTimeout
 
 from esframework.errors import StoreError, StoreUnavailableError
 
-__all__ = ["found_stream_closed", "is_connection_lost", "translate", "violated_constraint"]
+__all__ = [
+    "condition_conflict",
+    "found_stream_closed",
+    "is_connection_lost",
+    "translate",
+    "violated_constraint",
+]
 
 # Server sqlstates that mean "this connection is gone", as opposed to "this statement failed":
 # admin shutdown, crash, cannot connect, and the server ending a session left idle too long
@@ -43,6 +49,17 @@ def found_stream_closed(error: psycopg.Error) -> bool:
         isinstance(error, errors.RestrictViolation)
         and error.diag.constraint_name == "stream_closed"
     )
+
+
+def condition_conflict(error: psycopg.Error) -> int | None:
+    """Return the first conflicting position if `error` is a failed append condition
+    (migration 8's check: 0 for an event not positioned yet), else None."""
+    if (
+        isinstance(error, errors.RestrictViolation)
+        and error.diag.constraint_name == "append_condition"
+    ):
+        return int(error.diag.message_detail or 0)
+    return None
 
 
 def translate(error: Exception, doing: str) -> StoreError:

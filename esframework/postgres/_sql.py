@@ -5,13 +5,16 @@ Shared by the sync and async stores: they differ only in how they run these.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, LiteralString
 
+import orjson
 import psycopg.conninfo
 from psycopg import sql
 
+from esframework._queries import AppendCondition, Query, QueryItem
 from esframework._records import NewEvent, SnapshotRecord, StoredEvent
 
 __all__ = ["Statements", "append_params", "to_stored"]
@@ -21,7 +24,7 @@ MAX_VALUES_ROWS: Final = 16
 
 EVENT_COLUMNS: Final = (
     "id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
-    "version, coalesce(global_position, 0), created_at"
+    "version, coalesce(global_position, 0), created_at, tags"
 )
 """A stream read can meet a committed event the sequencer has not positioned yet: 0."""
 
@@ -34,9 +37,9 @@ _PAYLOAD_COLUMNS: Final = (
 # Both tables' rows with the columns reads need, for reads that merge the archive in.
 _BOTH_TABLES: Final = (
     "SELECT id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
-    "version, global_position, created_at FROM {s}.events UNION ALL "
+    "version, global_position, created_at, tags FROM {s}.events UNION ALL "
     "SELECT id, stream_id, stream_type, event_type, schema_version, event_data, metadata, "
-    "version, global_position, created_at FROM {s}.events_archive"
+    "version, global_position, created_at, tags FROM {s}.events_archive"
 )
 
 # A stream's truncation point, or NULL (migration 6).
@@ -45,7 +48,7 @@ _CUT: Final = "SELECT before_version FROM {s}.stream_truncations WHERE stream_id
 
 def to_stored(row: Sequence[Any]) -> StoredEvent:
     """Map a row of `EVENT_COLUMNS` (in `StoredEvent`'s field order) to a record."""
-    return StoredEvent(*row)
+    return StoredEvent._make((*row[:10], tuple(row[10])))
 
 
 SEQUENCE_BATCH: Final = 5000
@@ -57,6 +60,46 @@ BUSY: Final = -1
 COVERED: Final = -2
 """What a waiting sequencing pass returns when another pass, begun after it asked, did its
 work (migration 4)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def dcb_key(schema: str, kind: str, name: str) -> int:
+    """The advisory lock key of a tag, an event type or (kind "store") the whole store."""
+    digest = hashlib.sha256(f"esframework dcb {schema} {kind} {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def dcb_locks(
+    schema: str, events: Sequence[NewEvent], condition: AppendCondition | None
+) -> list[Any]:
+    """The parameters of an append's `dcb` step: what it locks, and how.
+
+    Every append locks, shared, the store's key and the key of each of its events' types and
+    tags. A conditional append also locks, exclusively, for each item of its query: the key
+    of one of the item's tags (a matching event carries them all, so its append holds that
+    key too), or else of each of its types, or else the store's key. Keys go in one sorted
+    order, a key wanted both ways exclusively, so single appends never deadlock.
+    """
+    shared = {dcb_key(schema, "store", "")}
+    for e in events:
+        shared.add(dcb_key(schema, "type", e.event_type))
+        shared.update(dcb_key(schema, "tag", tag) for tag in e.tags)
+    if condition is None:
+        return [sorted(shared)]
+    query = condition.fail_if_events_match
+    exclusive: set[int] = set()
+    items = query.items or (QueryItem(),)
+    for item in items:
+        if item.tags:
+            exclusive.add(dcb_key(schema, "tag", min(item.tags)))
+        elif item.types:
+            exclusive.update(dcb_key(schema, "type", name) for name in item.types)
+        else:
+            exclusive.add(dcb_key(schema, "store", ""))
+    keys = sorted(shared | exclusive)
+    checked = [{"tags": sorted(i.tags), "types": sorted(i.types)} for i in items]
+    after = -1 if condition.after is None else condition.after
+    return [keys, [k in exclusive for k in keys], orjson.dumps(checked).decode(), after]
 
 
 def stream_lock_key(schema: str, stream_id: str) -> int:
@@ -95,26 +138,35 @@ class Statements:
             )"""
         insert = """
             INSERT INTO {s}.events (id, stream_id, stream_type, event_type, schema_version,
-                                    event_data, metadata, version)
+                                    event_data, metadata, version, tags)
             SELECT e.id, %s, %s, e.event_type, e.schema_version, e.event_data, e.metadata,
-                   head.version + e.n
+                   head.version + e.n, e.tags
             """
-        self._append_head = "WITH" + head + insert + "FROM head, "
+        # Every append holds shared locks on the keys of its tags, its event types and the
+        # store (`dcb_keys`), to its commit; a conditional append takes its query's keys
+        # exclusively, and checks its condition, in migration 8's function (see there).
+        # Both are folded into the insert: no extra round trip.
+        locks = """
+            dcb AS (SELECT count(pg_advisory_xact_lock_shared(k))
+                    FROM unnest(%s::bigint[]) AS k),"""
+        condition = """
+            dcb AS (SELECT {s}.esframework_condition(
+                %s::bigint[], %s::boolean[], %s::jsonb, %s::bigint)),"""
+        self._append_heads = {
+            conditional: "WITH" + (condition if conditional else locks) + head + insert
+            for conditional in (False, True)
+        }
         # Appends expecting any version also queue on their stream's advisory lock, so that
         # on a busy stream they lose a race for a version at most once (see the store).
-        self._append_any_head = (
-            "WITH stream_lock AS (SELECT pg_advisory_xact_lock(%s::bigint)),"
-            + head
-            + insert
-            + "FROM stream_lock, head, "
-        )
+        self._stream_lock = "WITH stream_lock AS (SELECT pg_advisory_xact_lock(%s::bigint)),"
         self._append_tail = """
             WHERE (%s::bigint IS NULL OR head.version = %s::bigint)
               AND (head.stream_type IS NULL OR head.stream_type = %s::text)
             ORDER BY e.n
             RETURNING version
             """
-        self._append_by_count: dict[tuple[int, bool], bytes] = {}
+        self._append_by_count: dict[tuple[int, bool, bool], bytes] = {}
+        self._read_query: dict[tuple[tuple[bool, bool], ...], bytes] = {}
         self._name = name
         # Archived events keep their ids: a retry of one finds it there (migration 6).
         self.by_ids = q(
@@ -290,31 +342,74 @@ class Statements:
             "FROM {s}.stream_truncations WHERE archived_before < before_version"
         )
 
-    def append(self, count: int, *, any_version: bool = False) -> bytes:
+    def append(self, count: int, *, any_version: bool = False, conditional: bool = False) -> bytes:
         """Return the append statement for `count` events.
 
         Small appends (the common case) bind each value as a scalar: psycopg dumps those far
-        faster than arrays. Large ones pass one array per column.
+        faster than arrays. Large ones pass one array per column (tags as JSON texts).
         """
         count = min(count, MAX_VALUES_ROWS + 1)  # every larger append shares one statement
-        query = self._append_by_count.get((count, any_version))
+        query = self._append_by_count.get((count, any_version, conditional))
         if query is None:
+            columns = "id, event_type, schema_version, event_data, metadata, tags, n"
             if count <= MAX_VALUES_ROWS:
-                row = "(%s::uuid, %s::text, %s::int, %s::jsonb, %s::jsonb, {n})"
+                row = "(%s::uuid, %s::text, %s::int, %s::jsonb, %s::jsonb, %s::text[], {n})"
                 rows = ", ".join(row.format(n=n) for n in range(1, count + 1))
-                source = (
-                    f"(VALUES {rows}) AS e(id, event_type, schema_version, event_data, metadata, n)"
-                )
+                source = f"(VALUES {rows}) AS e({columns})"
             else:
                 source = (
-                    "unnest(%s::uuid[], %s::text[], %s::int[], %s::jsonb[], %s::jsonb[]) "
-                    "WITH ORDINALITY AS e(id, event_type, schema_version, event_data, metadata, n)"
+                    "(SELECT u.id, u.event_type, u.schema_version, u.event_data, u.metadata, "
+                    "ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)) AS tags, u.n "
+                    "FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::jsonb[], %s::jsonb[], "
+                    f"%s::text[]) WITH ORDINALITY AS u({columns})) AS e"
                 )
-            head = self._append_any_head if any_version else self._append_head
-            text = head + source + self._append_tail
+            head = self._append_heads[conditional]
+            if any_version:
+                head = self._stream_lock + head.removeprefix("WITH")
+            sources = "FROM stream_lock, dcb, head, " if any_version else "FROM dcb, head, "
+            text = head + sources + source + self._append_tail
             query = sql.SQL(text).format(s=self._name).as_bytes(None)
-            self._append_by_count[count, any_version] = query
+            self._append_by_count[count, any_version, conditional] = query
         return query
+
+    def read_query(self, query: Query, after: int, limit: int | None) -> tuple[bytes, list[Any]]:
+        """Return the statement reading `query`'s events after `after`, and its parameters.
+
+        Its rows start with the head the read saw (the highest position in its snapshot);
+        with no match, one row holds the head and no event. One statement per shape of
+        query (how many items, which with tags and which with types), composed once.
+        """
+        items = () if query.is_all else query.items
+        shape = tuple((bool(i.tags), bool(i.types)) for i in items)
+        statement = self._read_query.get(shape)
+        if statement is None:
+            parts = []
+            for tags, types in shape:
+                tests = (["e.tags @> %s::text[]"] if tags else []) + (
+                    ["e.event_type = ANY(%s::text[])"] if types else []
+                )
+                parts.append("(" + " AND ".join(tests) + ")")
+            where = f" AND ({' OR '.join(parts)})" if parts else ""
+            text = (
+                "WITH h AS (SELECT coalesce(max(global_position), 0) AS head FROM {s}.events) "
+                "SELECT h.head, m.* FROM h LEFT JOIN LATERAL ("
+                "SELECT e.* FROM ("
+                + _BOTH_TABLES
+                + ") AS e WHERE e.global_position > %s"
+                + where
+                + " ORDER BY e.global_position LIMIT %s) AS m ON true "
+                "ORDER BY m.global_position"
+            )
+            statement = sql.SQL(text).format(s=self._name).as_bytes(None)
+            self._read_query[shape] = statement
+        params: list[Any] = [after]
+        for item in items:
+            if item.tags:
+                params.append(sorted(item.tags))
+            if item.types:
+                params.append(sorted(item.types))
+        params.append(limit)
+        return statement, params
 
     def read_all(
         self,
@@ -340,11 +435,17 @@ def append_params(
     events: Sequence[NewEvent],
     expected: int | None,
     *,
+    locks: Sequence[Any],
     stream_lock: int | None = None,
 ) -> list[Any]:
     """Return the parameters of `Statements.append(len(events))`, in order (with
-    `stream_lock`, the key of the stream's lock, those of the `any_version` statement)."""
+    `stream_lock`, the key of the stream's lock, those of the `any_version` statement).
+
+    `locks` are those of the `dcb` step: the sorted shared keys, or for a conditional
+    append the arguments of `esframework_condition` (see `dcb_locks`).
+    """
     params: list[Any] = [] if stream_lock is None else [stream_lock]
+    params += locks
     params += (stream_id, stream_id, stream_type)
     if len(events) <= MAX_VALUES_ROWS:
         for e in events:
@@ -354,6 +455,7 @@ def append_params(
                 e.schema_version,
                 e.data,
                 e.metadata,
+                sorted(set(e.tags)),
             )
     else:
         params += (
@@ -362,6 +464,7 @@ def append_params(
             [e.schema_version for e in events],
             [e.data for e in events],
             [e.metadata for e in events],
+            [orjson.dumps(sorted(set(e.tags))).decode() for e in events],
         )
     params += (expected, expected, stream_type)
     return params

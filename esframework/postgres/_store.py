@@ -30,7 +30,7 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
-from esframework._queries import AppendCondition, Query, QueryResult
+from esframework._queries import AppendCondition, Query, QueryResult, validate_event_tags
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -43,13 +43,16 @@ from esframework._records import (
 from esframework._retention import check_open, check_tombstone_last
 from esframework._subscriptions import Lease, SubscriptionStore
 from esframework.errors import (
+    AppendDeadlockError,
     ConcurrencyError,
+    ConditionFailedError,
     LeaseLostError,
     StoreUnavailableError,
 )
 from esframework.postgres._archive import Archiving
 from esframework.postgres._coordination import PostgresLease, PostgresListener
 from esframework.postgres._errors import (
+    condition_conflict,
     found_stream_closed,
     is_connection_lost,
     translate,
@@ -66,6 +69,7 @@ from esframework.postgres._sql import (
     Statements,
     append_params,
     application_name,
+    dcb_locks,
     lease_key_halves,
     pool_conninfo,
     set_lock_timeout,
@@ -270,26 +274,37 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         expected_version: int | ExpectedVersion,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        if condition is not None or any(e.tags for e in events):
-            msg = "tags and append conditions are not stored by this store yet"
-            raise NotImplementedError(msg)
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        validate_event_tags(stream_id, events)
         check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
-        params = append_params(stream_id, stream_type, events, expected, stream_lock=lock)
-        query = self._statements.append(len(events), any_version=lock is not None)
+        locks = dcb_locks(self.schema, events, condition)
+        params = append_params(
+            stream_id, stream_type, events, expected, locks=locks, stream_lock=lock
+        )
+        query = self._statements.append(
+            len(events), any_version=lock is not None, conditional=condition is not None
+        )
 
         def attempt(conn: psycopg.Connection[Any]) -> AppendResult:
             in_unit = conn is self._unit()
+            conflict: int | None = None
             try:
                 rows = _insert(conn, query, params, in_unit)
             except psycopg.Error as error:
                 violated = violated_constraint(error)
                 closed = found_stream_closed(error)  # the head is a tombstone: see below
-                if violated not in {"events_pkey", "unique_stream_version"} and not closed:
+                conflict = condition_conflict(error)
+                if (
+                    violated not in {"events_pkey", "unique_stream_version"}
+                    and not closed
+                    and conflict is None
+                ):
+                    if isinstance(error, psycopg.errors.DeadlockDetected):
+                        raise AppendDeadlockError(stream_id) from error
                     raise
                 _rollback_if_failed(conn)
                 rows = []
@@ -298,13 +313,17 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
             if rows:
                 return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
             # Nothing was written: a retry of a committed append (archived events too), or a
-            # conflict.
+            # conflict. A retry is a no-op even if its condition fails now (on its own events).
             ids = [e.event_id for e in events]
             cursor = conn.execute(self._statements.by_ids, {"ids": ids})
             stored = stored_by_id(map(to_stored, cursor.fetchall()))
             retry = match_retry(stream_id, stream_type, events, stored)
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
+            if conflict is not None and condition is not None:
+                raise ConditionFailedError(
+                    condition.fail_if_events_match, condition.after, conflict, stream_id
+                )
             cursor = conn.execute(self._statements.stream_head, (stream_id,))
             actual, stored_type, last_type = cursor.fetchone() or (0, None, None)
             check_open(stream_id, last_type, actual)
@@ -427,8 +446,14 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         return list(map(to_stored, rows))
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
-        msg = "queries are not read by this store yet"
-        raise NotImplementedError(msg)
+        statement, params = self._statements.read_query(query, after, limit)
+        self._read_own_writes()
+        rows = self._fetch(f"read the events of {query}", statement, params)
+        head = int(rows[0][0])
+        events = [to_stored(row[1:]) for row in rows if row[1] is not None]
+        if limit is not None and events and len(events) == limit:
+            head = events[-1].position  # cut short: seen up to the last event read
+        return QueryResult(events, max(head, after))
 
     def head(self) -> int:
         self._read_own_writes()

@@ -90,11 +90,12 @@ def test_terminated_during_an_open_append_writes_nothing(
     postgres_store: PostgresEventStore, postgres_dsn: str
 ) -> None:
     """A transaction killed before its commit leaves nothing; retrying the append writes it."""
-    from esframework.postgres._sql import append_params
+    from esframework.postgres._sql import append_params, dcb_locks
 
     wallet = Wallet.open("w", "Ada")
     records = [Serializer().encode(p.event, event_id=p.event_id) for p in pending_events(wallet)]
-    params = append_params("w", "TestWallet", records, 0)
+    locks = dcb_locks(postgres_store.schema, records, None)
+    params = append_params("w", "TestWallet", records, 0, locks=locks)
     conn = psycopg.connect(postgres_dsn)
     conn.execute(
         postgres_store._statements.append(len(records)), params

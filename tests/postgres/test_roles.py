@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,14 @@ import pytest
 from psycopg import sql
 
 from esframework import (
+    AppendCondition,
     AsyncSubscription,
     AsyncSubscriptionWorker,
+    ConditionFailedError,
     Envelope,
+    NewEvent,
+    Query,
+    QueryItem,
     Repository,
     Subscription,
     SubscriptionWorker,
@@ -58,6 +64,19 @@ def test_application_role_appends_and_reads_but_cannot_rewrite(
         wallets.save(Wallet.open("w", "Ada"), snapshot=True)
         assert wallets.load("w").owner == "Ada"
         assert store.read_all()[0].stream_id == "w"
+        # Tagged events, reads by query and conditional appends need no other right.
+        query = Query.of(QueryItem(tags=["name:ada"]))
+        claim = NewEvent(uuid.uuid4(), "Claimed", 1, "{}", tags=("name:ada",))
+        store.append("c", "C", [claim], expected_version=0, condition=AppendCondition(query))
+        assert [e.tags for e in store.read_query(query).events] == [("name:ada",)]
+        with pytest.raises(ConditionFailedError):
+            store.append(
+                "d",
+                "C",
+                [claim._replace(event_id=uuid.uuid4())],
+                expected_version=0,
+                condition=AppendCondition(query),
+            )
     events = sql.Identifier(names["es"], "events")
     with psycopg.connect(app_dsn, autocommit=True) as app:
         for forbidden in ("UPDATE {} SET version = 9", "DELETE FROM {}", "TRUNCATE {}"):

@@ -14,10 +14,8 @@ from esframework import (
     SnapshotRecord,
 )
 from tests.conftest import Backend
-from tests.stores.test_archive import _archive_all, _count
+from tests.stores.test_archive import DURABLE, _archive_all, _count
 from tests.stores.test_queries import tagged
-
-DURABLE = ["sqlite", "sqlite-async"]
 
 
 @pytest.mark.parametrize("backend", DURABLE, indirect=True)

@@ -26,9 +26,7 @@ from esframework import (
 from tests.conftest import BACKENDS
 from tests.stores.test_contract import run_threads
 
-pytestmark = pytest.mark.parametrize(
-    "backend", [b for b in BACKENDS if "postgres" not in b], indirect=True
-)
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 COURSES = 4
 CAPACITY = 3
