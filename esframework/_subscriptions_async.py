@@ -26,6 +26,7 @@ from esframework._envelope import Envelope
 from esframework._partition import Partition
 from esframework._partitions_async import check_partition_count
 from esframework._progress import Progress, ProgressTracker
+from esframework._queries import Query
 from esframework._records import ParkedEvent, StoredEvent
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping_async import Stopper
@@ -236,6 +237,9 @@ class AsyncSubscription(Generic[C]):
         skip_checkpoint_positions: Save a skipped-ahead position once it is this many
             positions past the stored checkpoint, however recent the last save.
         partition: Deliver only this partition's streams (set by `partitioned`).
+        query: Deliver only the events this query matches (by stored type name and tags),
+            in the global order, aggregate events and decisions' alike; combines with the
+            other filters (an event must pass them all).
     """
 
     name: str = attrs.field(validator=_storable_name)
@@ -256,6 +260,7 @@ class AsyncSubscription(Generic[C]):
     skip_checkpoint_interval: float = 5.0
     skip_checkpoint_positions: int = 1000
     partition: Partition | None = None
+    query: Query | None = None
 
 
 class _HandlerFailedError(Exception):
@@ -559,6 +564,8 @@ class AsyncSubscriptionWorker(Generic[C]):
         later appear at or below a head that was read before the page was. Without a filter it
         only feeds the lag figure, so it is read at most once a second.
         """
+        if self.subscription.query is not None:
+            return await self._next_query_page(self.subscription.query)
         filtered = self.subscription.stream_types is not None or self._event_types is not None
         if (
             self._types_checked_at is not None
@@ -585,6 +592,36 @@ class AsyncSubscriptionWorker(Generic[C]):
         if filtered:
             self._tracker.position = max(self._tracker.position, head)
             await self._save_skipped(force=False)
+        self._tracker.reached_end()
+        return page
+
+    async def _next_query_page(self, query: Query) -> list[StoredEvent]:
+        """Read the next page of the events `query` matches (and the other filters pass).
+
+        The read's head says how far it saw the store: with nothing left to deliver, the
+        position skips ahead to it, as with the other filters.
+        """
+        stream_types, event_types = self.subscription.stream_types, self._event_types
+        while True:
+            after, limit = self._tracker.position, self.subscription.batch_size
+            with _instrumentation.active.read_all(self.subscription.name, after, limit) as read:
+                found = await self.store.read_query(query, after=after, limit=limit)
+                read.read(len(found.events))
+            self._tracker.head = max(self._tracker.head, found.head)
+            page = [
+                e
+                for e in found.events
+                if (stream_types is None or e.stream_type in stream_types)
+                and (event_types is None or e.event_type in event_types)
+            ]
+            if page:
+                self._tracker.caught_up = False
+                return page
+            if not found.events or found.head <= self._tracker.position:
+                break
+            self._tracker.position = found.head  # a page the other filters left out
+        self._tracker.position = max(self._tracker.position, found.head)
+        await self._save_skipped(force=False)
         self._tracker.reached_end()
         return page
 

@@ -446,9 +446,9 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         return list(map(to_stored, rows))
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
-        statement, params = self._statements.read_query(query, after, limit)
+        statement, params, prepare = self._statements.read_query(query, after, limit)
         self._read_own_writes()
-        rows = self._fetch(f"read the events of {query}", statement, params)
+        rows = self._fetch(f"read the events of {query}", statement, params, prepare=prepare)
         head = int(rows[0][0])
         events = [to_stored(row[1:]) for row in rows if row[1] is not None]
         if limit is not None and events and len(events) == limit:
@@ -695,10 +695,16 @@ class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
         ]
 
     def _fetch(
-        self, doing: str, query: Statement, params: Params, *, returns_rows: bool = True
+        self,
+        doing: str,
+        query: Statement,
+        params: Params,
+        *,
+        returns_rows: bool = True,
+        prepare: bool | None = None,
     ) -> list[Any]:
         def work(conn: psycopg.Connection[Any]) -> list[Any]:
-            cursor = conn.execute(query, params)
+            cursor = conn.execute(query, params, prepare=prepare)
             return cursor.fetchall() if returns_rows else []
 
         return self._run(doing, work)

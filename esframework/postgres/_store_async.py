@@ -449,9 +449,9 @@ class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.Asy
     async def read_query(
         self, query: Query, *, after: int = 0, limit: int | None = None
     ) -> QueryResult:
-        statement, params = self._statements.read_query(query, after, limit)
+        statement, params, prepare = self._statements.read_query(query, after, limit)
         await self._read_own_writes()
-        rows = await self._fetch(f"read the events of {query}", statement, params)
+        rows = await self._fetch(f"read the events of {query}", statement, params, prepare=prepare)
         head = int(rows[0][0])
         events = [to_stored(row[1:]) for row in rows if row[1] is not None]
         if limit is not None and events and len(events) == limit:
@@ -702,10 +702,16 @@ class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.Asy
         ]
 
     async def _fetch(
-        self, doing: str, query: Statement, params: Params, *, returns_rows: bool = True
+        self,
+        doing: str,
+        query: Statement,
+        params: Params,
+        *,
+        returns_rows: bool = True,
+        prepare: bool | None = None,
     ) -> list[Any]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
-            cursor = await conn.execute(query, params)
+            cursor = await conn.execute(query, params, prepare=prepare)
             return await cursor.fetchall() if returns_rows else []
 
         return await self._run(doing, work)
