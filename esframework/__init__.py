@@ -24,6 +24,11 @@ from esframework._partition import Partition
 from esframework._partitions import partitioned, rebuild_partitions
 from esframework._partitions_async import partitioned as async_partitioned
 from esframework._partitions_async import rebuild_partitions as async_rebuild_partitions
+from esframework._personal._fields import personal
+from esframework._personal._forgetting import FORGOTTEN_STREAM_TYPE as PERSONAL_DATA_STREAM_TYPE
+from esframework._personal._forgotten import PersonalDataForgotten
+from esframework._personal._keys import KeyStore
+from esframework._personal._keys_async import AsyncKeyStore
 from esframework._portable_sql import execute_sql, execute_sql_async
 from esframework._queries import AppendCondition, Query, QueryItem, QueryResult
 from esframework._records import (
@@ -68,10 +73,12 @@ from esframework.errors import (
     ConditionFailedError,
     EsframeworkError,
     StreamClosedError,
+    SubjectForgottenError,
     SubscriptionError,
 )
 
 __all__ = [
+    "PERSONAL_DATA_STREAM_TYPE",
     "PROJECTION_VERSIONS_TABLE",
     "AggregateNotFoundError",
     "AppendCondition",
@@ -79,6 +86,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncHandler",
     "AsyncInMemoryEventStore",
+    "AsyncKeyStore",
     "AsyncProjection",
     "AsyncRepository",
     "AsyncRunner",
@@ -97,11 +105,13 @@ __all__ = [
     "ExpectedVersion",
     "Handler",
     "InMemoryEventStore",
+    "KeyStore",
     "Metadata",
     "NewEvent",
     "ParkedEvent",
     "Partition",
     "PendingEvent",
+    "PersonalDataForgotten",
     "Progress",
     "Projection",
     "Query",
@@ -117,6 +127,7 @@ __all__ = [
     "StoredEvent",
     "StreamClosed",
     "StreamClosedError",
+    "SubjectForgottenError",
     "Subscription",
     "SubscriptionError",
     "SubscriptionStore",
@@ -138,6 +149,7 @@ __all__ = [
     "new",
     "partitioned",
     "pending_events",
+    "personal",
     "rebuild_partitions",
     "replaying",
     "upcaster",

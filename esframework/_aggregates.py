@@ -17,6 +17,7 @@ from typing_extensions import dataclass_transform
 from esframework._checks import validate_stream_id
 from esframework._envelope import NO_METADATA, Metadata
 from esframework._events import event_type_of
+from esframework._personal._fields import check_personal_fields, personal, personal_fields
 from esframework._shapes import attrs_shape, check_definition, fingerprint
 from esframework.errors import DefinitionError, MissingHandlerError
 
@@ -142,7 +143,7 @@ def aggregate(
 ) -> Callable[[type[A]], type[A]]: ...
 
 
-@dataclass_transform(field_specifiers=(attrs.field,))
+@dataclass_transform(field_specifiers=(attrs.field, personal))
 def aggregate(
     cls: type[A] | None = None,
     /,
@@ -179,6 +180,7 @@ def aggregate(
                     "an aggregate starts blank and its first event sets the state"
                 )
         check_definition(made)  # fail now, not at the first snapshot, for unstorable fields
+        check_personal_fields(made)
         handlers = {
             getattr(member, _HANDLES): member
             for klass in reversed(made.__mro__)
@@ -209,7 +211,10 @@ def _state_schema(cls: type[Any], state_version: int) -> str:
             shape = attrs_shape(cls)
         except NameError:  # a forward reference not defined yet: no snapshot can be written
             return f"{state_version}:unresolved"
-        found = _FINGERPRINTS[cls, state_version] = f"{state_version}:{fingerprint(shape)}"
+        # Sealing a field changes the stored shape too: a snapshot holding it in plaintext
+        # is then ignored, and replaced by the next one.
+        sealed = "".join(f":personal={field.name}" for field in personal_fields(cls))
+        found = _FINGERPRINTS[cls, state_version] = f"{state_version}:{fingerprint(shape)}{sealed}"
     return found
 
 

@@ -142,17 +142,40 @@ class BlueGreen:
                 if stopper.is_set():
                     break
                 # The live worker may be ahead of the catch-up's end: go round until not.
-                target = store.load_checkpoint(self.subscription(live).name) or 0
-                if (store.load_checkpoint(new.name) or 0) >= target:
-                    with store.transaction() as connection:
-                        execute_sql(
-                            connection,
-                            f"UPDATE {PROJECTION_VERSIONS_TABLE} SET version = %s "
-                            "WHERE projection = %s",
-                            (version, self.projection),
-                        )
+                if self._switch(store, live, new.name, version):
                     return True
         return False
+
+    def _switch(self, store: SubscriptionStore[Any], live: str, new: str, version: str) -> bool:
+        """Make `version` active if its checkpoint has reached the live version's.
+
+        The live checkpoint's row is locked first (SQLite's write transaction holds the
+        whole file): the live worker cannot move on between the check and the switch, so
+        readers never find the new version behind what the old one showed them.
+        """
+        live_name = self.subscription(live).name
+        with store.transaction() as connection:
+            execute_sql(
+                connection,
+                "UPDATE subscription_checkpoints SET last_position = last_position "
+                "WHERE subscription_id = %s",
+                (live_name,),
+            )
+            rows = execute_sql(
+                connection,
+                "SELECT subscription_id, last_position FROM subscription_checkpoints "
+                "WHERE subscription_id IN (%s, %s)",
+                (live_name, new),
+            )
+            positions = dict(rows)
+            if positions.get(new, 0) < positions.get(live_name, 0):
+                return False
+            execute_sql(
+                connection,
+                f"UPDATE {PROJECTION_VERSIONS_TABLE} SET version = %s WHERE projection = %s",
+                (version, self.projection),
+            )
+        return True
 
     def retire(self, store: SubscriptionStore[Any], version: str) -> None:
         """Drop an inactive version's tables (stop its workers first).

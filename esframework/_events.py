@@ -8,6 +8,7 @@ from typing import Any, TypeVar, overload
 import attrs
 from typing_extensions import dataclass_transform
 
+from esframework._personal._fields import check_personal_fields, personal
 from esframework._shapes import check_definition
 from esframework.errors import DuplicateEventTypeError
 
@@ -99,7 +100,9 @@ def event(cls: type[T], /) -> type[T]: ...
 def event(*, name: str | None = None, version: int = 1) -> Callable[[type[T]], type[T]]: ...
 
 
-@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field,))
+@dataclass_transform(
+    frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field, personal)
+)
 def event(
     cls: type[T] | None = None, /, *, name: str | None = None, version: int = 1
 ) -> type[T] | Callable[[type[T]], type[T]]:
@@ -116,6 +119,7 @@ def event(
         DuplicateEventTypeError: Another class is registered under the same name and version.
         UnsupportedFieldTypeError: A field's type cannot be stored and read back exactly
             (an unsupported type, or a union whose members are stored alike).
+        DefinitionError: A `personal` field names a subject field the class lacks.
     """
     if version < 1:
         msg = f"event schema versions start at 1, got {version}"
@@ -124,6 +128,7 @@ def event(
     def decorate(cls: type[T]) -> type[T]:
         made: type[T] = attrs.frozen(cls, slots=True, kw_only=True)
         check_definition(made)
+        check_personal_fields(made)
         registry.add(made, name or cls.__name__, version)
         return made
 

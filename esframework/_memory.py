@@ -19,6 +19,7 @@ from esframework._checks import (
     validate_stream_id,
     validate_type_names,
 )
+from esframework._personal._sealing import new_key, validate_subject
 from esframework._queries import (
     AppendCondition,
     Query,
@@ -62,6 +63,7 @@ class InMemoryEventStore(EventStore):
         # Truncation points (tombstones included): stream reads start there. A memory
         # store has no archive: the events before them stay, for `include_archived` reads.
         self._cuts: dict[str, int] = {}
+        self._keys: dict[str, bytes | None] = {}  # None: the subject was forgotten
 
     def append(
         self,
@@ -239,6 +241,19 @@ class InMemoryEventStore(EventStore):
             snapshot = self._snapshots.get(stream_id)
             check_truncation(stream_id, version, None if snapshot is None else snapshot.version)
             self._cuts[stream_id] = max(version, self._cuts.get(stream_id, 1))
+
+    def personal_data_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, bytes | None]:
+        with self._lock:
+            for subject in subjects:
+                if create and subject not in self._keys:
+                    self._keys[validate_subject(subject)] = new_key()
+            return {s: self._keys[s] for s in subjects if s in self._keys}
+
+    def delete_personal_data_key(self, subject: str) -> None:
+        with self._lock:
+            self._keys[validate_subject(subject)] = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

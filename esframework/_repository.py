@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+from uuid import uuid4
 
 from esframework import _instrumentation
 from esframework._aggregates import (
@@ -24,7 +25,9 @@ from esframework._aggregates import (
 from esframework._checks import validate_stream_id
 from esframework._envelope import NO_METADATA, Envelope, Metadata
 from esframework._instrumentation import TRACEPARENT
-from esframework._records import AppendResult, SaveResult, SnapshotRecord
+from esframework._personal._keyring import Keyring
+from esframework._personal._keys import KeyStore
+from esframework._records import AppendResult, NewEvent, SaveResult, SnapshotRecord
 from esframework._retention import is_tombstone
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store import EventStore
@@ -50,6 +53,8 @@ class Repository(Generic[A]):
         aggregate_class: The `@aggregate` class this repository stores.
         store: Where the events and snapshots live.
         serializer: Encodes and decodes events; the default uses the registered upcasters.
+        keys: Where the keys of data subjects live (see `personal`); the store's own key
+            table unless given another key store.
 
     Example:
         >>> accounts = Repository(Account, store=store)  # doctest: +SKIP
@@ -61,11 +66,13 @@ class Repository(Generic[A]):
         *,
         store: EventStore,
         serializer: Serializer = DEFAULT_SERIALIZER,
+        keys: KeyStore | None = None,
     ) -> None:
         self._type: AggregateType = aggregate_type(aggregate_class)
         self._class = aggregate_class
         self.store = store
         self.serializer = serializer
+        self.keys: KeyStore = store if keys is None else keys
 
     def load(
         self,
@@ -156,6 +163,7 @@ class Repository(Generic[A]):
         """Apply the events a read yields; None if it skipped past `version + 1`."""
         stream_type = self._type.stream_type
         apply, decode = self._type.apply, self.serializer.decode_event
+        keyring = Keyring(self.keys)
         applied = version
         for payload in self.store.read_payloads(
             aggregate_id,
@@ -169,7 +177,7 @@ class Repository(Generic[A]):
                 raise StreamClosedError(aggregate_id, payload.version)
             if payload.version != applied + 1:  # only the first can: the read was truncated
                 return None
-            apply(instance, decode(payload))
+            apply(instance, decode(payload, keyring.for_data(payload.data)))
             applied = payload.version
         return applied
 
@@ -243,13 +251,7 @@ class Repository(Generic[A]):
         loaded_at = version - len(pending)
         stream_type = self._type.stream_type
         with _instrumentation.active.save(stream_id, stream_type, len(pending)) as probe:
-            traceparent = probe.traceparent()
-            records = [
-                self.serializer.encode(
-                    p.event, event_id=p.event_id, metadata=_merged(p, metadata, traceparent)
-                )
-                for p in pending
-            ]
+            records = self._encode(pending, metadata, probe.traceparent())
             with probe.append(records, loaded_at) as append:
                 result = self.store.append(
                     stream_id, stream_type, records, expected_version=loaded_at
@@ -263,6 +265,23 @@ class Repository(Generic[A]):
                 snapshot_error = self._snapshot_after_commit(aggregate)
             probe.appended(result)
         return SaveResult(result.stream_id, result.version, result.positions, snapshot_error)
+
+    def _encode(
+        self, pending: Iterable[PendingEvent], metadata: Metadata | None, traceparent: str | None
+    ) -> list[NewEvent]:
+        """Encode pending events, sealing personal fields with keys made for new subjects."""
+        pending = list(pending)
+        subjects = frozenset().union(*(self.serializer.personal_subjects(p.event) for p in pending))
+        keys = self.keys.personal_data_keys(subjects, create=True) if subjects else None
+        return [
+            self.serializer.encode(
+                p.event,
+                event_id=p.event_id,
+                metadata=_merged(p, metadata, traceparent),
+                keys=keys,
+            )
+            for p in pending
+        ]
 
     def save_all(
         self, aggregates: Iterable[A], *, metadata: Metadata | None = None
@@ -294,13 +313,15 @@ class Repository(Generic[A]):
         if pending_events(aggregate):
             msg = "save the aggregate before snapshotting it: it has unsaved events"
             raise ValueError(msg)
+        subjects = self.serializer.personal_subjects(aggregate)
+        keys = self.keys.personal_data_keys(subjects, create=True) if subjects else None
         self.store.save_snapshot(
             SnapshotRecord(
                 stream_id=aggregate_id(aggregate),
                 stream_type=self._type.stream_type,
                 state_schema=self._type.state_schema,
                 version=aggregate_version(aggregate),
-                data=self.serializer.encode_state(aggregate),
+                data=self.serializer.encode_state(aggregate, keys, nonce=uuid4()),
             )
         )
 
@@ -319,10 +340,11 @@ class Repository(Generic[A]):
         """
         validate_stream_id(aggregate_id)
         stream_type = self._type.stream_type
+        keyring = Keyring(self.keys)
         for record in self.store.read_stream(aggregate_id, include_archived=include_archived):
             if record.stream_type != stream_type:
                 raise StreamTypeMismatchError(aggregate_id, stream_type, record.stream_type)
-            yield self.serializer.decode(record)
+            yield self.serializer.decode(record, keyring.for_data(record.data))
 
     def _from_snapshot(self, aggregate_id: str, at_version: int | None) -> tuple[A, int]:
         snapshot = self.store.load_snapshot(aggregate_id)
@@ -338,7 +360,8 @@ class Repository(Generic[A]):
         )
         if snapshot is not None and usable:
             try:
-                state = self.serializer.decode_state(self._class, snapshot.data)
+                keys = Keyring(self.keys).for_data(snapshot.data)
+                state = self.serializer.decode_state(self._class, snapshot.data, keys)
             except Exception:  # a snapshot is a cache: if it cannot be read, replay instead
                 logger.warning(
                     "ignoring unreadable snapshot of %s at version %s",

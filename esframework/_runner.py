@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Generic, TypeVar
 
+from esframework._personal._keys import KeyStore
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
 from esframework._subscriptions import (
@@ -39,6 +40,7 @@ class Runner(Generic[C]):
         subscriptions: What to run; names must be unique.
         serializer: Decodes events; the default uses the registered upcasters.
         report_every: Seconds between each subscription's progress lines in the log.
+        keys: Where the keys of data subjects live, if not in `store` (see `personal`).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Runner(Generic[C]):
         *,
         serializer: Serializer = DEFAULT_SERIALIZER,
         report_every: float = 10.0,
+        keys: KeyStore | None = None,
     ) -> None:
         check_unique_names(subscriptions)
         self.stopper = Stopper()
@@ -64,6 +67,7 @@ class Runner(Generic[C]):
                 stopper=self.stopper,
                 report_every=report_every,
                 coordination=self._coordination,
+                keys=keys,
             )
             for s in subscriptions
         }

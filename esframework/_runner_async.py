@@ -9,6 +9,7 @@ import signal
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from esframework._personal._keys_async import AsyncKeyStore
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping_async import Stopper
 from esframework._subscriptions_async import (
@@ -38,6 +39,7 @@ class AsyncRunner(Generic[C]):
         subscriptions: What to run; names must be unique.
         serializer: Decodes events; the default uses the registered upcasters.
         report_every: Seconds between each subscription's progress lines in the log.
+        keys: Where the keys of data subjects live, if not in `store` (see `personal`).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class AsyncRunner(Generic[C]):
         *,
         serializer: Serializer = DEFAULT_SERIALIZER,
         report_every: float = 10.0,
+        keys: AsyncKeyStore | None = None,
     ) -> None:
         check_unique_names(subscriptions)
         self.stopper = Stopper()
@@ -63,6 +66,7 @@ class AsyncRunner(Generic[C]):
                 stopper=self.stopper,
                 report_every=report_every,
                 coordination=self._coordination,
+                keys=keys,
             )
             for s in subscriptions
         }

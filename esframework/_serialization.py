@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 from uuid import UUID
 
+import attrs
 import orjson
 
 from esframework._codec import Codec
@@ -20,10 +21,17 @@ from esframework._json import (
     loads_exact,
     loads_json_value,
 )
+from esframework._personal._fields import PersonalField, personal_fields
+from esframework._personal._sealing import MARKER, Keys, seal, subject_of, unseal
 from esframework._records import EventPayload, NewEvent, StoredEvent
 from esframework._shapes import AttrsShape, attrs_shape
 from esframework._upcasting import Located, Upcasters, upcasters
-from esframework.errors import CorruptEventError, EventEncodingError, UnsupportedFieldTypeError
+from esframework.errors import (
+    CorruptEventError,
+    EventEncodingError,
+    PersonalDataError,
+    UnsupportedFieldTypeError,
+)
 
 __all__ = ["DEFAULT_SERIALIZER", "Serializer"]
 
@@ -56,12 +64,21 @@ class Serializer:
         self._encoders: dict[type[Any], Encoder] = {}
         self._decoders: dict[type[Any], Decoder] = {}
         self._current: dict[tuple[str, int], tuple[type[Any], Decoder]] = {}
+        self._placeholders: dict[type[Any], dict[str, Any]] = {}
         self._generation = registry.generation
 
     def encode(
-        self, event: object, *, event_id: UUID, metadata: Metadata = NO_METADATA
+        self,
+        event: object,
+        *,
+        event_id: UUID,
+        metadata: Metadata = NO_METADATA,
+        keys: Keys | None = None,
     ) -> NewEvent:
         """Encode an event for appending.
+
+        An event with `personal` fields is sealed with its subjects' keys (see
+        `personal_subjects`), which repositories fetch from their store.
 
         Raises:
             EventEncodingError: A value would not read back equal: a value of another type
@@ -69,9 +86,11 @@ class Serializer:
                 infinity, or a time zone that cannot be stored. It names the field.
             UnsupportedFieldTypeError: The class has a field type that cannot be stored (it
                 could not be checked when the class was defined: a forward reference).
+            SubjectForgottenError: A personal field's subject was forgotten.
+            PersonalDataError: The event has personal fields and no `keys` were given.
         """
         kind = event_type_of(type(event))
-        data = self._dumps(kind.name, type(event), event, "")
+        data = self._dumps(kind.name, type(event), event, "", keys=keys, nonce=event_id)
         try:
             encoded_metadata = self.encode_metadata(metadata)
         except Invalid as error:
@@ -90,8 +109,21 @@ class Serializer:
             metadata=encoded_metadata,
         )
 
-    def decode(self, record: StoredEvent) -> Envelope[Any]:
+    def personal_subjects(self, value: object) -> frozenset[str]:
+        """Return the data subjects an event's (or a state's) personal fields belong to.
+
+        Raises:
+            InvalidSubjectError: A subject field holds no valid subject id.
+        """
+        return frozenset(
+            subject_of(getattr(value, field.subject)) for field in personal_fields(type(value))
+        )
+
+    def decode(self, record: StoredEvent, keys: Keys | None = None) -> Envelope[Any]:
         """Decode a stored event into its current event class, upcasting it if needed.
+
+        Personal fields are unsealed with `keys` (see `sealed_subjects`); a field whose
+        subject has no key there reads as its `forgotten` placeholder.
 
         Raises:
             UnknownEventTypeError: The event type is not registered.
@@ -99,7 +131,7 @@ class Serializer:
             CorruptEventError: The payload is not valid JSON or does not fit the class.
         """
         return Envelope(
-            self.decode_event(record),
+            self.decode_event(record, keys),
             record.event_id,
             record.stream_id,
             record.stream_type,
@@ -109,16 +141,18 @@ class Serializer:
             self.decode_metadata(record),
         )
 
-    def decode_event(self, record: StoredEvent | EventPayload) -> Any:
+    def decode_event(self, record: StoredEvent | EventPayload, keys: Keys | None = None) -> Any:
         """Decode just the event of a stored record (see `decode`)."""
         if self._generation != registry.generation:
             self._current.clear()
             self._generation = registry.generation
         try:
             try:
-                return self._decode_payload(record, loads(record.data))
+                return self._decode_payload(record, _opened(loads(record.data), keys, loads))
             except NeedsExactInts:  # an int beyond 64 bits, which orjson reads as a float
-                return self._decode_payload(record, loads_exact(record.data))
+                return self._decode_payload(
+                    record, _opened(loads_exact(record.data), keys, loads_exact)
+                )
         except Invalid as e:
             field = "" if e.where is None else f"field {e.where!r}: "
             raise _corrupt(record, f"the payload does not fit: {field}{e.reason}") from e
@@ -189,15 +223,29 @@ class Serializer:
         except (AttributeError, ValueError, TypeError) as e:
             raise _corrupt(record, f"the metadata is not valid: {e}") from e
 
-    def encode_state(self, state: object) -> str:
+    def encode_state(
+        self, state: object, keys: Keys | None = None, *, nonce: UUID | None = None
+    ) -> str:
         """Encode an attrs instance (an aggregate's state) to JSON text.
+
+        Personal fields are sealed as in `encode`, with `nonce` (one per snapshot).
 
         Raises:
             EventEncodingError: The state holds a value that would not read back equal.
+            SubjectForgottenError: A personal field's subject was forgotten.
+            PersonalDataError: The state has personal fields and no `keys` were given.
         """
-        return self._dumps(type(state).__qualname__, type(state), state, "its state: ")
+        return self._dumps(
+            type(state).__qualname__,
+            type(state),
+            state,
+            "its state: ",
+            keys=keys,
+            nonce=nonce,
+            state=True,
+        )
 
-    def decode_state(self, cls: type[Any], data: str) -> Any:
+    def decode_state(self, cls: type[Any], data: str, keys: Keys | None = None) -> Any:
         """Decode JSON text made by `encode_state` into an instance of `cls`.
 
         Raises:
@@ -205,20 +253,68 @@ class Serializer:
         """
         decode = self._decoder(cls)
         try:
-            return decode(loads(data))
+            return decode(_opened(loads(data), keys, loads))
         except NeedsExactInts:
-            return decode(loads_exact(data))
+            return decode(_opened(loads_exact(data), keys, loads_exact))
 
-    def _dumps(self, name: str, cls: type[Any], value: object, prefix: str) -> str:
+    def show(self, value: object) -> str:
+        """Encode an event or state to JSON text for display: personal fields unsealed.
+
+        Never store what this returns: it is the command line's view of a decoded event.
+        """
+        encoded = self._encoder(type(value))(value)
+        return orjson.dumps(encoded).decode()
+
+    def _dumps(
+        self,
+        name: str,
+        cls: type[Any],
+        value: object,
+        prefix: str,
+        *,
+        keys: Keys | None = None,
+        nonce: UUID | None = None,
+        state: bool = False,
+    ) -> str:
         encode = self._encoder(cls)
         try:
-            return orjson.dumps(encode(value)).decode()
+            encoded = encode(value)
+            if fields := personal_fields(cls):
+                if keys is None or nonce is None:
+                    msg = (
+                        f"{name} holds personal data: encoding it needs its subjects' keys "
+                        "(save it through a repository)"
+                    )
+                    raise PersonalDataError(msg)
+                placeholders = self._placeholders_of(cls, value, fields)
+                seal(
+                    encoded,
+                    fields,
+                    placeholders,
+                    keys,
+                    nonce=nonce,
+                    what=name,
+                    drop_forgotten=state,
+                )
+            return orjson.dumps(encoded).decode()
         except Invalid as error:
             raise EventEncodingError(name, prefix + error.reason, field=error.where) from error
         except orjson.JSONEncodeError as error:  # a surrogate, or nesting beyond 255 levels
             raise EventEncodingError(name, f"{prefix}{error}") from error
         except RecursionError as error:
             raise EventEncodingError(name, f"{prefix}the value is nested too deeply") from error
+
+    def _placeholders_of(
+        self, cls: type[Any], value: object, fields: tuple[PersonalField, ...]
+    ) -> dict[str, Any]:
+        """Return the `forgotten` values of a class's personal fields, encoded (raises
+        Invalid, naming the field, for a placeholder not of its field's type)."""
+        found = self._placeholders.get(cls)
+        if found is None:
+            forgotten = attrs.evolve(value, **{f.name: f.forgotten for f in fields})  # type: ignore[misc]
+            encoded = self._encoder(cls)(forgotten)
+            found = self._placeholders[cls] = {f.name: encoded[f.name] for f in fields}
+        return found
 
     def _encoder(self, cls: type[Any]) -> Encoder:
         encode = self._encoders.get(cls)
@@ -240,6 +336,13 @@ def _shape(cls: type[Any]) -> AttrsShape:
         raise UnsupportedFieldTypeError(
             cls.__qualname__, "(an annotation)", f"it names something undefined: {error}"
         ) from error
+
+
+def _opened(document: Any, keys: Keys | None, parse: Callable[[Any], Any]) -> Any:
+    """Return a parsed stored document with its personal fields unsealed, if it has any."""
+    if isinstance(document, dict) and MARKER in document:
+        unseal(document, keys, parse)
+    return document
 
 
 def _field(prefix: str, error: Invalid) -> str:

@@ -42,6 +42,7 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._retention import check_open, check_tombstone_last
+from esframework._sqlite_keys import KEYS_SCHEMA, SQLitePersonalKeys
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._sqlite_queries import (
     TAGS_SCHEMA,
@@ -138,6 +139,8 @@ _SCHEMA: Final = (
     *RETENTION_SCHEMA,
     # Tagged events, for reads by query and conditional appends: see `_sqlite_queries`.
     *TAGS_SCHEMA,
+    # The keys of data subjects: see `_sqlite_keys`.
+    *KEYS_SCHEMA,
 )
 
 _COLUMNS: Final = COLUMNS
@@ -175,7 +178,7 @@ def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
-class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
+class SQLiteEventStore(SQLiteArchiving, SQLitePersonalKeys, SubscriptionStore[sqlite3.Connection]):
     """An event store in one SQLite file: the embedded default.
 
     Several threads may share one store, and several processes may open the same file: each
@@ -708,6 +711,8 @@ class SQLiteEventStore(SQLiteArchiving, SubscriptionStore[sqlite3.Connection]):
         try:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Freed bytes (a forgotten subject's key, a rewritten read model row) are zeroed.
+            db.execute("PRAGMA secure_delete = ON")
             db.execute("BEGIN IMMEDIATE")
             (applied,) = db.execute("PRAGMA user_version").fetchone()
             if applied > len(_SCHEMA):

@@ -10,6 +10,12 @@ from datetime import datetime
 from typing import Protocol
 
 from esframework._checks import DEFAULT_PAGE_SIZE, validate_stream_id
+from esframework._personal._forgetting import (
+    FORGOTTEN_STREAM_TYPE,
+    forgotten_event,
+    forgotten_stream,
+)
+from esframework._personal._keys import KeyStore
 from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
@@ -25,7 +31,7 @@ from esframework.errors import IdempotencyConflictError, StreamClosedError
 __all__ = ["EventStore"]
 
 
-class EventStore(Protocol):
+class EventStore(KeyStore, Protocol):
     """An append-only store of event streams with a global order.
 
     Every backend keeps the same promises, proven by the contract suite that runs against
@@ -46,6 +52,8 @@ class EventStore(Protocol):
       an append with a condition fails, writing nothing, if the condition's query matches an
       event stored after the condition's `after`, whoever appended it and however late it
       committed (see "Consistency boundaries" in the concepts).
+    - the keys of data subjects (`personal_data_keys`) stay the same until the subject is
+      forgotten, and are gone for good after.
     """
 
     def append(
@@ -267,6 +275,37 @@ class EventStore(Protocol):
             msg = f"stream {stream_id!r} has no events: give its stream_type to close it"
             raise ValueError(msg)
         return stream_type
+
+    def forget_personal_data(
+        self, subject: str, *, keys: KeyStore | None = None, metadata: str = "{}"
+    ) -> AppendResult:
+        """Forget a data subject: delete their key, then record `PersonalDataForgotten`.
+
+        From then on the subject's personal fields read as their placeholders in every load,
+        subscription and command-line read, and saves of new personal data of theirs fail
+        with `SubjectForgottenError`. No event is rewritten. The event goes to the subject's
+        own stream (`"$personal-data-<subject>"`) so subscriptions learn of it; forgetting
+        again is an idempotent retry.
+
+        Args:
+            subject: The subject's id, as its events' subject fields hold it.
+            keys: Where the subject's key lives, if not in this store's key table.
+            metadata: The event's metadata as a JSON object, in text (who asked, and why).
+
+        Raises:
+            InvalidSubjectError: The subject id is empty or too long; nothing was done.
+        """
+        stream_id = forgotten_stream(subject)
+        (keys or self).delete_personal_data_key(subject)
+        record = forgotten_event(subject, metadata)
+        try:
+            return self.append(
+                stream_id, FORGOTTEN_STREAM_TYPE, [record], expected_version=ExpectedVersion.ANY
+            )
+        except IdempotencyConflictError as conflict:  # recorded before, with other metadata
+            if conflict.event_id != str(record.event_id):
+                raise
+            return AppendResult(stream_id, self.stream_version(stream_id), ())
 
     def transaction(self) -> AbstractContextManager[object]:
         """Open a unit of work: the appends made in the block commit together, or none.

@@ -25,6 +25,8 @@ from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
 from esframework._partition import Partition
 from esframework._partitions_async import check_partition_count
+from esframework._personal._keyring_async import AsyncKeyring
+from esframework._personal._keys_async import AsyncKeyStore
 from esframework._progress import Progress, ProgressTracker
 from esframework._queries import Query
 from esframework._records import ParkedEvent, StoredEvent
@@ -305,6 +307,7 @@ class AsyncSubscriptionWorker(Generic[C]):
         report_every: Seconds between progress lines in the log.
         coordination: Where to take the lease and listen for appends, if not from `store`:
             a runner passes the session and listener all its workers share.
+        keys: Where the keys of data subjects live, if not in `store` (see `personal`).
     """
 
     def __init__(
@@ -316,8 +319,10 @@ class AsyncSubscriptionWorker(Generic[C]):
         stopper: Stopper | None = None,
         report_every: float = 10.0,
         coordination: AsyncCoordination | None = None,
+        keys: AsyncKeyStore | None = None,
     ) -> None:
         self.store = store
+        self.keys: AsyncKeyStore = store if keys is None else keys
         # A runner passes the leases and listener its workers share; alone, the store's own.
         self._coordination: AsyncCoordination = store if coordination is None else coordination
         self.subscription = subscription
@@ -793,7 +798,9 @@ class AsyncSubscriptionWorker(Generic[C]):
         await self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
             with _instrumentation.active.handle(self.subscription.name, record):
-                await self._deliver(self.serializer.decode(record), connection)
+                # A keyring of its own per event: a subject forgotten meanwhile stays so.
+                keys = await AsyncKeyring(self.keys).for_data(record.data)
+                await self._deliver(self.serializer.decode(record, keys), connection)
         except Exception as error:
             delivery = _delivery_failure(error)
             if delivery is error:  # the store failed the handler, not the event

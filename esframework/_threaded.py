@@ -218,6 +218,17 @@ class _AsyncOverSync(AsyncEventStore):
     async def truncate_before(self, stream_id: str, version: int) -> None:
         await self._call(lambda: self.sync.truncate_before(stream_id, version))
 
+    async def personal_data_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, bytes | None]:
+        wanted = list(subjects)
+        if create:
+            return await self._call(lambda: self.sync.personal_data_keys(wanted, create=True))
+        return await self._read(lambda: self.sync.personal_data_keys(wanted))
+
+    async def delete_personal_data_key(self, subject: str) -> None:
+        await self._call(lambda: self.sync.delete_personal_data_key(subject))
+
     async def close(self) -> None:
         await self._call(self.sync.close)
         for executor in (self._executor, self._read_executor):
@@ -309,6 +320,10 @@ class AsyncSQLiteEventStore(_AsyncOverSync, AsyncSubscriptionStore[sqlite3.Conne
     async def archivable(self) -> int:
         """Return how many events of truncated or closed streams wait to be archived."""
         return await self._read(self.sync.archivable)
+
+    async def purge_forgotten_keys(self) -> None:
+        """Make forgotten keys leave the store's files (see the sync store's)."""
+        await self._call(self.sync.purge_forgotten_keys)
 
     async def load_checkpoint(self, subscription: str) -> int | None:
         return await self._read(lambda: self.sync.load_checkpoint(subscription))

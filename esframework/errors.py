@@ -31,6 +31,9 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     │   └── CorruptEventError
     ├── StoreError: the backend failed
     │   └── StoreUnavailableError: the backend cannot be reached
+    ├── PersonalDataError: personal data cannot be sealed or unsealed
+    │   ├── InvalidSubjectError (subject; also ValueError): an empty or too long subject id
+    │   └── SubjectForgottenError (subject, event type): a save of a forgotten person's data
     ├── SubscriptionError (subscription, event type, stream id, position)
     ├── UnmappedEventTypesError (subscription, event types): stored types nothing reads
     └── LeaseLostError (subscription): another instance took over
@@ -54,6 +57,7 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidStreamIdError",
+    "InvalidSubjectError",
     "InvalidTagError",
     "InvalidTimeError",
     "InvalidTruncationError",
@@ -62,11 +66,13 @@ __all__ = [
     "MissingHandlerError",
     "MissingUpcasterError",
     "PartitionCountError",
+    "PersonalDataError",
     "ProjectionVersionError",
     "StoreError",
     "StoreUnavailableError",
     "StreamClosedError",
     "StreamTypeMismatchError",
+    "SubjectForgottenError",
     "SubscriptionError",
     "UnknownEventTypeError",
     "UnmappedEventTypesError",
@@ -527,6 +533,59 @@ class StoreError(EsframeworkError):
 
 class StoreUnavailableError(StoreError):
     """The storage backend cannot be reached (connection lost, pool exhausted)."""
+
+
+class PersonalDataError(EsframeworkError):
+    """Personal data cannot be sealed or unsealed (see "Personal data and retention").
+
+    Raised as itself when the `cryptography` package (the `personal` extra) is missing, and
+    when an event or state with personal fields is encoded without its subjects' keys.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidSubjectError(PersonalDataError, ValueError):
+    """A data subject's id is not a string of 1 to 200 characters; nothing was written.
+
+    Attributes:
+        subject: The id given, as `repr` shows it.
+    """
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        PersonalDataError.__init__(self, str(self))
+
+    def __str__(self) -> str:
+        return f"invalid data subject {self.subject}: subject ids are 1 to 200 characters"
+
+
+class SubjectForgottenError(PersonalDataError):
+    """An event (or snapshot) holds personal data of a subject that was forgotten.
+
+    Forgetting is for good: nothing of the subject's is stored again, so the save wrote
+    nothing. Give the person a new subject id if they come back.
+
+    Attributes:
+        subject: The forgotten subject.
+        event_type: The event type (or the aggregate class, for a snapshot) refused.
+    """
+
+    def __init__(self, subject: str, event_type: str) -> None:
+        self.subject = subject
+        self.event_type = event_type
+        PersonalDataError.__init__(self, str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"cannot store {self.event_type}: it holds personal data of subject "
+            f"{self.subject!r}, which was forgotten"
+        )
 
 
 class SubscriptionError(EsframeworkError):

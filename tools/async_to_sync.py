@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SOURCES = (
+    "esframework/_personal/_keys_async.py",
+    "esframework/_personal/_keyring_async.py",
     "esframework/_store_async.py",
     "esframework/_repository_async.py",
     "esframework/_subscriptions_async.py",
@@ -28,6 +30,7 @@ SOURCES = (
     "esframework/postgres/_coordination_async.py",
     "esframework/postgres/_shared_session_async.py",
     "esframework/postgres/_archive_async.py",
+    "esframework/postgres/_keys_async.py",
     "esframework/postgres/_store_async.py",
 )
 

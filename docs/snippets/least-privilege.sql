@@ -21,3 +21,5 @@ GRANT SELECT, INSERT, UPDATE ON es.snapshots, es.subscription_checkpoints TO es_
 GRANT SELECT, INSERT, UPDATE, DELETE ON es.subscription_dead_letters TO es_app;
 GRANT SELECT ON es.events_archive TO es_app;
 GRANT SELECT, INSERT, UPDATE ON es.stream_truncations TO es_app;
+-- Saves make keys for new data subjects; forgetting overwrites a key with NULL.
+GRANT SELECT, INSERT, UPDATE ON es.personal_data_keys TO es_app;

@@ -1,8 +1,8 @@
 """The `esframework` console command: run the application, and look inside its store.
 
 Commands: `migrate` and `run` (see `_worker`), `streams`, `show` and `tail` (`_browse`),
-`subscriptions`, `parked` and `rebuild` (`_operate`), `verify` (`_verify`) and `archive`
-(`_archive`).
+`subscriptions`, `parked` and `rebuild` (`_operate`), `verify` (`_verify`), `archive`
+(`_archive`), and `forget` and `purge-keys` (`_personal`).
 
 Exit codes:
 
@@ -11,7 +11,7 @@ Exit codes:
   application's code raised, a rebuild was stopped before it finished;
 - 2: a bad command line: an unknown command or option, a module or target that cannot be
   found, a malformed DSN, an SQLite file that does not exist, an unknown stream or
-  subscription;
+  subscription, an invalid data subject id;
 - 3: `verify` found problems in the store.
 
 Errors are one line on stderr, never a traceback, except for `run`: a worker failing inside
@@ -24,7 +24,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from esframework.cli import _archive, _browse, _operate, _verify, _worker
+from esframework.cli import _archive, _browse, _operate, _personal, _verify, _worker
 from esframework.cli._common import EXIT_FAILED, EXIT_USAGE, Parser, UsageError, one_line
 
 __all__ = ["main"]
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _operate.add_commands(commands)
     _verify.add_commands(commands)
     _archive.add_commands(commands)
+    _personal.add_commands(commands)
     args = parser.parse_args(argv)
     if not getattr(args, "tracebacks", False) and not logging.getLogger().handlers:
         # Libraries log what they retry (psycopg_pool a failed connection) and Python's

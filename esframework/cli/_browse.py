@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from esframework._events import event_type_of
+from esframework._personal._sealing import Keys
 from esframework._records import StoredEvent
 from esframework._serialization import Serializer
 from esframework.cli._common import (
@@ -24,6 +26,7 @@ from esframework.cli._common import (
     print_json,
     table,
 )
+from esframework.cli._personal import with_keys
 
 
 def add_commands(commands: Any) -> None:
@@ -98,8 +101,14 @@ def _streams(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def event_fields(record: StoredEvent, serializer: Serializer | None) -> dict[str, Any]:
-    """An event as the commands show it; decoded and upcast when the app's classes are known."""
+def event_fields(
+    record: StoredEvent, serializer: Serializer | None, keys: Keys | None = None
+) -> dict[str, Any]:
+    """An event as the commands show it; decoded and upcast when the app's classes are known.
+
+    `data` is the event as stored: personal fields sealed. `decoded` unseals them with
+    `keys`: the plaintext of a live subject, the placeholder of a forgotten one.
+    """
     fields: dict[str, Any] = {
         "stream_id": record.stream_id,
         "stream_type": record.stream_type,
@@ -114,17 +123,19 @@ def event_fields(record: StoredEvent, serializer: Serializer | None) -> dict[str
     }
     if serializer is not None:
         try:
-            envelope = serializer.decode(record)
-            # Encoded again, it is the event as the application reads it: upcast, current.
-            current = serializer.encode(envelope.event, event_id=record.event_id)
+            envelope = serializer.decode(record, keys)
+            # Encoded again, it is the event as the application reads it: upcast, current,
+            # and unsealed (`show`, never `encode`: that would seal it again).
+            kind = event_type_of(type(envelope.event))
+            current = serializer.show(envelope.event)
         except Exception as error:  # noqa: BLE001 -- shown beside the stored event
             fields["decoded"] = {"error": f"{type(error).__name__}: {error}"}
         else:
             fields["decoded"] = {
                 "class": type(envelope.event).__qualname__,
-                "event_type": current.event_type,
-                "schema_version": current.schema_version,
-                "data": _json(current.data),
+                "event_type": kind.name,
+                "schema_version": kind.version,
+                "data": _json(current),
                 "repr": repr(envelope.event),
             }
     return fields
@@ -163,12 +174,14 @@ def _show(args: argparse.Namespace) -> int:
     serializer = Serializer() if args.app else None
     with open_store(args) as store:
         shown = 0
-        for record in store.read_stream(
+        records = store.read_stream(
             args.stream, from_version=args.from_version, include_archived=args.include_archived
-        ):
+        )
+        page = min(args.limit or _PAGE, _PAGE)
+        for record, keys in with_keys(records, None if serializer is None else store, page=page):
             if args.limit is not None and shown >= args.limit:
                 break
-            fields = event_fields(record, serializer)
+            fields = event_fields(record, serializer, keys)
             print_json(fields) if args.json else _print_event(fields)
             shown += 1
         if shown == 0 and store.stream_version(args.stream) == 0:
@@ -200,12 +213,14 @@ def _tail(args: argparse.Namespace) -> int:
                 head = store.head() if filtered else 0
                 page = store.read_all(
                     after=position,
-                    limit=500,
+                    limit=_PAGE,
                     stream_types=args.stream_type,
                     event_types=args.event_type,
                 )
-                for record in page:
-                    fields = event_fields(record, serializer)
+                for record, keys in with_keys(
+                    page, None if serializer is None else store, page=_PAGE
+                ):
+                    fields = event_fields(record, serializer, keys)
                     print_json(fields) if args.json else _print_event(fields)
                     position = record.position
                 if not page:
@@ -218,3 +233,4 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PAGE = 500  # events per read, and per keyring

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 import attrs
 
 from esframework._aggregates import AggregateType, aggregate_type
+from esframework._json import loads
+from esframework._personal._sealing import MARKER, Keys, sealed_subjects, unseal
 from esframework._records import SnapshotRecord, StoredEvent
 from esframework._serialization import Serializer
 from esframework._store import EventStore
@@ -22,6 +24,8 @@ from esframework.cli._common import (
     open_store,
     print_json,
 )
+from esframework.cli._personal import with_keys
+from esframework.errors import PersonalDataError
 
 _PAGE = 1000
 
@@ -59,21 +63,37 @@ def _verify(args: argparse.Namespace) -> int:
     checks = _EventChecks(serializer)
     snapshots = 0
     with open_store(args) as store, open_inspector(args) as inspector:
-        for record in store.iter_all(page_size=_PAGE):
-            checks.check(record)
+        for record, keys in with_keys(store.iter_all(page_size=_PAGE), store, page=_PAGE):
+            checks.check(record, keys)
         unpositioned = getattr(store, "unpositioned", None)
         if unpositioned is not None and (waiting := unpositioned()):
             notes.append(f"{waiting} committed event(s) wait for a position and were not checked")
         after = ""
         while page := inspector.snapshots(after=after, limit=_PAGE):
-            for snapshot in page:
+            for snapshot, keys in with_keys(page, store, page=_PAGE):
                 snapshots += 1
                 checks.problems.extend(
-                    _check_snapshot(snapshot, store, checks.seen, aggregates, serializer)
+                    _check_snapshot(
+                        snapshot,
+                        store,
+                        checks.seen,
+                        keys=keys,
+                        aggregates=aggregates,
+                        serializer=serializer,
+                    )
                 )
             after = page[-1].stream_id
     if serializer is None:
-        notes.append("events and snapshots were not decoded: give the application with --app")
+        notes.append(
+            "events and snapshots were not decoded (their sealed fields were checked): "
+            "give the application with --app"
+        )
+    if checks.keyless:
+        notes.append(
+            f"{len(checks.keyless)} data subject(s) have sealed fields but no key in the "
+            "store's key table and were not forgotten (their keys live in another key store, "
+            f"or were lost): their fields read as forgotten; for example {min(checks.keyless)!r}"
+        )
     _report(
         args,
         problems=checks.problems,
@@ -90,12 +110,13 @@ class _EventChecks:
 
     def __init__(self, serializer: Serializer | None) -> None:
         self.serializer = serializer
+        self.keyless: set[str] = set()  # subjects sealed for, with no key and not forgotten
         self.problems: list[Problem] = []
         self.seen: dict[str, _Seen] = {}
         self.checked = 0
         self._previous = 0
 
-    def check(self, record: StoredEvent) -> None:
+    def check(self, record: StoredEvent, keys: Keys) -> None:
         self.checked += 1
         where = (record.stream_id, record.version, record.position)
         if record.position <= self._previous:
@@ -118,18 +139,52 @@ class _EventChecks:
             max(record.version, 0 if last is None else last.version),
             record.stream_type if last is None else last.stream_type,
         )
+        self.keyless |= _keyless(record.data, keys)
         if self.serializer is not None:
             try:
-                self.serializer.decode(record)
+                self.serializer.decode(record, keys)
             except Exception as error:  # noqa: BLE001 -- upcasters are the app's code
+                _raise_if_cryptography_missing(error)
                 detail = f"{record.event_type} cannot be decoded: {type(error).__name__}: "
                 self.problems.append(Problem("decoding", *where, detail + _first_line(error)))
+        elif (problem := _unsealing_problem(record.data, keys)) is not None:
+            detail = f"{record.event_type}'s personal fields do not unseal: {problem}"
+            self.problems.append(Problem("sealing", *where, detail))
+
+
+def _keyless(data: str, keys: Keys) -> set[str]:
+    """The subjects `data` is sealed for that have no entry in `keys` (not even forgotten)."""
+    return {subject for subject in sealed_subjects(data) if subject not in keys}
+
+
+def _unsealing_problem(data: str, keys: Keys) -> str | None:
+    """Why the sealed fields of a stored document do not open, with no class at hand (the
+    marker says which they are); None if they open, or it has none."""
+    if not sealed_subjects(data):
+        return None
+    try:
+        document = loads(data)
+        if isinstance(document, dict) and MARKER in document:
+            unseal(document, keys)
+    except Exception as error:  # noqa: BLE001 -- a field that does not open, a bad marker
+        _raise_if_cryptography_missing(error)
+        return f"{type(error).__name__}: {_first_line(error)}"
+    return None
+
+
+def _raise_if_cryptography_missing(error: Exception) -> None:
+    """Raise `error` if it says that nothing sealed can be opened here, rather than that
+    one event is wrong: one line for the command, not a problem per sealed event."""
+    if type(error) is PersonalDataError:
+        raise error
 
 
 def _check_snapshot(
     snapshot: SnapshotRecord,
     store: EventStore,
     seen: dict[str, _Seen],
+    *,
+    keys: Keys,
     aggregates: dict[str, AggregateType],
     serializer: Serializer | None,
 ) -> list[Problem]:
@@ -151,24 +206,37 @@ def _check_snapshot(
     if snapshot.stream_type != stream.stream_type:
         detail = f"snapshot of type {snapshot.stream_type!r}, the stream is {stream.stream_type!r}"
         found.append(Problem("snapshots", *where, detail))
-    kind = aggregates.get(snapshot.stream_type)
+    return [
+        *found,
+        *_state_problems(snapshot, keys, aggregates.get(snapshot.stream_type), serializer),
+    ]
+
+
+def _state_problems(
+    snapshot: SnapshotRecord, keys: Keys, kind: AggregateType | None, serializer: Serializer | None
+) -> list[Problem]:
+    """What is wrong with a snapshot's state: its class, fingerprint, decoding, sealing."""
+    where = (snapshot.stream_id, snapshot.version, None)
     if serializer is None:
-        return found
+        problem = _unsealing_problem(snapshot.data, keys)
+        detail = f"the state's personal fields do not unseal: {problem}"
+        return [] if problem is None else [Problem("snapshots", *where, detail)]
     if kind is None:
         detail = f"no aggregate class of stream type {snapshot.stream_type!r} in --app"
-        return [*found, Problem("snapshots", *where, detail)]
+        return [Problem("snapshots", *where, detail)]
     if snapshot.state_schema != kind.state_schema:
         detail = (
             f"fingerprint {snapshot.state_schema!r} is not {kind.cls.__qualname__}'s "
             f"{kind.state_schema!r}: loads ignore it and replay"
         )
-        return [*found, Problem("snapshots", *where, detail)]
+        return [Problem("snapshots", *where, detail)]
     try:
-        serializer.decode_state(kind.cls, snapshot.data)
+        serializer.decode_state(kind.cls, snapshot.data, keys)
     except Exception as error:  # noqa: BLE001 -- reported, whatever it is
+        _raise_if_cryptography_missing(error)
         detail = f"state cannot be decoded: {type(error).__name__}: {_first_line(error)}"
-        found.append(Problem("snapshots", *where, detail))
-    return found
+        return [Problem("snapshots", *where, detail)]
+    return []
 
 
 def _aggregate_types() -> dict[str, AggregateType]:
@@ -179,7 +247,8 @@ def _aggregate_types() -> dict[str, AggregateType]:
     """
     found: dict[str, AggregateType] = {}
     for module in list(sys.modules.values()):
-        for value in list(vars(module).values()):
+        # None blocks an import (sys.modules["x"] = None), and a module may be any object.
+        for value in list(getattr(module, "__dict__", {}).values()):
             if isinstance(value, type) and "__esframework_aggregate__" in vars(value):
                 kind = aggregate_type(value)
                 found.setdefault(kind.stream_type, kind)

@@ -696,6 +696,41 @@ MIGRATIONS: Final = (
         ),
     ),
     Migration(
+        7,
+        "the keys of data subjects",
+        (
+            # One key per data subject; a forgotten subject keeps its row with no key, so
+            # nothing of theirs is sealed again.
+            """
+            CREATE TABLE {schema}.personal_data_keys (
+                subject VARCHAR(200) PRIMARY KEY,
+                key BYTEA,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                forgotten_at TIMESTAMPTZ,
+                CHECK ((key IS NULL) = (forgotten_at IS NOT NULL))
+            )
+            """,
+            # Roles that may append keep keys (saves create them, forgetting removes them).
+            """
+            DO $$
+            DECLARE
+                grantee text;
+            BEGIN
+                FOR grantee IN
+                    SELECT DISTINCT g.grantee FROM information_schema.role_table_grants AS g
+                    WHERE g.table_schema = {schema_name} AND g.table_name = 'events'
+                      AND g.privilege_type = 'INSERT' AND g.grantee <> current_user
+                      AND g.grantee <> 'PUBLIC'
+                LOOP
+                    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON %I.personal_data_keys TO %I',
+                                   {schema_name}, grantee);
+                END LOOP;
+            END
+            $$
+            """,
+        ),
+    ),
+    Migration(
         8,
         "tagged events, reads by query and append conditions",
         (

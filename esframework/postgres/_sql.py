@@ -319,6 +319,7 @@ class Statements:
         )
 
         self._retention(q)
+        self._personal_keys(q)
 
     def _retention(self, q: Callable[[LiteralString], bytes]) -> None:
         """Truncating and archiving streams (migration 6)."""
@@ -340,6 +341,27 @@ class Statements:
         self.archivable = q(
             "SELECT coalesce(sum(before_version - archived_before), 0) "
             "FROM {s}.stream_truncations WHERE archived_before < before_version"
+        )
+
+    def _personal_keys(self, q: Callable[[LiteralString], bytes]) -> None:
+        """The keys of data subjects (migration 7)."""
+        self.personal_keys = q(
+            "SELECT subject, key FROM {s}.personal_data_keys WHERE subject = ANY(%s)"
+        )
+        # Concurrent creators of one key: the loser's insert does nothing, and the key it
+        # then reads (in a later statement, which sees the winner's commit) is the winner's.
+        self.create_personal_keys = q(
+            "INSERT INTO {s}.personal_data_keys (subject, key) "
+            "SELECT * FROM unnest(%s::varchar[], %s::bytea[]) ON CONFLICT (subject) DO NOTHING"
+        )
+        self.purge_keys = q("VACUUM (FULL) {s}.personal_data_keys")
+        self.forget_subject = q(
+            """
+            INSERT INTO {s}.personal_data_keys AS k (subject, key, forgotten_at)
+            VALUES (%s, NULL, now())
+            ON CONFLICT (subject) DO UPDATE
+            SET key = NULL, forgotten_at = coalesce(k.forgotten_at, excluded.forgotten_at)
+            """
         )
 
     def append(self, count: int, *, any_version: bool = False, conditional: bool = False) -> bytes:

@@ -58,6 +58,7 @@ from esframework.postgres._errors import (
     translate,
     violated_constraint,
 )
+from esframework.postgres._keys import PersonalKeys
 from esframework.postgres._migrations import migrate
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
@@ -125,7 +126,7 @@ def _register_loaders(connection: psycopg.Connection[Any]) -> None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
 
-class PostgresEventStore(Archiving, SubscriptionStore[psycopg.Connection[Any]]):
+class PostgresEventStore(Archiving, PersonalKeys, SubscriptionStore[psycopg.Connection[Any]]):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip, and take no lock: writers never wait for

@@ -59,6 +59,7 @@ from esframework.postgres._errors import (
     translate,
     violated_constraint,
 )
+from esframework.postgres._keys_async import AsyncPersonalKeys
 from esframework.postgres._migrations_async import migrate_async
 from esframework.postgres._network import with_network_defaults
 from esframework.postgres._sequencer import Sequencer
@@ -126,7 +127,9 @@ def _register_loaders(connection: psycopg.AsyncConnection[Any]) -> None:
         connection.adapters.register_loader("jsonb", _TEXT_LOADER)
 
 
-class AsyncPostgresEventStore(AsyncArchiving, AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]):
+class AsyncPostgresEventStore(
+    AsyncArchiving, AsyncPersonalKeys, AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]
+):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip, and take no lock: writers never wait for

@@ -8,6 +8,9 @@ from typing import Any, TypeVar
 import attrs
 
 from esframework._aggregates import aggregate_type, aggregate_version, mark_applied, replayed
+from esframework._personal._keyring import Keyring
+from esframework._personal._keyring_async import AsyncKeyring
+from esframework._personal._sealing import Keys
 from esframework._repository import Repository
 from esframework._repository_async import AsyncRepository
 
@@ -40,7 +43,8 @@ def assert_snapshot_matches_replay(repository: Repository[A], aggregate_id: str)
     replay = _replayed(repository, aggregate_id, list(repository.history(aggregate_id)))
     repository.take_snapshot(replay)
     snapshot = repository.store.load_snapshot(aggregate_id)
-    _check_snapshot(repository, replay, snapshot)
+    keys = None if snapshot is None else Keyring(repository.keys).for_data(snapshot.data)
+    _check_snapshot(repository, replay, snapshot, keys)
     _assert_same(replay, repository.load(aggregate_id), "load via the snapshot")
     result: A = replay
     return result
@@ -54,7 +58,8 @@ async def assert_snapshot_matches_replay_async(
     replay = _replayed(repository, aggregate_id, history)
     await repository.take_snapshot(replay)
     snapshot = await repository.store.load_snapshot(aggregate_id)
-    _check_snapshot(repository, replay, snapshot)
+    keys = None if snapshot is None else await AsyncKeyring(repository.keys).for_data(snapshot.data)
+    _check_snapshot(repository, replay, snapshot, keys)
     _assert_same(replay, await repository.load(aggregate_id), "load via the snapshot")
     result: A = replay
     return result
@@ -72,7 +77,7 @@ def _replayed(repository: Any, aggregate_id: str, history: list[Any]) -> Any:  #
     return replay
 
 
-def _check_snapshot(repository: Any, replay: object, snapshot: Any) -> None:
+def _check_snapshot(repository: Any, replay: object, snapshot: Any, keys: Keys | None) -> None:
     # Decode the stored snapshot directly: a load would quietly replay past an unusable one.
     kind = aggregate_type(type(replay))
     if snapshot is None or snapshot.version != aggregate_version(replay):
@@ -81,7 +86,7 @@ def _check_snapshot(repository: Any, replay: object, snapshot: Any) -> None:
     if snapshot.state_schema != kind.state_schema:
         msg = f"the snapshot's state schema {snapshot.state_schema} is not {kind.state_schema}"
         raise AssertionError(msg)
-    restored = repository.serializer.decode_state(kind.cls, snapshot.data)
+    restored = repository.serializer.decode_state(kind.cls, snapshot.data, keys)
     _assert_same(replay, restored, "the decoded snapshot")
 
 

@@ -18,7 +18,7 @@ import attrs
 
 from esframework import EsframeworkError, Runner
 from examples.bank.app import Bank
-from examples.bank.domain import BankError
+from examples.bank.domain import FORGOTTEN_OWNER, BankError
 from examples.bank.projections import Views
 from examples.bank.worker import build, open_store
 
@@ -52,8 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _open(cli: Cli, args: argparse.Namespace) -> None:
-    cli.bank.open_account(args.account, owner=args.owner, currency=args.currency)
+    cli.bank.open_account(
+        args.account, owner=args.owner, currency=args.currency, customer_id=args.customer
+    )
     _print_balance(cli, args.account)
+
+
+def _forget(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.forget(args.customer, reason=args.reason)
+    cli.catch_up()  # the read models drop their copies of the customer's name
+    print(f"forgot customer {args.customer}: their name reads as {FORGOTTEN_OWNER!r} from now on")
 
 
 def _deposit(cli: Cli, args: argparse.Namespace) -> None:
@@ -204,7 +212,15 @@ def _parser() -> argparse.ArgumentParser:
     open_ = commands.add_parser("open", help="open an account")
     for name in ("account", "owner", "currency"):
         open_.add_argument(name)
+    open_.add_argument(
+        "--customer", help="the customer the owner's name belongs to (default: the account id)"
+    )
     open_.set_defaults(run=_open)
+
+    forget = commands.add_parser("forget", help="forget a customer's personal data for good")
+    forget.add_argument("customer")
+    forget.add_argument("--reason", default="", help="why (kept with the record of it)")
+    forget.set_defaults(run=_forget)
 
     for name, run in (("deposit", _deposit), ("withdraw", _withdraw)):
         command = commands.add_parser(name, help=f"{name} money")

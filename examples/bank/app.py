@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import orjson
+
 from esframework import ConcurrencyError, Envelope, EventStore, Metadata, Repository
 from esframework.errors import StreamTypeMismatchError
 from examples.bank.domain import Account, AccountExistsError, AccountIdTakenError, Transfer
@@ -31,8 +33,10 @@ class Bank:
         self.transfers = Repository(Transfer, store=store)
         self._attempts = attempts
 
-    def open_account(self, account_id: str, *, owner: str, currency: str) -> Account:
-        account = Account.open(account_id, owner=owner, currency=currency)
+    def open_account(
+        self, account_id: str, *, owner: str, currency: str, customer_id: str | None = None
+    ) -> Account:
+        account = Account.open(account_id, owner=owner, currency=currency, customer_id=customer_id)
         try:
             self.accounts.save(account)
         except ConcurrencyError as error:  # a new account expects no stream at all
@@ -76,6 +80,12 @@ class Bank:
 
     def history(self, account_id: str) -> Iterator[Envelope[Any]]:
         return self.accounts.history(account_id)
+
+    def forget(self, customer_id: str, *, reason: str = "") -> None:
+        """Forget a customer: their accounts' owner name reads as `FORGOTTEN_OWNER` from now
+        on, in loads and (once the projections catch up) in the read models too."""
+        metadata = orjson.dumps({"reason": reason} if reason else {}).decode()
+        self.store.forget_personal_data(customer_id, metadata=metadata)
 
     def run(
         self,

@@ -10,7 +10,17 @@ from typing import Any, Self
 
 import attrs
 
-from esframework import SnapshotPolicy, aggregate, applies, emit, event, new, upcaster
+from esframework import (
+    SnapshotPolicy,
+    aggregate,
+    aggregate_id,
+    applies,
+    emit,
+    event,
+    new,
+    personal,
+    upcaster,
+)
 
 # The largest amount one command moves. Far above any real payment, it keeps a typo (or a
 # 1e30) from putting an absurd balance on record, and balances well inside Decimal's precision.
@@ -77,11 +87,19 @@ class SameAccountError(BankError):
         super().__init__("a transfer needs two different accounts")
 
 
+# What an account's owner reads as once its customer is forgotten (see `Bank.forget`).
+FORGOTTEN_OWNER = "(forgotten)"
+
+
 # --8<-- [start:account-events]
 @event(name="AccountOpened")
 class AccountOpened:
-    owner: str
+    # The owner's name is personal data of the customer: stored sealed with the customer's
+    # key, it reads as FORGOTTEN_OWNER once the customer is forgotten. Accounts opened
+    # before customers existed have no customer id (and their owner is stored readable).
+    owner: str = personal(subject="customer_id", forgotten=FORGOTTEN_OWNER)
     currency: str
+    customer_id: str = ""
 
 
 # --8<-- [start:evolution]
@@ -175,7 +193,9 @@ class TransferFailed:
 class Account:
     """A bank account: money in one currency, never overdrawn."""
 
-    owner: str = ""
+    # A copy of personal data: declared personal too, so snapshots keep it sealed.
+    owner: str = personal(subject="customer_id", forgotten=FORGOTTEN_OWNER, default="")
+    customer_id: str = ""
     currency: str = ""
     balance: Decimal = Decimal(0)
     status: str = "open"  # open, frozen or closed
@@ -185,9 +205,13 @@ class Account:
     transfers_refunded: frozenset[str] = frozenset()
 
     @classmethod
-    def open(cls, account_id: str, *, owner: str, currency: str) -> Self:
+    def open(
+        cls, account_id: str, *, owner: str, currency: str, customer_id: str | None = None
+    ) -> Self:
+        """Open an account for a customer (by default, a customer of its own id)."""
         account = new(cls, account_id)
-        emit(account, AccountOpened(owner=owner, currency=currency))
+        customer = account_id if customer_id is None else customer_id
+        emit(account, AccountOpened(owner=owner, currency=currency, customer_id=customer))
         return account
 
     def deposit(self, amount: Decimal) -> None:
@@ -271,6 +295,7 @@ class Account:
     @applies(AccountOpened)
     def _on_opened(self, e: AccountOpened) -> None:
         self.owner = e.owner
+        self.customer_id = e.customer_id or aggregate_id(self)
         self.currency = e.currency
 
     @applies(MoneyDeposited)

@@ -34,7 +34,7 @@ from esframework import (
     aggregate_version,
     execute_sql_async,
 )
-from esframework.errors import StreamTypeMismatchError
+from esframework.errors import StreamTypeMismatchError, SubjectForgottenError
 from esframework.postgres import AsyncPostgresEventStore
 from examples.bank.domain import Account, AccountIdTakenError, BankError, Transfer
 from examples.bank.projections import ACCOUNTS, accounts_tables
@@ -54,6 +54,7 @@ def account_view(account: Account) -> dict[str, Any]:
     return {
         "id": aggregate_id(account),
         "owner": account.owner,
+        "customer_id": account.customer_id,
         "currency": account.currency,
         "balance": str(account.balance),
         "status": account.status,
@@ -75,6 +76,21 @@ def transfer_view(transfer: Transfer) -> dict[str, Any]:
 
 async def fields(request: Request, *names: str) -> list[Any]:
     """The named fields of the JSON body; 400 if the body or a field is missing."""
+    body = await _body(request)
+    missing = [name for name in names if name not in body]
+    if missing:
+        message = f"missing field(s): {', '.join(missing)}"
+        raise BadRequestError(message)
+    return [body[name] for name in names]
+
+
+async def optional_fields(request: Request, *names: str) -> list[Any]:
+    """The named fields of the JSON body, None where missing; an empty body has none."""
+    body = await _body(request) if await request.body() else {}
+    return [body.get(name) for name in names]
+
+
+async def _body(request: Request) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as error:
@@ -83,11 +99,7 @@ async def fields(request: Request, *names: str) -> list[Any]:
     if not isinstance(body, dict):
         message = "the body must be a JSON object"
         raise BadRequestError(message)
-    missing = [name for name in names if name not in body]
-    if missing:
-        message = f"missing field(s): {', '.join(missing)}"
-        raise BadRequestError(message)
-    return [body[name] for name in names]
+    return body
 
 
 def amount_of(value: object) -> Decimal:
@@ -123,6 +135,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (StreamTypeMismatchError, 404),
     (ConcurrencyError, 409),
     (AccountIdTakenError, 409),
+    (SubjectForgottenError, 422),  # a forgotten customer's name cannot be stored again
     (BankError, 422),
     (ValueError, 422),
 )
@@ -158,6 +171,15 @@ async def open_new(accounts: AsyncRepository[Account], account: Account) -> None
         raise AccountIdTakenError(aggregate_id(account), error.actual) from error
 
 
+async def forget_customer(store: AsyncPostgresEventStore, request: Request) -> Response:
+    """Forget a customer: their name reads as forgotten in every account from now on."""
+    (reason,) = await optional_fields(request, "reason")
+    customer = request.path_params["customer"]
+    metadata = orjson.dumps({"reason": str(reason)} if reason else {}).decode()
+    await store.forget_personal_data(customer, metadata=metadata)
+    return json({"customer_id": customer, "forgotten": True})
+
+
 def create_app(store: AsyncPostgresEventStore) -> Starlette:
     """The bank's API over `store`; statements come from the worker's read model."""
     accounts = AsyncRepository(Account, store=store)
@@ -174,7 +196,13 @@ def create_app(store: AsyncPostgresEventStore) -> Starlette:
 
     async def open_account(request: Request) -> Response:
         account_id, owner, currency = await fields(request, "id", "owner", "currency")
-        account = Account.open(str(account_id), owner=str(owner), currency=str(currency))
+        customer = (await optional_fields(request, "customer_id"))[0]
+        account = Account.open(
+            str(account_id),
+            owner=str(owner),
+            currency=str(currency),
+            customer_id=None if customer is None else str(customer),
+        )
         await open_new(accounts, account)
         return json(account_view(account), 201)
 
@@ -228,6 +256,11 @@ def create_app(store: AsyncPostgresEventStore) -> Starlette:
         Route("/accounts/{account}/deposits", errors(deposit), methods=["POST"]),
         Route("/accounts/{account}/withdrawals", errors(withdraw), methods=["POST"]),
         Route("/accounts/{account}/statement", errors(statement), methods=["GET"]),
+        Route(
+            "/customers/{customer}/forget",
+            errors(lambda request: forget_customer(store, request)),
+            methods=["POST"],
+        ),
         Route("/transfers", errors(request_transfer), methods=["POST"]),
         Route("/transfers/{transfer}", errors(show_transfer), methods=["GET"]),
     ]

@@ -15,8 +15,17 @@ from typing import Any
 
 import attrs
 
-from esframework import BlueGreen, Envelope, Subscription, SubscriptionStore, execute_sql
+from esframework import (
+    PERSONAL_DATA_STREAM_TYPE,
+    BlueGreen,
+    Envelope,
+    PersonalDataForgotten,
+    Subscription,
+    SubscriptionStore,
+    execute_sql,
+)
 from examples.bank.domain import (
+    FORGOTTEN_OWNER,
     AccountClosed,
     AccountFrozen,
     AccountOpened,
@@ -33,21 +42,24 @@ from examples.bank.domain import (
 
 # The accounts read model is rolled out blue/green (see `ACCOUNTS`): each version has its own
 # tables, suffixed, and its own subscription. v1 is the first release's, without suffix; v2
-# added the statement's `counterparty` column (the other account of a transfer).
-ACCOUNTS_VERSION = "v2"
-"""The version of the accounts read model this code builds; v1 is the one it replaced."""
+# added the statement's `counterparty` column (the other account of a transfer); v3 the
+# balances' `customer` column, so that forgetting a customer drops their name from it.
+ACCOUNTS_VERSION = "v3"
+"""The version of the accounts read model this code builds; v1 and v2 came before it."""
 
-_SUFFIX = {"v1": "", "v2": "_v2"}
-_COUNTERPARTY = {"v1": False, "v2": True}
+_SUFFIX = {"v1": "", "v2": "_v2", "v3": "_v3"}
+_COUNTERPARTY = {"v1": False, "v2": True, "v3": True}
+_CUSTOMER = {"v1": False, "v2": False, "v3": True}
 
 
 def accounts_tables(version: str) -> dict[str, str]:
     """The balances and statement tables of `version`, with their columns."""
     suffix = _SUFFIX[version]
     counterparty = "counterparty TEXT NOT NULL, " if _COUNTERPARTY[version] else ""
+    customer = ", customer TEXT NOT NULL" if _CUSTOMER[version] else ""
     return {
         f"bank_balances{suffix}": "account TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-        "currency TEXT NOT NULL, balance TEXT NOT NULL, status TEXT NOT NULL",
+        f"currency TEXT NOT NULL, balance TEXT NOT NULL, status TEXT NOT NULL{customer}",
         f"bank_statement{suffix}": "account TEXT NOT NULL, version INTEGER NOT NULL, "
         "position INTEGER NOT NULL, recorded_at TEXT NOT NULL, description TEXT NOT NULL, "
         f"amount TEXT NOT NULL, balance TEXT NOT NULL, {counterparty}"
@@ -98,11 +110,23 @@ class AccountsProjection:
         event, account = envelope.event, envelope.stream_id
         balances, statement = accounts_tables(self.version)
         if isinstance(event, AccountOpened):
+            opened = [account, event.owner, event.currency]
+            names = "account, owner, currency"
+            if _CUSTOMER[self.version]:
+                opened.append(event.customer_id or account)
+                names += ", customer"
             execute_sql(
                 connection,
-                f"INSERT INTO {balances} (account, owner, currency, balance, status) "
-                "VALUES (%s, %s, %s, '0', 'open')",
-                (account, event.owner, event.currency),
+                f"INSERT INTO {balances} ({names}, balance, status) "
+                f"VALUES ({', '.join(['%s'] * len(opened))}, '0', 'open')",
+                opened,
+            )
+        elif isinstance(event, PersonalDataForgotten) and _CUSTOMER[self.version]:
+            # The store no longer reads the name back; this copy of it must go too.
+            execute_sql(
+                connection,
+                f"UPDATE {balances} SET owner = %s WHERE customer = %s",
+                (FORGOTTEN_OWNER, event.subject),
             )
         elif (status := _STATUS.get(type(event))) is not None:
             execute_sql(
@@ -147,7 +171,9 @@ class AccountsProjection:
 def accounts_subscription(version: str) -> Subscription[Any]:
     """The subscription that keeps `version` of the accounts read model."""
     name = "bank-accounts" + _SUFFIX[version].replace("_", "-")
-    return Subscription(name=name, handler=AccountsProjection(version), stream_types=["Account"])
+    # v3 also hears of forgotten customers, whose events have a stream type of their own.
+    stream_types = ["Account", PERSONAL_DATA_STREAM_TYPE] if _CUSTOMER[version] else ["Account"]
+    return Subscription(name=name, handler=AccountsProjection(version), stream_types=stream_types)
 
 
 def _create_accounts(connection: Any, version: str) -> None:

@@ -27,6 +27,7 @@ from esframework import (
 )
 from esframework.postgres import AsyncPostgresEventStore, PostgresEventStore, migrate
 from tests.domain import Wallet
+from tests.personal.domain import FORGOTTEN, Customer
 
 SETUP = Path(__file__).parents[2] / "docs" / "snippets" / "least-privilege.sql"
 
@@ -77,6 +78,12 @@ def test_application_role_appends_and_reads_but_cannot_rewrite(
                 expected_version=0,
                 condition=AppendCondition(query),
             )
+        # Personal data: saves make subjects' keys, forgetting overwrites them.
+        customers = Repository(Customer, store=store)
+        customers.save(Customer.register("c-1", "ada@example.com"), snapshot=True)
+        assert customers.load("c-1").email == "ada@example.com"
+        store.forget_personal_data("c-1")
+        assert customers.load("c-1").email == FORGOTTEN
     events = sql.Identifier(names["es"], "events")
     with psycopg.connect(app_dsn, autocommit=True) as app:
         for forbidden in ("UPDATE {} SET version = 9", "DELETE FROM {}", "TRUNCATE {}"):
@@ -230,7 +237,12 @@ def test_migration_4_gives_checkpointing_roles_the_dead_letter_rights(
                 )
         for statement in statements(3, names):
             # The grants as they were (the tables of migration 6 do not exist yet).
-            later = ("subscription_dead_letters", "events_archive", "stream_truncations")
+            later = (
+                "subscription_dead_letters",
+                "events_archive",
+                "stream_truncations",
+                "personal_data_keys",
+            )
             if not any(name in statement for name in later):
                 owner.execute(statement)
         privilege = "SELECT has_table_privilege(%s, %s, 'DELETE')"

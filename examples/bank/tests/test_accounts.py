@@ -32,7 +32,7 @@ from examples.bank.domain import (
     TransferRequested,
 )
 
-OPENED = AccountOpened(owner="Ada", currency="EUR")
+OPENED = AccountOpened(owner="Ada", currency="EUR", customer_id="a")
 FUNDED = (OPENED, MoneyDeposited(amount=Decimal("50.00"), currency="EUR"))
 DEBITED = TransferDebited(
     transfer_id="t1", destination="b", amount=Decimal("20.00"), currency="EUR"

@@ -130,3 +130,29 @@ def test_an_account_under_a_transfers_id_is_refused(where: list[str], tmp_path: 
     assert refunded.returncode == 0, refunded.stderr
     assert f"failed: the destination refused: {transfer!r} is not an account" in refunded.stdout
     assert "(Ann, open): 7 EUR" in bank(*where, "balance", "ann", cwd=tmp_path).stdout
+
+
+def test_forget_a_customer(where: list[str], tmp_path: Path) -> None:
+    """`forget` drops the owner's name from loads and from the balances read model."""
+    for args in (
+        ("open", "ann-1", "Ann Ames", "EUR", "--customer", "ann"),
+        ("open", "ann-2", "Ann Ames", "USD", "--customer", "ann"),
+        ("open", "ben", "Ben", "EUR"),
+        ("deposit", "ann-1", "10"),
+    ):
+        assert bank(*where, *args, cwd=tmp_path).returncode == 0
+    assert "(Ann Ames, open)" in bank(*where, "balance", "ann-1", cwd=tmp_path).stdout
+    done = bank(*where, "forget", "ann", "--reason", "asked to", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "forgot customer ann" in done.stdout
+    for account in ("ann-1", "ann-2"):
+        shown = bank(*where, "balance", account, cwd=tmp_path).stdout
+        assert "((forgotten), open)" in shown
+    history = bank(*where, "history", "ann-1", cwd=tmp_path).stdout
+    assert "owner='(forgotten)'" in history
+    assert "Ann Ames" not in history
+    assert "(Ben, open)" in bank(*where, "balance", "ben", cwd=tmp_path).stdout
+    assert bank(*where, "forget", "ann", cwd=tmp_path).returncode == 0  # idempotent
+    refused = bank(*where, "open", "ann-3", "Ann Ames", "EUR", "--customer", "ann", cwd=tmp_path)
+    assert "was forgotten" in one_line_error(refused)
+    assert "1 to 200 characters" in one_line_error(bank(*where, "forget", "", cwd=tmp_path))

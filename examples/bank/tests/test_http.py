@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from esframework.postgres import AsyncPostgresEventStore, PostgresEventStore
+from examples.bank.domain import FORGOTTEN_OWNER
 from examples.bank.http import create_app
 from examples.bank.worker import build
 
@@ -45,6 +46,7 @@ def test_accounts_and_errors(postgres_store: PostgresEventStore, postgres_dsn: s
         assert account == {
             "id": "alice",
             "owner": "Alice",
+            "customer_id": "alice",
             "currency": "EUR",
             "balance": "100.00",
             "status": "open",
@@ -203,5 +205,34 @@ def test_ids_of_the_other_aggregate_type(
         )
         shown = await client.get(f"/transfers/{transfer}")
         assert (shown.status_code, shown.json()["status"]) == (200, "requested")
+
+    run_api(postgres_dsn, postgres_store.schema, scenario)
+
+
+def test_forgetting_a_customer(postgres_store: PostgresEventStore, postgres_dsn: str) -> None:
+    """POST /customers/{id}/forget: the owner's name reads as forgotten in every account."""
+
+    async def scenario(client: Client) -> None:
+        for account in ("ann-1", "ann-2"):
+            response = await client.post(
+                "/accounts",
+                json={"id": account, "owner": "Ann Ames", "currency": "EUR", "customer_id": "ann"},
+            )
+            assert response.status_code == 201, response.text
+        await open_funded(client, "bob", "0")
+        forgotten = await client.post("/customers/ann/forget", json={"reason": "by request"})
+        assert forgotten.json() == {"customer_id": "ann", "forgotten": True}
+        for account in ("ann-1", "ann-2"):
+            assert (await client.get(f"/accounts/{account}")).json()["owner"] == FORGOTTEN_OWNER
+        assert (await client.get("/accounts/bob")).json()["owner"] == "Bob"
+        again = await client.post(
+            "/accounts",
+            json={"id": "ann-3", "owner": "Ann Ames", "currency": "EUR", "customer_id": "ann"},
+        )
+        assert again.status_code == 422
+        assert "forgotten" in again.json()["error"]
+        assert (await client.post("/customers/ann/forget")).status_code == 200  # idempotent
+        bad = await client.post(f"/customers/{'x' * 201}/forget")
+        assert bad.status_code == 422
 
     run_api(postgres_dsn, postgres_store.schema, scenario)

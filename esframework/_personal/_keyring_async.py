@@ -1,0 +1,40 @@
+"""The keys one read needs, fetched once per subject for the length of that read.
+
+This module is the source of `_keyring.py`, which `tools/async_to_sync.py` generates from it.
+
+A keyring lives as long as one load, one page of a subscription or one command: never
+longer, so that a subject forgotten meanwhile reads as forgotten from the next read on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from esframework._personal._keys_async import AsyncKeyStore
+from esframework._personal._sealing import Keys, sealed_subjects
+
+__all__ = ["AsyncKeyring"]
+
+
+class AsyncKeyring:
+    """Fetches the keys that unsealing stored documents needs, each subject's once."""
+
+    def __init__(self, keys: AsyncKeyStore) -> None:
+        self._store = keys
+        self._keys: dict[str, bytes | None] = {}
+        self._asked: set[str] = set()
+
+    async def for_data(self, *documents: str) -> Keys:
+        """Return keys for every subject the stored JSON `documents` are sealed for."""
+        return await self.for_all(documents)
+
+    async def for_all(self, documents: Iterable[str]) -> Keys:
+        """Like `for_data`, for many documents (a page of events) at once."""
+        wanted: set[str] = set()
+        for data in documents:
+            wanted |= sealed_subjects(data)
+        wanted -= self._asked
+        if wanted:
+            self._keys.update(await self._store.personal_data_keys(wanted))
+            self._asked |= wanted
+        return self._keys

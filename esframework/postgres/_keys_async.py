@@ -1,0 +1,85 @@
+"""The keys of data subjects on PostgreSQL (migration 7): methods of the store.
+
+This module is the source of `_keys.py`, which `tools/async_to_sync.py` generates from it.
+
+A forgotten subject's key is overwritten with NULL. PostgreSQL keeps the old row version
+until vacuum removes it, and even then its bytes stay in the page's free space until the
+table is rewritten: `purge_forgotten_keys` rewrites it. The write-ahead log and backups keep
+the key until they are recycled: "Personal data and retention" in the guide says what that
+means for forgetting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+
+from esframework._personal._sealing import new_key, validate_subject
+from esframework.postgres._sql import Statements
+
+__all__ = ["AsyncPersonalKeys"]
+
+T = TypeVar("T")
+
+
+class _Store(Protocol):
+    """What these methods use of the store they are mixed into."""
+
+    _statements: Statements
+    conninfo: str
+
+    async def _run(
+        self, doing: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T: ...
+
+
+class AsyncPersonalKeys:
+    """`personal_data_keys` and `delete_personal_data_key` of the PostgreSQL store."""
+
+    async def personal_data_keys(
+        self: _Store, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, bytes | None]:
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return {}
+        statements = self._statements
+        if create:
+            for subject in wanted:
+                validate_subject(subject)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> dict[str, bytes | None]:
+            cursor = await conn.execute(statements.personal_keys, (wanted,))
+            found = dict(await cursor.fetchall())
+            missing = [subject for subject in wanted if subject not in found]
+            if create and missing:
+                await conn.execute(
+                    statements.create_personal_keys, (missing, [new_key() for _ in missing])
+                )
+                cursor = await conn.execute(statements.personal_keys, (missing,))
+                found.update(await cursor.fetchall())
+            return {s: None if key is None else bytes(key) for s, key in found.items()}
+
+        return await self._run("read personal data keys", work)
+
+    async def purge_forgotten_keys(self: _Store) -> None:
+        """Rewrite the key table, so that forgotten keys leave the database's files.
+
+        Run it after forgetting (`esframework purge-keys` does): `VACUUM FULL` of the small
+        key table, which holds its exclusive lock for as long as copying its live rows
+        takes (saves that create keys wait that long). Needs the table's owner, as
+        migrations do.
+        """
+        connection = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        async with connection:
+            await connection.execute(self._statements.purge_keys)
+
+    async def delete_personal_data_key(self: _Store, subject: str) -> None:
+        validate_subject(subject)
+        statements = self._statements
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(statements.forget_subject, (subject,))
+
+        await self._run(f"forget subject {subject!r}", work)
