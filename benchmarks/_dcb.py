@@ -44,7 +44,6 @@ __all__ = [
     "DcbWriter",
     "DcbWriterClient",
     "Fold",
-    "analyze_schema",
     "event_data",
     "fold",
     "make_dcb_side",
@@ -53,6 +52,7 @@ __all__ = [
     "run_dcb",
     "run_decide",
     "run_read",
+    "vacuum_schema",
     "writer_tags",
 ]
 
@@ -199,7 +199,7 @@ def run_decide(side: DcbSide, events: int, seconds: float, start: int) -> tuple[
     return timed_repeat(decide, seconds), k
 
 
-def analyze_schema(dsn: str, schema: str) -> None:
+def vacuum_schema(dsn: str, schema: str) -> None:
     """VACUUM and ANALYZE every table of `schema` after the prefill, as autovacuum would
     in a store that has been running: both sides start from fresh statistics and no dead
     rows. (esframework writes each event's position after its commit, so a bulk append

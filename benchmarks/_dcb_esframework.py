@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 
 from _common import drop_schema, recreate_schema
-from _dcb import EVENT_TYPE, PREFILL_CHUNK, analyze_schema, event_data, prefill_tags
+from _dcb import EVENT_TYPE, PREFILL_CHUNK, event_data, prefill_tags, vacuum_schema
 from _esframework_side import open_store
 
 from esframework import AppendCondition, ExpectedVersion, NewEvent, Query, QueryItem
@@ -86,7 +86,7 @@ class EsframeworkDcbSide:
                 store.append(f"prefill-{i}", "Prefill", batch, expected_version=0)
                 batch = []
         store.head()  # waits until the prefill is positioned
-        analyze_schema(self.dsn, self.schema)
+        vacuum_schema(self.dsn, self.schema)
 
     def read(self, tags: Sequence[str]) -> tuple[list[bytes | str], int]:
         return self.client.read(tags)

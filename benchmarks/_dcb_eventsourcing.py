@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from _common import check_session_settings, drop_schema, recreate_schema
-from _dcb import EVENT_TYPE, PREFILL_CHUNK, analyze_schema, event_data, prefill_tags
+from _dcb import EVENT_TYPE, PREFILL_CHUNK, event_data, prefill_tags, vacuum_schema
 from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQueryItem
 from eventsourcing.dcb.postgres_tt import PostgresDCBRecorderTT
 from eventsourcing.postgres import PostgresDatastore
@@ -119,7 +119,7 @@ class EventsourcingDcbSide:
             if len(batch) == PREFILL_CHUNK or i == events - 1:
                 recorder.append(batch)  # unconditional: one statement per chunk
                 batch = []
-        analyze_schema(self.dsn, self.schema)
+        vacuum_schema(self.dsn, self.schema)
 
     def read(self, tags: Sequence[str]) -> tuple[list[bytes | str], int]:
         return self.client.read(tags)
