@@ -137,10 +137,10 @@ _SCHEMA: Final = (
     """,
     # Closed, truncated and archived streams: see `_sqlite_retention`.
     *RETENTION_SCHEMA,
-    # Tagged events, for reads by query and conditional appends: see `_sqlite_queries`.
-    *TAGS_SCHEMA,
     # The keys of data subjects: see `_sqlite_keys`.
     *KEYS_SCHEMA,
+    # Tagged events, for reads by query and conditional appends: see `_sqlite_queries`.
+    *TAGS_SCHEMA,
 )
 
 _COLUMNS: Final = COLUMNS

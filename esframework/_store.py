@@ -48,12 +48,12 @@ class EventStore(KeyStore, Protocol):
     - a stream closed by `tombstone` takes no more events, and a stream truncated by
       `truncate_before` reads from its truncation point unless a read asks for the archived
       part too (`include_archived=True`); global reads always see every event;
+    - the keys of data subjects (`personal_data_keys`) stay the same until the subject is
+      forgotten, and are gone for good after;
     - events carry tags, and `read_query` reads the events a query matches in global order;
       an append with a condition fails, writing nothing, if the condition's query matches an
       event stored after the condition's `after`, whoever appended it and however late it
       committed (see "Consistency boundaries" in the concepts).
-    - the keys of data subjects (`personal_data_keys`) stay the same until the subject is
-      forgotten, and are gone for good after.
     """
 
     def append(

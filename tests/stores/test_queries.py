@@ -326,3 +326,21 @@ def test_read_query_matches_a_naive_model(
     positions = [e.position for e in found.events]
     assert positions == sorted(positions)
     assert found.head >= max(positions, default=start)
+
+
+@pytest.mark.parametrize("count", [3, 20])
+def test_tags_with_any_characters_in_small_and_large_appends(store: EventStore, count: int) -> None:
+    """Tags with quotes, commas, braces, spaces and non-ASCII letters read back as given,
+    in appends of a few events and of many (which PostgreSQL sends as arrays)."""
+    odd = ['quote:"x"', "comma:a,b", "brace:{1}", "space: y", "back\\slash", "ümlaut:é"]
+    events = [tagged("Odd", odd[i % len(odd)], f"n:{i}", n=i) for i in range(count)]
+    condition = AppendCondition(
+        Query.of(QueryItem(tags=[odd[0]])), store.read_query(Query.all()).head
+    )
+    store.append(new_stream(), "S", events, expected_version=0, condition=condition)
+    for tag in odd[: min(count, len(odd))]:
+        found = store.read_query(Query.of(QueryItem(types=["Odd"], tags=[tag])))
+        assert found.events
+        assert all(tag in e.tags for e in found.events)
+    read = store.read_query(Query.of(QueryItem(types=["Odd"])))
+    assert [e.tags for e in read.events] == [tuple(sorted(e.tags)) for e in events]
