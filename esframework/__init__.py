@@ -17,6 +17,7 @@ from esframework._aggregates import (
     pending_events,
 )
 from esframework._blue_green import PROJECTION_VERSIONS_TABLE, BlueGreen, replaying
+from esframework._decisions import AsyncDecisions, Decisions, decision_model
 from esframework._envelope import Envelope, Metadata
 from esframework._events import EventType, event, event_type_of
 from esframework._memory import InMemoryEventStore
@@ -65,6 +66,7 @@ from esframework._subscriptions_async import (
     AsyncSubscriptionStore,
     AsyncSubscriptionWorker,
 )
+from esframework._tags import tag
 from esframework._threaded import AsyncInMemoryEventStore, AsyncSQLiteEventStore
 from esframework._upcasting import Upcaster, Upcasters, upcaster
 from esframework.errors import (
@@ -83,6 +85,7 @@ __all__ = [
     "AggregateNotFoundError",
     "AppendCondition",
     "AppendResult",
+    "AsyncDecisions",
     "AsyncEventStore",
     "AsyncHandler",
     "AsyncInMemoryEventStore",
@@ -97,6 +100,7 @@ __all__ = [
     "BlueGreen",
     "ConcurrencyError",
     "ConditionFailedError",
+    "Decisions",
     "Envelope",
     "EsframeworkError",
     "EventPayload",
@@ -140,6 +144,7 @@ __all__ = [
     "applies",
     "async_partitioned",
     "async_rebuild_partitions",
+    "decision_model",
     "emit",
     "errors",
     "event",
@@ -152,6 +157,7 @@ __all__ = [
     "personal",
     "rebuild_partitions",
     "replaying",
+    "tag",
     "upcaster",
 ]
 

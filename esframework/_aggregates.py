@@ -7,7 +7,7 @@ instance's identity, version and pending events beside the state, out of the use
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, NamedTuple, TypeVar, cast, overload
 from uuid import UUID, uuid4
 
@@ -100,11 +100,14 @@ class PendingEvent(NamedTuple):
             a retried save is idempotent.
         metadata: The metadata given to `emit`; `Metadata()` (empty) for none. A save's
             own metadata fills in what it leaves empty.
+        tags: The tags given to `emit`, beside those the event's class derives from its
+            fields (see `tag`).
     """
 
     event: object
     event_id: UUID
     metadata: Metadata
+    tags: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -244,16 +247,33 @@ def new(cls: type[A], aggregate_id: str) -> A:
     return instance
 
 
-def emit(aggregate: object, event: object, *, metadata: Metadata | None = None) -> None:
+def emit(
+    aggregate: object,
+    event: object,
+    *,
+    metadata: Metadata | None = None,
+    tags: Iterable[str] = (),
+) -> None:
     """Apply `event` to `aggregate` now and queue it for the next save.
+
+    Args:
+        aggregate: The aggregate the event happens to.
+        event: The event.
+        metadata: The event's own metadata; the save's fills in what it leaves empty.
+        tags: Tags to store with the event beside those its class's `tag(...)` fields give
+            it, such as ``["region:eu"]``: queries (and decision models) find it by them.
 
     Raises:
         MissingHandlerError: The aggregate has no `@applies` handler for the event's class.
+        TypeError: `tags` is a single string (give a list of them).
     """
+    if isinstance(tags, str):  # a str is an iterable of one-letter tags: never meant
+        msg = f"emit(..., tags=...) takes a collection of tags, not the string {tags!r}"
+        raise TypeError(msg)
     tracking = _tracking(aggregate)
     aggregate_type(type(aggregate)).apply(aggregate, event)
     tracking.version += 1
-    tracking.pending.append(PendingEvent(event, uuid4(), metadata or NO_METADATA))
+    tracking.pending.append(PendingEvent(event, uuid4(), metadata or NO_METADATA, tuple(tags)))
 
 
 def aggregate_id(aggregate: object) -> str:

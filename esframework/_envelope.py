@@ -49,6 +49,9 @@ class Envelope(NamedTuple, Generic[E_co]):
         position: The event's place in the store's global order.
         recorded_at: When the store recorded the event (UTC).
         metadata: Correlation and causation ids and other facts.
+        tags: The event's tags (``"course:c1"``), sorted: those its class's `tag(...)`
+            fields give it and those given when it was emitted. Queries select events by
+            them (see "Decision models" in the concepts).
     """
 
     event: E_co
@@ -59,6 +62,7 @@ class Envelope(NamedTuple, Generic[E_co]):
     position: int
     recorded_at: datetime
     metadata: Metadata
+    tags: tuple[str, ...] = ()
 
 
 NO_METADATA = Metadata()

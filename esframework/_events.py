@@ -10,6 +10,7 @@ from typing_extensions import dataclass_transform
 
 from esframework._personal._fields import check_personal_fields, personal
 from esframework._shapes import check_definition
+from esframework._tags import check_tag_fields, tag
 from esframework.errors import DuplicateEventTypeError
 
 __all__ = ["EventType", "event", "event_type_of", "registry"]
@@ -101,7 +102,7 @@ def event(*, name: str | None = None, version: int = 1) -> Callable[[type[T]], t
 
 
 @dataclass_transform(
-    frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field, personal)
+    frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field, personal, tag)
 )
 def event(
     cls: type[T] | None = None, /, *, name: str | None = None, version: int = 1
@@ -119,7 +120,8 @@ def event(
         DuplicateEventTypeError: Another class is registered under the same name and version.
         UnsupportedFieldTypeError: A field's type cannot be stored and read back exactly
             (an unsupported type, or a union whose members are stored alike).
-        DefinitionError: A `personal` field names a subject field the class lacks.
+        DefinitionError: A `personal` field names a subject field the class lacks, or a
+            field marked with `tag(...)` has a type that makes no tag.
     """
     if version < 1:
         msg = f"event schema versions start at 1, got {version}"
@@ -127,7 +129,7 @@ def event(
 
     def decorate(cls: type[T]) -> type[T]:
         made: type[T] = attrs.frozen(cls, slots=True, kw_only=True)
-        check_definition(made)
+        check_tag_fields(check_definition(made))
         check_personal_fields(made)
         registry.add(made, name or cls.__name__, version)
         return made

@@ -251,7 +251,7 @@ class Repository(Generic[A]):
         loaded_at = version - len(pending)
         stream_type = self._type.stream_type
         with _instrumentation.active.save(stream_id, stream_type, len(pending)) as probe:
-            records = self._encode(pending, metadata, probe.traceparent())
+            records = self._encode(pending, metadata, probe.traceparent(), stream_id)
             with probe.append(records, loaded_at) as append:
                 result = self.store.append(
                     stream_id, stream_type, records, expected_version=loaded_at
@@ -267,7 +267,11 @@ class Repository(Generic[A]):
         return SaveResult(result.stream_id, result.version, result.positions, snapshot_error)
 
     def _encode(
-        self, pending: Iterable[PendingEvent], metadata: Metadata | None, traceparent: str | None
+        self,
+        pending: Iterable[PendingEvent],
+        metadata: Metadata | None,
+        traceparent: str | None,
+        stream_id: str,
     ) -> list[NewEvent]:
         """Encode pending events, sealing personal fields with keys made for new subjects."""
         pending = list(pending)
@@ -279,6 +283,8 @@ class Repository(Generic[A]):
                 event_id=p.event_id,
                 metadata=_merged(p, metadata, traceparent),
                 keys=keys,
+                tags=p.tags,
+                stream_id=stream_id,
             )
             for p in pending
         ]

@@ -252,7 +252,7 @@ class AsyncRepository(Generic[A]):
         loaded_at = version - len(pending)
         stream_type = self._type.stream_type
         with _instrumentation.active.save(stream_id, stream_type, len(pending)) as probe:
-            records = await self._encode(pending, metadata, probe.traceparent())
+            records = await self._encode(pending, metadata, probe.traceparent(), stream_id)
             with probe.append(records, loaded_at) as append:
                 result = await self.store.append(
                     stream_id, stream_type, records, expected_version=loaded_at
@@ -268,7 +268,11 @@ class AsyncRepository(Generic[A]):
         return SaveResult(result.stream_id, result.version, result.positions, snapshot_error)
 
     async def _encode(
-        self, pending: Iterable[PendingEvent], metadata: Metadata | None, traceparent: str | None
+        self,
+        pending: Iterable[PendingEvent],
+        metadata: Metadata | None,
+        traceparent: str | None,
+        stream_id: str,
     ) -> list[NewEvent]:
         """Encode pending events, sealing personal fields with keys made for new subjects."""
         pending = list(pending)
@@ -280,6 +284,8 @@ class AsyncRepository(Generic[A]):
                 event_id=p.event_id,
                 metadata=_merged(p, metadata, traceparent),
                 keys=keys,
+                tags=p.tags,
+                stream_id=stream_id,
             )
             for p in pending
         ]

@@ -23,12 +23,15 @@ from esframework._json import (
 )
 from esframework._personal._fields import PersonalField, personal_fields
 from esframework._personal._sealing import MARKER, Keys, seal, subject_of, unseal
+from esframework._queries import stored_tags, validate_tag
 from esframework._records import EventPayload, NewEvent, StoredEvent
 from esframework._shapes import AttrsShape, attrs_shape
+from esframework._tags import tags_of
 from esframework._upcasting import Located, Upcasters, upcasters
 from esframework.errors import (
     CorruptEventError,
     EventEncodingError,
+    InvalidTagError,
     PersonalDataError,
     UnsupportedFieldTypeError,
 )
@@ -74,8 +77,18 @@ class Serializer:
         event_id: UUID,
         metadata: Metadata = NO_METADATA,
         keys: Keys | None = None,
+        tags: Iterable[str] = (),
+        stream_id: str | None = None,
     ) -> NewEvent:
-        """Encode an event for appending.
+        """Encode an event for appending, with its tags sorted and each once.
+
+        Args:
+            event: The event, of an `@event` class.
+            event_id: Its id.
+            metadata: Its metadata.
+            keys: The keys of its personal fields' subjects.
+            tags: Tags beside those the class's `tag(...)` fields give the event.
+            stream_id: The stream it is for, named by `InvalidTagError`.
 
         An event with `personal` fields is sealed with its subjects' keys (see
         `personal_subjects`), which repositories fetch from their store.
@@ -88,6 +101,7 @@ class Serializer:
                 could not be checked when the class was defined: a forward reference).
             SubjectForgottenError: A personal field's subject was forgotten.
             PersonalDataError: The event has personal fields and no `keys` were given.
+            InvalidTagError: A tag is empty, longer than 255 characters or holds a NUL.
         """
         kind = event_type_of(type(event))
         data = self._dumps(kind.name, type(event), event, "", keys=keys, nonce=event_id)
@@ -107,6 +121,7 @@ class Serializer:
             schema_version=kind.version,
             data=data,
             metadata=encoded_metadata,
+            tags=_tags(event, tags, stream_id),
         )
 
     def personal_subjects(self, value: object) -> frozenset[str]:
@@ -139,6 +154,7 @@ class Serializer:
             record.position,
             record.recorded_at,
             self.decode_metadata(record),
+            record.tags,
         )
 
     def decode_event(self, record: StoredEvent | EventPayload, keys: Keys | None = None) -> Any:
@@ -365,6 +381,15 @@ def _corrupt(record: StoredEvent | EventPayload, reason: str) -> CorruptEventErr
 
 DEFAULT_SERIALIZER = Serializer()
 """The serializer repositories and subscriptions use unless given another."""
+
+
+def _tags(event: object, extra: Iterable[str], stream_id: str | None) -> tuple[str, ...]:
+    if isinstance(extra, str):  # a str is an iterable of one-letter tags: never meant
+        raise InvalidTagError(extra, stream_id, "give a collection of tags, not one string")
+    tags = stored_tags([*tags_of(event), *extra])
+    for tag in tags:
+        validate_tag(tag, stream_id)
+    return tags
 
 
 def _holds_nul(json_text: str) -> bool:

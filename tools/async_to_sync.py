@@ -26,6 +26,7 @@ SOURCES = (
     "esframework/_repository_async.py",
     "esframework/_subscriptions_async.py",
     "esframework/_partitions_async.py",
+    "esframework/_decisions/_service_async.py",
     "esframework/postgres/_migrations_async.py",
     "esframework/postgres/_coordination_async.py",
     "esframework/postgres/_shared_session_async.py",

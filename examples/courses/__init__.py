@@ -1,0 +1,1 @@
+"""Course subscriptions: rules that span courses and students, kept with decision models."""

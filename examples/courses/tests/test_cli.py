@@ -1,0 +1,81 @@
+"""The command line, end to end, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[3]
+
+
+def courses(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "examples.courses", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
+
+
+@pytest.fixture(params=["sqlite"])  # PostgreSQL joins as its tags land
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """The command-line options that choose the store."""
+    if request.param == "sqlite":
+        return ["--db", str(tmp_path / "courses.db")]
+    dsn = request.getfixturevalue("postgres_dsn")
+    return ["--dsn", dsn, "--schema", request.getfixturevalue("postgres_schema")]
+
+
+def test_demo_runs_the_whole_story(where: list[str], tmp_path: Path) -> None:
+    done = courses(*where, "demo", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.count("refused:") == 2
+    assert "is full: its capacity is 1" in out
+    assert "is taken" in out
+    assert "'Algebra' 3/3" in out
+    assert "StudentRegistered" in out
+    assert "StudentSubscribed" in out
+
+
+def test_commands_one_by_one(where: list[str], tmp_path: Path) -> None:
+    for args in (
+        ("define", "maths", "Maths", "1"),
+        ("register", "ann", "Ann"),
+        ("register", "ben", "Ben"),
+        ("subscribe", "ann", "maths"),
+        ("rename", "maths", "Algebra"),
+        ("claim", "ann", "annie"),
+    ):
+        done = courses(*where, *args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    full = courses(*where, "subscribe", "ben", "maths", cwd=tmp_path)
+    assert full.returncode == 1
+    assert full.stderr == "error: course 'maths' is full: its capacity is 1\n"
+    assert courses(*where, "capacity", "maths", "2", cwd=tmp_path).returncode == 0
+    assert "ben: maths" in courses(*where, "subscribe", "ben", "maths", cwd=tmp_path).stdout
+    assert "maths: 'Algebra' 2/2" in courses(*where, "courses", cwd=tmp_path).stdout
+    activity = courses(*where, "activity", cwd=tmp_path).stdout
+    assert activity.count("StudentSubscribed") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("define", "maths", "Maths", "zero"), "error: argument capacity: not a positive"),
+        (("subscribe", "ann", "nope"), "error: no course 'nope'\n"),
+        (("course", "nope"), "error: no course 'nope'\n"),
+        (("claim", "ann", " "), "error: a username cannot be empty\n"),
+    ],
+)
+def test_errors_are_one_line(args: tuple[str, ...], error: str, tmp_path: Path) -> None:
+    done = courses("--db", str(tmp_path / "c.db"), *args, cwd=tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.startswith(error)
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
