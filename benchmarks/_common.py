@@ -67,6 +67,10 @@ class Sizes:
     live_writers: int = 4
     memory_events: int = 1_000_000
     partition_events: int = 100_000
+    dcb_events: int = 100_000  # the `dcb` group's prefill
+    dcb_writers: tuple[int, ...] = (1, 4)
+    dcb_seconds: float = 2.0  # of conditional appends, per writer count
+    dcb_read_seconds: float = 1.0  # of reads, and of decide + append round trips
 
     def quick(self) -> Sizes:
         return replace(
@@ -81,6 +85,9 @@ class Sizes:
             concurrent_seconds=self.concurrent_seconds / 10,
             memory_events=self.memory_events // 10,
             partition_events=self.partition_events // 10,
+            dcb_events=self.dcb_events // 10,
+            dcb_seconds=self.dcb_seconds / 10,
+            dcb_read_seconds=self.dcb_read_seconds / 5,
         )
 
 

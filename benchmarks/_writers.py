@@ -42,15 +42,25 @@ START_DELAY = 0.05  # s between the go message and the first save, so that all s
 @dataclass(frozen=True)
 class WriterSpec:
     """One writer: `side`'s writer on `dsn` (which carries any session settings) in `schema`,
-    saving `aggregates` aggregates per transaction."""
+    saving `aggregates` aggregates per transaction; or, with `dcb`, appending one tagged
+    event at a time with a condition (the `dcb` group, `_dcb.py`)."""
 
     side: str
     dsn: str
     schema: str
     aggregates: int = 1
+    dcb: bool = False
 
 
 def open_writer(spec: WriterSpec) -> Writer:
+    if spec.dcb:
+        from _dcb import DcbWriter
+
+        if spec.side == "esframework":
+            from _dcb_esframework import open_client
+        else:
+            from _dcb_eventsourcing import open_client
+        return DcbWriter(open_client(spec.dsn, spec.schema))
     if spec.side == "esframework":
         from _esframework_side import open_writer as open_esframework
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import psycopg
 from _common import FLUSH_OPTIONS, Side, Sizes, drop_schema, median, recreate_schema, with_options
+from _dcb import SIDES as DCB_SIDES
+from _dcb import DcbSide, make_dcb_side, run_dcb
 from _writers import (
     WriterPool,
     WriterProcesses,
@@ -69,6 +71,12 @@ UNITS: dict[str, str] = {
     "partitions1": "events/s",
     "partitions2": "events/s",
     "partitions4": "events/s",
+    "dcb_append1": "events/s",
+    "dcb_append4": "events/s",
+    "dcb_append1_flush": "events/s",
+    "dcb_append4_flush": "events/s",
+    "dcb_read": "reads/s",
+    "dcb_decide": "decisions/s",
 }
 GROUPS = (
     "create",
@@ -84,6 +92,7 @@ GROUPS = (
     "subscriptions",
     "async",
     "partitions",
+    "dcb",
 )
 # Names that stand for several groups in --scenarios.
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -162,8 +171,9 @@ def run_round(
     writers: WriterPool,
     places: Places | None,
     log: Callable[[str], None],
+    dcb: DcbSide | None = None,
 ) -> dict[str, Any]:
-    """One pass of every selected scenario on one side."""
+    """One pass of every selected scenario on one side (`dcb`: its side of the dcb group)."""
     out: dict[str, Any] = {}
 
     def step(name: str, action: Callable[[], Any]) -> Any:
@@ -189,6 +199,8 @@ def run_round(
     out.update(run_write_path(side, sizes, groups, writers, places, step))
     if side.name == "esframework":
         out.update(run_esframework_only(side, sizes, groups, writers, step))
+    if dcb is not None:
+        out.update(run_dcb(dcb, sizes, writers, step))
     if HELD in groups:
         specs = _specs(side, sizes.held_writers, with_options(side.dsn, FLUSH_OPTIONS))
         out[HELD] = step(
@@ -336,6 +348,7 @@ def summarize(per_round: list[dict[str, dict[str, Any]]], sides: Sequence[str]) 
                 "p99": median([p99 for _, p99 in live]),
             }
     result["targets"] = targets(result)
+    result["dcb_targets"] = dcb_targets(result)
     catchup = scenarios.get("catchup", {}).get("esframework")
     for name in ("subscription_catchup", "subscription_catchup_read_model"):
         if name in scenarios and catchup:
@@ -360,6 +373,8 @@ SCALING: dict[str, tuple[str, str]] = {
     "16/1 flush": ("concurrent16_flush", "concurrent1_flush"),
     "schemas4/1 flush": ("schemas4", "concurrent1_flush"),
     "databases4/1 flush": ("databases4", "concurrent1_flush"),
+    "dcb 4/1": ("dcb_append4", "dcb_append1"),
+    "dcb 4/1 flush": ("dcb_append4_flush", "dcb_append1_flush"),
 }
 
 
@@ -406,6 +421,27 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         value = None if figure is None or math.isnan(figure) else figure
         met = None if value is None else (value >= bound if op == ">=" else value <= bound)
         out.append({"target": name, "value": value, "wanted": f"{op} {bound}", "met": met})
+    return out
+
+
+DCB_VS_PEER = 2  # issue 12: esframework >= 2x the peer on each dcb scenario
+DCB_SCALING = 3  # and 4 writers >= 3x 1 writer with the flush
+
+
+def dcb_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The DCB issue's targets, measured or null."""
+    ratios = summary["ratios"]
+    wanted: list[tuple[str, float | None, float]] = [
+        (f"{name}: esframework / eventsourcing", ratios[name]["esframework/eventsourcing"], 2)
+        for name in UNITS
+        if name.startswith("dcb_") and name in ratios
+    ]
+    scaling = summary.get("scaling", {}).get("esframework", {})
+    wanted.append(("dcb flush: esframework 4 writers / 1 writer", scaling.get("dcb 4/1 flush"), 3))
+    out = []
+    for name, value, bound in wanted:
+        met = None if value is None else value >= bound
+        out.append({"target": name, "value": value, "wanted": f">= {bound}", "met": met})
     return out
 
 
@@ -471,12 +507,16 @@ def print_latencies(summary: dict[str, Any]) -> None:
 
 
 def print_targets(summary: dict[str, Any]) -> None:
-    measured = [t for t in summary.get("targets", []) if t["value"] is not None]
-    if measured:
-        print("\nwrite-path targets (issue 10):")
-        for t in measured:
-            mark = "met" if t["met"] else "NOT met"
-            print(f"  {t['target']:<48} {t['value']:>8.2f}  (wanted {t['wanted']}: {mark})")
+    for key, title in (
+        ("targets", "write-path targets (issue 10)"),
+        ("dcb_targets", "DCB targets (issue 12)"),
+    ):
+        measured = [t for t in summary.get(key, []) if t["value"] is not None]
+        if measured:
+            print(f"\n{title}:")
+            for t in measured:
+                mark = "met" if t["met"] else "NOT met"
+                print(f"  {t['target']:<48} {t['value']:>8.2f}  (wanted {t['wanted']}: {mark})")
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -587,6 +627,23 @@ def set_up(side: Side, sizes: Sizes, groups: set[str], log: Callable[[str], None
         )
 
 
+def set_up_dcb(
+    args: argparse.Namespace, sizes: Sizes, log: Callable[[str], None]
+) -> dict[str, DcbSide]:
+    """The dcb group's sides, each in its schema, pre-filled (untimed)."""
+    out: dict[str, DcbSide] = {}
+    for name in args.sides:
+        if name in DCB_SIDES:
+            side = out[name] = make_dcb_side(name, args.dsn)
+            start = time.perf_counter()
+            side.setup(sizes.dcb_events)
+            log(
+                f"{name}: pre-filled {sizes.dcb_events:,} tagged events for dcb "
+                f"in {time.perf_counter() - start:.1f} s"
+            )
+    return out
+
+
 def run_rounds(
     args: argparse.Namespace, sizes: Sizes, log: Callable[[str], None]
 ) -> tuple[list[dict[str, dict[str, Any]]], bool | None]:
@@ -595,17 +652,28 @@ def run_rounds(
     per_round: list[dict[str, dict[str, Any]]] = []
     writers: WriterPool = WriterProcesses() if args.writers == "processes" else WriterThreads()
     places: Places | None = None
+    dcb: dict[str, DcbSide] = {}
     try:
         if "schemas" in args.only:
             places = Places(args.dsn, args.sides, sizes.schemas)
         for side in sides:
             set_up(side, sizes, args.only, log)
+        if "dcb" in args.only:
+            dcb = set_up_dcb(args, sizes, log)
         for r in range(args.rounds):
             order = sides[r % len(sides) :] + sides[: r % len(sides)]
             log(f"round {r + 1}/{args.rounds}: {', '.join(s.name for s in order)}")
             per_round.append(
                 {
-                    s.name: run_round(s, sizes, args.only, writers=writers, places=places, log=log)
+                    s.name: run_round(
+                        s,
+                        sizes,
+                        args.only,
+                        writers=writers,
+                        places=places,
+                        log=log,
+                        dcb=dcb.get(s.name),
+                    )
                     for s in order
                 }
             )
@@ -613,6 +681,8 @@ def run_rounds(
         writers.close()
         for side in sides:
             side.teardown()
+        for dcb_side in dcb.values():
+            dcb_side.teardown()
         if places is not None:
             places.drop()
     unit_of_work = next(
