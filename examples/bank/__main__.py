@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any, NoReturn
 import attrs
 
 from esframework import EsframeworkError, Runner
+from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs
 from examples.bank.app import Bank
 from examples.bank.domain import FORGOTTEN_OWNER, BankError
 from examples.bank.projections import Views
@@ -38,17 +40,25 @@ class Cli:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    quiet_library_logs()
     try:
+        check_store(args.db, args.dsn, creates=args.creates, hint=NO_DATABASE)
         store = open_store(args.db, args.dsn, args.schema)
         try:
             cli = Cli(Bank(store), build(store), Views(store))
             args.run(cli, args)
         finally:
             store.close()
-    except (BankError, EsframeworkError) as error:
+    except (BankError, EsframeworkError, StoreNotOpenedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except sqlite3.Error as error:
+        print(f"error: {args.db}: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+NO_DATABASE = "open an account (or run the demo) first, or name the file with --db"
 
 
 def _open(cli: Cli, args: argparse.Namespace) -> None:
@@ -90,11 +100,13 @@ def _balance(cli: Cli, args: argparse.Namespace) -> None:
 
 
 def _statement(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.account(args.account)  # an unknown id is an error, not an empty statement
     cli.catch_up()
     _print_statement(cli, args.account)
 
 
 def _history(cli: Cli, args: argparse.Namespace) -> None:
+    cli.bank.account(args.account)  # an unknown id is an error, not an empty history
     for envelope in cli.bank.history(args.account):
         when = envelope.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
         print(f"  v{envelope.version} #{envelope.position} {when} {envelope.event}")
@@ -205,9 +217,13 @@ def _parser() -> argparse.ArgumentParser:
         help="PostgreSQL DSN; overrides --db (default: $ESFRAMEWORK_DSN)",
     )
     parser.add_argument("--schema", default="public", help="PostgreSQL schema (default: public)")
+    # Only the commands that start a story may create the database file.
+    parser.set_defaults(creates=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    commands.add_parser("demo", help="run a scripted story end to end").set_defaults(run=_demo)
+    commands.add_parser("demo", help="run a scripted story end to end").set_defaults(
+        run=_demo, creates=True
+    )
 
     open_ = commands.add_parser("open", help="open an account")
     for name in ("account", "owner", "currency"):
@@ -215,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     open_.add_argument(
         "--customer", help="the customer the owner's name belongs to (default: the account id)"
     )
-    open_.set_defaults(run=_open)
+    open_.set_defaults(run=_open, creates=True)
 
     forget = commands.add_parser("forget", help="forget a customer's personal data for good")
     forget.add_argument("customer")

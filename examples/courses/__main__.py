@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from esframework import EsframeworkError, SQLiteEventStore, SubscriptionStore
+from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs
 from examples.courses import projections
 from examples.courses.app import DEFAULT_LIMIT, Courses
 from examples.courses.domain import CoursesError
@@ -21,16 +23,24 @@ from examples.courses.domain import CoursesError
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    quiet_library_logs()
     try:
+        check_store(args.db, args.dsn, creates=args.creates, hint=NO_DATABASE)
         store = open_store(args.db, args.dsn, args.schema)
         try:
             args.run(Courses(store, limit=args.limit), store, args)
         finally:
             store.close()
-    except (CoursesError, EsframeworkError) as error:
+    except (CoursesError, EsframeworkError, StoreNotOpenedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except sqlite3.Error as error:
+        print(f"error: {args.db}: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+NO_DATABASE = "define a course (or run the demo) first, or name the file with --db"
 
 
 def open_store(
@@ -181,14 +191,18 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIMIT,
         help=f"the most courses a student may take (default: {DEFAULT_LIMIT})",
     )
+    # Only the commands that start a story may create the database file.
+    parser.set_defaults(creates=False)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="run a scripted story end to end").set_defaults(run=_demo)
+    commands.add_parser("demo", help="run a scripted story end to end").set_defaults(
+        run=_demo, creates=True
+    )
 
     define = commands.add_parser("define", help="define a course")
     define.add_argument("course")
     define.add_argument("title")
     define.add_argument("capacity", type=_positive)
-    define.set_defaults(run=_define)
+    define.set_defaults(run=_define, creates=True)
 
     rename = commands.add_parser("rename", help="rename a course")
     rename.add_argument("course")
@@ -203,7 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     register = commands.add_parser("register", help="register a student")
     register.add_argument("student")
     register.add_argument("name")
-    register.set_defaults(run=_register)
+    register.set_defaults(run=_register, creates=True)
 
     subscribe = commands.add_parser("subscribe", help="subscribe a student to a course")
     subscribe.add_argument("student")

@@ -14,6 +14,7 @@ from examples.courses.domain import (
     Student,
     StudentCourses,
     StudentExistsError,
+    StudentNotFoundError,
     Username,
     change_capacity,
     claim_username,
@@ -74,8 +75,12 @@ class Courses:
     # --8<-- [end:commands]
 
     def claim_username(self, student_id: str, username: str) -> None:
-        decide = functools.partial(claim_username, student_id=student_id)
-        self.decisions.decide(decide, Username(username))
+        def decide(name: Username, student: StudentCourses) -> list[object]:
+            if not student.registered:  # a username belongs to someone registered
+                raise StudentNotFoundError(student_id)
+            return claim_username(name, student_id=student_id)
+
+        self.decisions.decide(decide, Username(username), StudentCourses(student_id))
 
     def register(self, student_id: str, *, name: str) -> None:
         try:
@@ -91,4 +96,6 @@ class Courses:
 
     def student(self, student_id: str) -> StudentCourses:
         (student,) = self.decisions.read(StudentCourses(student_id))
+        if not student.registered:
+            raise StudentNotFoundError(student_id)
         return student

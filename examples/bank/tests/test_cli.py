@@ -156,3 +156,47 @@ def test_forget_a_customer(where: list[str], tmp_path: Path) -> None:
     refused = bank(*where, "open", "ann-3", "Ann Ames", "EUR", "--customer", "ann", cwd=tmp_path)
     assert "was forgotten" in one_line_error(refused)
     assert "1 to 200 characters" in one_line_error(bank(*where, "forget", "", cwd=tmp_path))
+
+
+def test_unknown_accounts_are_errors_in_every_command(where: list[str], tmp_path: Path) -> None:
+    """An id nobody opened is an error for `statement` and `history` too, not empty output."""
+    assert bank(*where, "open", "ann", "Ann", "EUR", cwd=tmp_path).returncode == 0
+    for command in ("balance", "statement", "history", "deposit", "close"):
+        args = (command, "nobody", "5") if command == "deposit" else (command, "nobody")
+        done = bank(*where, *args, cwd=tmp_path)
+        assert "Account 'nobody' not found" in one_line_error(done), command
+        assert done.stdout == ""
+
+
+def test_a_missing_database_file_is_one_line(tmp_path: Path) -> None:
+    """A mistyped --db is refused by every command but those that start a story, and the
+    file is not created; a file that cannot be created says why."""
+    typo = tmp_path / "bnak.db"
+    for args in (
+        ("balance", "ann"),
+        ("statement", "ann"),
+        ("history", "ann"),
+        ("transfers",),
+        ("deposit", "ann", "5"),
+        ("forget", "ann"),
+    ):
+        done = bank("--db", str(typo), *args, cwd=tmp_path)
+        assert f"error: no database at {str(typo)!r}: open an account" in one_line_error(done)
+    assert list(tmp_path.iterdir()) == []
+    nowhere = tmp_path / "no" / "such" / "bank.db"
+    done = bank("--db", str(nowhere), "open", "ann", "Ann", "EUR", cwd=tmp_path)
+    assert "there is no directory" in one_line_error(done)
+    done = bank("--db", str(tmp_path), "balance", "ann", cwd=tmp_path)
+    assert "is not a database file" in one_line_error(done)
+    opened = bank("--db", str(typo), "open", "ann", "Ann", "EUR", cwd=tmp_path)
+    assert opened.returncode == 0, opened.stderr
+
+
+def test_a_bad_or_unreachable_dsn_is_one_line(tmp_path: Path) -> None:
+    """A DSN that does not parse, or names a server that does not answer, is one line."""
+    done = bank("--dsn", "not a dsn", "balance", "ann", cwd=tmp_path)
+    assert "--dsn is not a connection string or URL" in one_line_error(done)
+    # Port 1 on the loopback refuses at once: nothing listens there.
+    done = bank("--dsn", "postgresql://postgres@127.0.0.1:1/test", "balance", "ann", cwd=tmp_path)
+    assert "cannot connect to PostgreSQL" in one_line_error(done)
+    assert "Connection refused" in done.stderr

@@ -71,11 +71,39 @@ def test_commands_one_by_one(where: list[str], tmp_path: Path) -> None:
         (("subscribe", "ann", "nope"), "error: no course 'nope'\n"),
         (("course", "nope"), "error: no course 'nope'\n"),
         (("claim", "ann", " "), "error: a username cannot be empty\n"),
+        (("student", "nobody"), "error: no student 'nobody': register them first\n"),
+        (("claim", "nobody", "nobo"), "error: no student 'nobody': register them first\n"),
+        (("subscribe", "nobody", "nope"), "error: no course 'nope'\n"),
     ],
 )
 def test_errors_are_one_line(args: tuple[str, ...], error: str, tmp_path: Path) -> None:
-    done = courses("--db", str(tmp_path / "c.db"), *args, cwd=tmp_path)
+    db = str(tmp_path / "c.db")
+    assert courses("--db", db, "register", "ann", "Ann", cwd=tmp_path).returncode == 0
+    done = courses("--db", db, *args, cwd=tmp_path)
     assert done.returncode != 0
     assert done.stderr.startswith(error)
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_a_missing_database_file_is_one_line(tmp_path: Path) -> None:
+    """A mistyped --db is refused, and not created, by the commands that read or change;
+    a server that does not answer or a DSN that does not parse is one line too."""
+    typo = str(tmp_path / "cuorses.db")
+    for args in (("course", "maths"), ("student", "ann"), ("courses",), ("claim", "ann", "a")):
+        done = courses("--db", typo, *args, cwd=tmp_path)
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"error: no database at {typo!r}: define a course (or run the demo) first, "
+            "or name the file with --db\n"
+        )
+    assert list(tmp_path.iterdir()) == []
+    for dsn, error in (
+        ("not a dsn", "error: --dsn is not a connection string or URL"),
+        ("postgresql://postgres@127.0.0.1:1/test", "error: cannot connect to PostgreSQL"),
+    ):
+        done = courses("--dsn", dsn, "courses", cwd=tmp_path)
+        assert done.returncode == 1
+        assert done.stderr.startswith(error)
+        assert done.stderr.count("\n") == 1
+    assert courses("--db", typo, "define", "maths", "Maths", "2", cwd=tmp_path).returncode == 0

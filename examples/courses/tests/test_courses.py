@@ -97,3 +97,11 @@ def test_a_username_has_one_holder(courses: Courses) -> None:
     with pytest.raises(UsernameTakenError, match="'annie' is taken"):
         courses.claim_username("ben", "annie")
     courses.claim_username("ben", "benny")
+
+
+def test_only_registered_students_claim_or_show(courses: Courses) -> None:
+    with pytest.raises(StudentNotFoundError, match="no student 'nobody'"):
+        courses.claim_username("nobody", "nobo")
+    with pytest.raises(StudentNotFoundError, match="no student 'nobody'"):
+        courses.student("nobody")
+    courses.claim_username("ann", "nobo")  # the failed claim left the name free
