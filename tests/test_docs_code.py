@@ -46,3 +46,18 @@ def test_an_unknown_region_is_an_error(tmp_path: Path) -> None:
     tool.ROOT = tmp_path
     with pytest.raises(SystemExit, match="no region"):
         tool.render(page)
+
+
+def test_a_region_shows_no_gaps_where_markers_were(tmp_path: Path) -> None:
+    """Blank lines around a region, or around a nested region's markers, do not show."""
+    tool = load_tool()
+    (tmp_path / "code.py").write_text(
+        "# --8<-- [start:outer]\nx = 1\n\n\n# --8<-- [start:inner]\ny = 2\n"
+        "# --8<-- [end:inner]\n\n\nz = 3\n\n\n# --8<-- [end:outer]\n"
+    )
+    page = tmp_path / "page.md"
+    page.write_text("<!-- source: code.py:outer -->\n```py\n```\n")
+    tool.ROOT = tmp_path
+    assert tool.render(page) == (
+        "<!-- source: code.py:outer -->\n```py\nx = 1\n\n\ny = 2\n\n\nz = 3\n```\n"
+    )

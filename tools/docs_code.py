@@ -10,8 +10,8 @@ of one, is preceded by a marker naming it:
     ```
 
 A region is the text between `# --8<-- [start:NAME]` and `# --8<-- [end:NAME]` lines in the
-source (the marker lines of regions nested inside are left out). Without a region, the whole
-file is shown.
+source (the marker lines of regions nested inside are left out, and so are blank lines at
+either end and a third blank line in a row). Without a region, the whole file is shown.
 
     python tools/docs_code.py          # rewrite every marked block from its source
     python tools/docs_code.py --check  # fail, naming each stale block, if any differs
@@ -48,7 +48,23 @@ def region(path: str, name: str | None) -> list[str]:
             shown.append(line)
     if name is not None and not found:
         raise SystemExit(f"{path}: no region {name!r}")
-    return shown
+    return _tidy(shown)
+
+
+def _tidy(lines: list[str]) -> list[str]:
+    """`lines` without blank lines at either end, and with no more than two in a row.
+
+    The blank lines that set a region apart in its source, and those on both sides of a
+    nested region's marker, would otherwise show as gaps in the page.
+    """
+    tidy: list[str] = []
+    for line in lines:
+        if not line.strip() and (not tidy or tidy[-2:] == ["", ""]):
+            continue
+        tidy.append("" if not line.strip() else line)
+    while tidy and not tidy[-1]:
+        tidy.pop()
+    return tidy
 
 
 def render(page: Path) -> str:
