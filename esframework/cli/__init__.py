@@ -14,6 +14,8 @@ Exit codes:
   subscription, an invalid data subject id;
 - 3: `verify` found problems in the store.
 
+A reader that stops early (`esframework show ... | head`) ends the command quietly, with 1.
+
 Errors are one line on stderr, never a traceback, except for `run`: a worker failing inside
 the application's code keeps its traceback, where it is what you need.
 """
@@ -21,6 +23,7 @@ the application's code keeps its traceback, where it is what you need.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.command if args.command != "parked" else f"parked {args.action}"
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+    except BrokenPipeError:
+        _stop_writing()
+        return EXIT_FAILED
     except UsageError as error:
         print(f"esframework {name}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -57,3 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"esframework {name}: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     return code
+
+
+def _stop_writing() -> None:
+    """The reader of stdout stopped (`| head`): end quietly, as a program killed by SIGPIPE.
+
+    Output still buffered goes nowhere, so the interpreter's last flush at exit does not
+    report the closed pipe either.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -105,3 +105,16 @@ def test_tail_prints_a_live_event_and_stops_cleanly_on_sigint(target: Target) ->
 
 def _new(event_type: str) -> NewEvent:
     return NewEvent(uuid.uuid4(), event_type, 1, '{"owner": "x"}')
+
+
+def test_a_reader_that_stops_early_ends_show_quietly(target: Target) -> None:
+    """`esframework show ... | head` prints no error when head stops reading."""
+    target.accounts(1, deposits=50)
+    process = target.spawn("show", "account-0")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # before the command writes: its first flush meets a closed pipe
+    with process.stderr:
+        code = process.wait(timeout=60)
+        assert process.stderr.read() == ""
+    assert code == 1

@@ -59,3 +59,18 @@ def test_a_failing_command_is_one_line_on_stderr(
 def test_importing_the_package_or_the_command_never_imports_rich() -> None:
     code = "import sys, esframework, esframework.cli; assert 'rich' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT)}, check=True)
+
+
+def test_python_dash_m_esframework_is_the_console_command(tmp_path: Path) -> None:
+    """`python -m esframework` works where the console script is not on PATH."""
+    done = subprocess.run(
+        [sys.executable, "-m", "esframework", "--help"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: esframework ")
