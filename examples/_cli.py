@@ -5,6 +5,8 @@ server that does not answer)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 # How long the check waits for a PostgreSQL server that does not answer.
@@ -23,6 +25,16 @@ def quiet_library_logs() -> None:
     """
     if not logging.getLogger().handlers:
         logging.getLogger().addHandler(logging.NullHandler())
+
+
+def stop_writing() -> None:
+    """The reader of stdout stopped (`| head`): end quietly, as a program killed by SIGPIPE.
+
+    Output still buffered goes nowhere, so the interpreter's last flush at exit does not
+    report the closed pipe either.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def check_store(db: str, dsn: str | None, *, creates: bool, hint: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import attrs
 
 from esframework import EsframeworkError, Runner
-from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs
+from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs, stop_writing
 from examples.bank.app import Bank
 from examples.bank.domain import FORGOTTEN_OWNER, BankError
 from examples.bank.projections import Views
@@ -47,10 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             cli = Cli(Bank(store), build(store), Views(store))
             args.run(cli, args)
+            sys.stdout.flush()  # a reader that went away shows here, not at exit
         finally:
             store.close()
     except (BankError, EsframeworkError, StoreNotOpenedError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        stop_writing()
         return 1
     except sqlite3.Error as error:
         print(f"error: {args.db}: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from esframework import EsframeworkError, SQLiteEventStore, SubscriptionStore
-from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs
+from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs, stop_writing
 from examples.courses import projections
 from examples.courses.app import DEFAULT_LIMIT, Courses
 from examples.courses.domain import CoursesError
@@ -29,10 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = open_store(args.db, args.dsn, args.schema)
         try:
             args.run(Courses(store, limit=args.limit), store, args)
+            sys.stdout.flush()  # a reader that went away shows here, not at exit
         finally:
             store.close()
     except (CoursesError, EsframeworkError, StoreNotOpenedError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        stop_writing()
         return 1
     except sqlite3.Error as error:
         print(f"error: {args.db}: {error}", file=sys.stderr)

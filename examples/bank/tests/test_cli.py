@@ -200,3 +200,21 @@ def test_a_bad_or_unreachable_dsn_is_one_line(tmp_path: Path) -> None:
     done = bank("--dsn", "postgresql://postgres@127.0.0.1:1/test", "balance", "ann", cwd=tmp_path)
     assert "cannot connect to PostgreSQL" in one_line_error(done)
     assert "Connection refused" in done.stderr
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(tmp_path: Path) -> None:
+    """`python -m examples.bank demo | head` prints no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.bank", "--db", str(tmp_path / "bank.db"), "demo"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # before it writes: its first flush meets a closed pipe
+    with process.stderr:
+        assert process.wait(timeout=60) == 1
+        assert process.stderr.read() == ""

@@ -107,3 +107,23 @@ def test_a_missing_database_file_is_one_line(tmp_path: Path) -> None:
         assert done.stderr.startswith(error)
         assert done.stderr.count("\n") == 1
     assert courses("--db", typo, "define", "maths", "Maths", "2", cwd=tmp_path).returncode == 0
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(tmp_path: Path) -> None:
+    """`python -m examples.courses activity | head` prints no traceback."""
+    db = str(tmp_path / "c.db")
+    assert courses("--db", db, "demo", cwd=tmp_path).returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.courses", "--db", db, "activity"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # before it writes: its first flush meets a closed pipe
+    with process.stderr:
+        assert process.wait(timeout=60) == 1
+        assert process.stderr.read() == ""
