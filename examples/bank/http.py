@@ -36,7 +36,13 @@ from esframework import (
 )
 from esframework.errors import StreamTypeMismatchError, SubjectForgottenError
 from esframework.postgres import AsyncPostgresEventStore
-from examples.bank.domain import Account, AccountIdTakenError, BankError, Transfer
+from examples.bank.domain import (
+    Account,
+    AccountExistsError,
+    AccountIdTakenError,
+    BankError,
+    Transfer,
+)
 from examples.bank.projections import ACCOUNTS, accounts_tables
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -135,6 +141,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (StreamTypeMismatchError, 404),
     (ConcurrencyError, 409),
     (AccountIdTakenError, 409),
+    (AccountExistsError, 409),
     (SubjectForgottenError, 422),  # a forgotten customer's name cannot be stored again
     (BankError, 422),
     (ValueError, 422),
@@ -167,6 +174,8 @@ async def open_new(accounts: AsyncRepository[Account], account: Account) -> None
     """Save a just-opened account; an id another kind of aggregate has is taken."""
     try:
         await accounts.save(account)
+    except ConcurrencyError as error:  # a new account expects no stream at all
+        raise AccountExistsError(aggregate_id(account)) from error
     except StreamTypeMismatchError as error:  # the id is a transfer's: not a race, a clash
         raise AccountIdTakenError(aggregate_id(account), error.actual) from error
 

@@ -66,7 +66,7 @@ def test_accounts_and_errors(postgres_store: PostgresEventStore, postgres_dsn: s
         code, message = await status(
             "POST", "/accounts", json={"id": "alice", "owner": "A", "currency": "EUR"}
         )
-        assert (code, "expected a new stream" in message) == (409, True)
+        assert (code, message) == (409, "account 'alice' already exists")  # as on the CLI
         code, message = await status("POST", "/accounts/alice/withdrawals", json={"amount": "1000"})
         assert (code, message) == (422, "cannot withdraw 1000 EUR: the balance is 69.75")
         assert (await status("POST", "/accounts/alice/deposits", json={"amount": "-5"}))[0] == 422
