@@ -59,3 +59,13 @@ def test_the_http_extra_installs_what_the_bank_needs() -> None:
         "optional-dependencies"
     ]["bank-http"]
     assert {f"esframework[{extra}]" for extra in BANK_EXTRAS} <= set(extras)
+
+
+def test_the_readme_links_every_page_of_the_site() -> None:
+    """Read as plain Markdown, the README is the way in: it links every page of the nav."""
+    nav = re.findall(
+        r"^\s+- [^:]+: (\S+\.md)$", (ROOT / "mkdocs.yml").read_text("utf-8"), re.MULTILINE
+    )
+    assert len(nav) > 10  # the nav was read
+    linked = set(re.findall(r"\]\(docs/([^)#]+\.md)", (ROOT / "README.md").read_text("utf-8")))
+    assert sorted(set(nav) - {"index.md"} - linked) == []
