@@ -44,11 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+SCHEMA = "courses"
+
 NO_DATABASE = "define a course (or run the demo) first, or name the file with --db"
 
 
 def open_store(
-    db: str = "courses.db", dsn: str | None = None, schema: str = "public"
+    db: str = "courses.db", dsn: str | None = None, schema: str = SCHEMA
 ) -> SubscriptionStore[Any]:
     """PostgreSQL (in `schema`) when a DSN is given, else the SQLite file."""
     if dsn:
@@ -188,7 +190,9 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("ESFRAMEWORK_DSN"),
         help="PostgreSQL DSN; overrides --db (default: $ESFRAMEWORK_DSN)",
     )
-    parser.add_argument("--schema", default="public", help="PostgreSQL schema (default: public)")
+    # Not the bank's `public`: one schema holds one application's events, and the courses'
+    # projections would stop at the bank's, whose types they do not know.
+    parser.add_argument("--schema", default=SCHEMA, help=f"PostgreSQL schema (default: {SCHEMA})")
     parser.add_argument(
         "--limit",
         type=_positive,

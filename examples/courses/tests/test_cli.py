@@ -127,3 +127,15 @@ def test_a_reader_that_stops_early_ends_it_quietly(tmp_path: Path) -> None:
     with process.stderr:
         assert process.wait(timeout=60) == 1
         assert process.stderr.read() == ""
+
+
+def test_its_default_schema_is_not_the_banks() -> None:
+    """`--dsn` alone keeps the courses apart from the bank's events, which would stop the
+    courses' projections (their types are unknown to them) in a shared schema."""
+    from examples.bank.__main__ import _parser as bank_parser
+    from examples.courses.__main__ import _parser as courses_parser
+
+    dsn = ["--dsn", "postgresql://localhost/x"]
+    courses_schema = courses_parser().parse_args([*dsn, "courses"]).schema
+    bank_schema = bank_parser().parse_args([*dsn, "transfers"]).schema
+    assert (courses_schema, bank_schema) == ("courses", "public")
