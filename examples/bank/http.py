@@ -278,7 +278,11 @@ def create_app(store: AsyncPostgresEventStore) -> Starlette:
 
 def app() -> Starlette:
     """For `uvicorn --factory`: the bank on the PostgreSQL server named by ESFRAMEWORK_DSN."""
-    store = AsyncPostgresEventStore(os.environ["ESFRAMEWORK_DSN"])
+    dsn = os.environ.get("ESFRAMEWORK_DSN")
+    if not dsn:  # uvicorn prints the message alone, and exits 1
+        msg = "error: set ESFRAMEWORK_DSN to a PostgreSQL DSN: the bank's HTTP API runs on it"
+        raise SystemExit(msg)
+    store = AsyncPostgresEventStore(dsn)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

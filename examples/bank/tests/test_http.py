@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from esframework.postgres import AsyncPostgresEventStore, PostgresEventStore
 from examples.bank.domain import FORGOTTEN_OWNER
-from examples.bank.http import create_app
+from examples.bank.http import app, create_app
 from examples.bank.worker import build
 
 Client = httpx.AsyncClient
@@ -236,3 +237,11 @@ def test_forgetting_a_customer(postgres_store: PostgresEventStore, postgres_dsn:
         assert bad.status_code == 422
 
     run_api(postgres_dsn, postgres_store.schema, scenario)
+
+
+def test_the_factory_without_a_dsn_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`uvicorn --factory examples.bank.http:app` with no ESFRAMEWORK_DSN: one line, no
+    KeyError traceback."""
+    monkeypatch.delenv("ESFRAMEWORK_DSN", raising=False)
+    with pytest.raises(SystemExit, match=r"^error: set ESFRAMEWORK_DSN to a PostgreSQL DSN"):
+        app()
