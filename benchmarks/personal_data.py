@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from _common import drop_schema, recreate_schema
 
 import esframework._repository as repository_module
 import esframework._subscriptions as subscriptions_module
@@ -239,17 +240,18 @@ class Stores:
             return SQLiteEventStore(Path(self._temp.name) / f"{kind}.db", synchronous="OFF")
         from esframework.postgres import PostgresEventStore
 
-        store = PostgresEventStore(self._args.dsn, schema=f"bench_personal_{kind}")
+        schema = f"bench_personal_{kind}"
+        recreate_schema(self._args.dsn, schema)  # empty, whatever a killed run left
+        store = PostgresEventStore(self._args.dsn, schema=schema)
         store.migrate()
         return store
 
     def close(self) -> None:
         for kind in (PLAIN, SEALED):
             store = self.stores[kind]
-            if self._args.store == "postgres":
-                with store.transaction() as connection:
-                    connection.execute(f'DROP SCHEMA "{store.schema}" CASCADE')
             store.close()
+            if self._args.store == "postgres":
+                drop_schema(self._args.dsn, store.schema)
         self._temp.cleanup()
 
 

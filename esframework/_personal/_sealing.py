@@ -17,6 +17,7 @@ an event is its id, so a retried append seals to the same bytes and stays idempo
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 from uuid import UUID
@@ -31,6 +32,7 @@ __all__ = [
     "MARKER",
     "MAX_SUBJECT_LENGTH",
     "Keys",
+    "is_sealed",
     "new_key",
     "seal",
     "sealed_subjects",
@@ -42,12 +44,15 @@ __all__ = [
 MARKER: Final = "$personal"
 MAX_SUBJECT_LENGTH: Final = 200
 _MARKER_TEXT: Final = f'"{MARKER}"'
+_NO_SUBJECTS: Final[frozenset[str]] = frozenset()
 
 Keys = Mapping[str, bytes | None]
 """Subject ids to their keys; None (or no entry) for a forgotten subject."""
 
 
-def _cipher(key: bytes) -> Any:
+@functools.cache
+def _aessiv() -> Any:
+    """Return the cipher class, imported on first use (a failed import is not cached)."""
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
     except ImportError:  # an optional dependency: only events with personal fields need it
@@ -56,7 +61,11 @@ def _cipher(key: bytes) -> Any:
             "install esframework[personal] (or cryptography)"
         )
         raise PersonalDataError(msg) from None
-    return AESSIV(key)
+    return AESSIV
+
+
+def _cipher(key: bytes) -> Any:
+    return _aessiv()(key)
 
 
 def new_key() -> bytes:
@@ -124,10 +133,20 @@ def seal(
     encoded[MARKER] = {"nonce": str(nonce), "fields": sealed}
 
 
+def is_sealed(data: str) -> bool:
+    """Return whether the stored JSON `data` may hold sealed fields: False for certain if not.
+
+    A substring test, no parse: the marker's key as JSON text. A string value cannot hold it
+    (its quotes would be escaped); a nested object with a `$personal` key gives a false
+    positive, which `sealed_subjects` then answers with no subjects.
+    """
+    return _MARKER_TEXT in data
+
+
 def sealed_subjects(data: str) -> frozenset[str]:
     """Return the subjects whose keys unsealing the stored JSON `data` needs (often none)."""
     if _MARKER_TEXT not in data:  # the cheap test for the common case
-        return frozenset()
+        return _NO_SUBJECTS
     document = loads(data)
     marker = document.get(MARKER) if isinstance(document, dict) else None
     if not isinstance(marker, dict):
