@@ -163,6 +163,9 @@ class NoKeyring:
     def for_data(self, *documents: str) -> dict[str, bytes | None]:  # noqa: ARG002
         return _NO_KEYS
 
+    def for_all(self, documents: Any) -> dict[str, bytes | None]:  # noqa: ARG002
+        return _NO_KEYS
+
 
 @contextmanager
 def bypassed_keyrings() -> Iterator[None]:

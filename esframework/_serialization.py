@@ -166,7 +166,10 @@ class Serializer:
             self._generation = registry.generation
         try:
             try:
-                return self._decode_payload(record, _opened(loads(record.data), keys, loads))
+                document = loads(record.data)
+                if isinstance(document, dict) and MARKER in document:  # `_opened`, inlined
+                    unseal(document, keys, loads)
+                return self._decode_payload(record, document)
             except NeedsExactInts:  # an int beyond 64 bits, which orjson reads as a float
                 return self._decode_payload(
                     record, _opened(loads_exact(record.data), keys, loads_exact)

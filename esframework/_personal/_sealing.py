@@ -30,9 +30,9 @@ from esframework.errors import InvalidSubjectError, PersonalDataError, SubjectFo
 
 __all__ = [
     "MARKER",
+    "MARKER_TEXT",
     "MAX_SUBJECT_LENGTH",
     "Keys",
-    "is_sealed",
     "new_key",
     "seal",
     "sealed_subjects",
@@ -43,7 +43,12 @@ __all__ = [
 
 MARKER: Final = "$personal"
 MAX_SUBJECT_LENGTH: Final = 200
-_MARKER_TEXT: Final = f'"{MARKER}"'
+MARKER_TEXT: Final = f'"{MARKER}"'
+"""The marker's key as JSON text: a stored document without it has no sealed fields.
+
+The cheap test before any parse. A string value cannot hold it (its quotes are escaped in
+JSON); a nested object keyed `$personal` holds it, and then parsing finds no marker.
+"""
 _NO_SUBJECTS: Final[frozenset[str]] = frozenset()
 
 Keys = Mapping[str, bytes | None]
@@ -133,19 +138,9 @@ def seal(
     encoded[MARKER] = {"nonce": str(nonce), "fields": sealed}
 
 
-def is_sealed(data: str) -> bool:
-    """Return whether the stored JSON `data` may hold sealed fields: False for certain if not.
-
-    A substring test, no parse: the marker's key as JSON text. A string value cannot hold it
-    (its quotes would be escaped); a nested object with a `$personal` key gives a false
-    positive, which `sealed_subjects` then answers with no subjects.
-    """
-    return _MARKER_TEXT in data
-
-
 def sealed_subjects(data: str) -> frozenset[str]:
     """Return the subjects whose keys unsealing the stored JSON `data` needs (often none)."""
-    if _MARKER_TEXT not in data:  # the cheap test for the common case
+    if MARKER_TEXT not in data:  # the cheap test for the common case
         return _NO_SUBJECTS
     document = loads(data)
     marker = document.get(MARKER) if isinstance(document, dict) else None

@@ -16,7 +16,7 @@ from typing import Any
 from esframework import Serializer, StoredEvent, event
 from esframework._personal._keyring import Keyring
 from esframework._personal._keyring_async import AsyncKeyring
-from esframework._personal._sealing import is_sealed, new_key, sealed_subjects
+from esframework._personal._sealing import MARKER_TEXT, new_key, sealed_subjects
 from tests.domain import WalletOpened
 from tests.personal.domain import FORGOTTEN, EmailChanged
 
@@ -80,7 +80,7 @@ def _record(event: object, keys: RecordingKeys, stream_id: str = "c-1") -> Store
 def test_documents_without_personal_data_ask_the_key_store_nothing() -> None:
     keys = RecordingKeys()
     plain = _record(WalletOpened(owner="ada"), keys)
-    assert not is_sealed(plain.data)
+    assert MARKER_TEXT not in plain.data
     keyring = Keyring(keys)
     assert keyring.for_data(plain.data) == {}
     assert keyring.for_all([plain.data, plain.data]) == {}
@@ -149,9 +149,9 @@ def test_the_marker_s_name_in_plain_values_is_no_personal_data() -> None:
     keys = RecordingKeys()
     value = Labelled(note='"$personal"', labels={"$personal": "not sealed"})
     plain = _record(Labelled(note='"$personal"', labels={}), keys)
-    assert not is_sealed(plain.data)
+    assert MARKER_TEXT not in plain.data
     nested = _record(value, keys)
-    assert is_sealed(nested.data)
+    assert MARKER_TEXT in nested.data
     assert sealed_subjects(nested.data) == frozenset()
     assert SERIALIZER.decode(nested, Keyring(keys).for_data(nested.data)).event == value
     assert keys.asked == []
