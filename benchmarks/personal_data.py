@@ -335,7 +335,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--quick", action="store_true", help="a 10x smaller smoke run")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"a subset of {','.join(SCENARIOS)}"
+    )
     args = parser.parse_args()
+    args.scenarios = [s for s in SCENARIOS if s in args.scenarios.split(",")]
+    if not args.scenarios:
+        parser.error(f"--scenarios: choose among {','.join(SCENARIOS)}")
     if args.quick:
         args.events //= 10
         args.codec_events //= 10
@@ -344,11 +350,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def ratios_of(rounds: dict[str, list[float]]) -> dict[str, float]:
+def ratios_of(rounds: dict[str, list[float]], scenarios: list[str]) -> dict[str, float]:
     """plain / bypassed and sealed / plain per scenario: of the medians, and the median of
     the rounds' own ratios (each round's variants ran back to back)."""
     out = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         for a, b in ((PLAIN, BYPASSED), (SEALED, PLAIN)):
             x, y = rounds[f"{scenario}_{a}"], rounds[f"{scenario}_{b}"]
             out[f"{scenario} {a}/{b}"] = statistics.median(x) / statistics.median(y)
@@ -366,12 +372,12 @@ def main() -> None:
     began = time.perf_counter()
     stores = Stores(args)
     log(f"stored {args.events:,} events (+ a {LOAD_EVENTS:,}-event aggregate) per store")
-    rounds: dict[str, list[float]] = {f"{s}_{v}": [] for s in SCENARIOS for v in VARIANTS}
+    rounds: dict[str, list[float]] = {f"{s}_{v}": [] for s in args.scenarios for v in VARIANTS}
     try:
         for r in range(args.rounds):
             order = VARIANTS[r % 3 :] + VARIANTS[: r % 3]
             log(f"round {r + 1}/{args.rounds}: {', '.join(order)}")
-            for scenario in SCENARIOS:
+            for scenario in args.scenarios:
                 for variant in order:
                     value = run_variant(scenario, variant, stores, args)
                     rounds[f"{scenario}_{variant}"].append(value)
@@ -379,7 +385,7 @@ def main() -> None:
     finally:
         stores.close()
     medians = {name: statistics.median(values) for name, values in rounds.items()}
-    ratios = ratios_of(rounds)
+    ratios = ratios_of(rounds, args.scenarios)
     print(f"\n{'variant':<18} {'events/s':>12}")
     for name, value in medians.items():
         print(f"{name:<18} {value:>12,.0f}")
