@@ -19,6 +19,7 @@ from esframework._partition import Partition
 from esframework._partitions import check_partition_count
 from esframework._personal._keyring import Keyring
 from esframework._personal._keys import KeyStore
+from esframework._personal._redaction import redact_personal_data
 from esframework._progress import Progress, ProgressTracker
 from esframework._queries import Query
 from esframework._records import ParkedEvent, StoredEvent
@@ -761,8 +762,12 @@ class SubscriptionWorker(Generic[C]):
                 position=record.position,
                 attempts=attempts,
             ) from error
+        # The text is kept with the parked event: it must not keep personal data past
+        # forgetting, as the handler's message may quote the event.
+        keys = Keyring(self.keys).for_data(record.data)
+        text = redact_personal_data(repr(error), record.data, keys)
         with self.store.transaction() as connection:
-            self.store.park(connection, self.subscription.name, record, repr(error))
+            self.store.park(connection, self.subscription.name, record, text)
             self._save_checkpoint(connection, record.position)
         self._tracker.parked += 1
         if self.subscription.on_poison == "park_stream":

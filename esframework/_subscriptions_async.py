@@ -27,6 +27,7 @@ from esframework._partition import Partition
 from esframework._partitions_async import check_partition_count
 from esframework._personal._keyring_async import AsyncKeyring
 from esframework._personal._keys_async import AsyncKeyStore
+from esframework._personal._redaction import redact_personal_data
 from esframework._progress import Progress, ProgressTracker
 from esframework._queries import Query
 from esframework._records import ParkedEvent, StoredEvent
@@ -771,8 +772,12 @@ class AsyncSubscriptionWorker(Generic[C]):
                 position=record.position,
                 attempts=attempts,
             ) from error
+        # The text is kept with the parked event: it must not keep personal data past
+        # forgetting, as the handler's message may quote the event.
+        keys = await AsyncKeyring(self.keys).for_data(record.data)
+        text = redact_personal_data(repr(error), record.data, keys)
         async with self.store.transaction() as connection:
-            await self.store.park(connection, self.subscription.name, record, repr(error))
+            await self.store.park(connection, self.subscription.name, record, text)
             await self._save_checkpoint(connection, record.position)
         self._tracker.parked += 1
         if self.subscription.on_poison == "park_stream":

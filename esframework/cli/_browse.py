@@ -26,7 +26,7 @@ from esframework.cli._common import (
     print_json,
     table,
 )
-from esframework.cli._personal import with_keys
+from esframework.cli._personal import add_keys_option, key_store, with_keys
 
 
 def add_commands(commands: Any) -> None:
@@ -42,6 +42,7 @@ def add_commands(commands: Any) -> None:
     show.add_argument("stream", metavar="STREAM", help="the stream id")
     add_store_options(show)
     add_app_option(show)
+    add_keys_option(show)
     show.add_argument("--from-version", type=_positive, default=1, help="first version (1)")
     show.add_argument("--limit", type=_positive, default=None, help="at most this many events")
     show.add_argument(
@@ -54,6 +55,7 @@ def add_commands(commands: Any) -> None:
     tail = commands.add_parser("tail", help="follow the global order live, until Ctrl-C")
     add_store_options(tail)
     add_app_option(tail)
+    add_keys_option(tail)
     tail.add_argument(
         "--after", type=_natural, default=None, help="start after this position (the head)"
     )
@@ -172,16 +174,17 @@ def _print_event(fields: dict[str, Any]) -> None:
 def _show(args: argparse.Namespace) -> int:
     load_apps(args.app)
     serializer = Serializer() if args.app else None
-    with open_store(args) as store:
+    with open_store(args) as store, key_store(args, store) as key_table:
+        keys = None if serializer is None else key_table
         shown = 0
         records = store.read_stream(
             args.stream, from_version=args.from_version, include_archived=args.include_archived
         )
         page = min(args.limit or _PAGE, _PAGE)
-        for record, keys in with_keys(records, None if serializer is None else store, page=page):
+        for record, found in with_keys(records, keys, page=page):
             if args.limit is not None and shown >= args.limit:
                 break
-            fields = event_fields(record, serializer, keys)
+            fields = event_fields(record, serializer, found)
             print_json(fields) if args.json else _print_event(fields)
             shown += 1
         if shown == 0 and store.stream_version(args.stream) == 0:
@@ -204,7 +207,12 @@ def _tail(args: argparse.Namespace) -> int:
     # SIGTERM too: a supervisor stopping the command is as clean an end as Ctrl-C.
     previous = {number: signal.signal(number, stop) for number in _SIGNALS}
     try:
-        with open_store(args) as store, store.listener() as listener:
+        with (
+            open_store(args) as store,
+            store.listener() as listener,
+            key_store(args, store) as key_table,
+        ):
+            keys = None if serializer is None else key_table
             position = store.head() if args.after is None else args.after
             filtered = bool(args.stream_type or args.event_type)
             while not stopped.is_set():
@@ -217,10 +225,8 @@ def _tail(args: argparse.Namespace) -> int:
                     stream_types=args.stream_type,
                     event_types=args.event_type,
                 )
-                for record, keys in with_keys(
-                    page, None if serializer is None else store, page=_PAGE
-                ):
-                    fields = event_fields(record, serializer, keys)
+                for record, found in with_keys(page, keys, page=_PAGE):
+                    fields = event_fields(record, serializer, found)
                     print_json(fields) if args.json else _print_event(fields)
                     position = record.position
                 if not page:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -143,6 +144,44 @@ def import_module(module_name: str) -> object:
             raise  # the module exists but imports one that does not: a fault of the module
         msg = f"no module named {missing!r} (looked for {module_name!r} on the Python path)"
         raise UsageError(msg) from None
+
+
+def load_target(target: str, what: str, is_one: Callable[[object], bool], *, example: str) -> Any:
+    """Import `target` (MODULE:NAME) and return the object it names, or the one it builds.
+
+    `target` names `what` (`is_one` tells), or a function of no arguments returning one.
+    Errors of the target itself are usage errors; errors raised by the code it runs (a
+    module that fails to import, a factory that raises) propagate with their traceback.
+    """
+    module_name, _, attribute = target.partition(":")
+    dotted = (module_name, attribute)
+    if not all(part.isidentifier() for name in dotted for part in name.split(".")):
+        msg = f"expected MODULE:NAME, such as {example}, got {target!r}"
+        raise UsageError(msg)
+    found = import_module(module_name)
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            msg = f"{module_name!r} has no attribute {attribute!r}"
+            raise UsageError(msg)
+        found = getattr(found, part)
+    if is_one(found):
+        return found
+    if not callable(found):
+        kind = type(found).__name__
+        msg = f"{target} is of type {kind!r}, not {what} or a function returning one"
+        raise UsageError(msg)
+    try:
+        inspect.signature(found).bind()
+    except TypeError:
+        msg = f"{target} needs arguments; name {what} or a function of no arguments"
+        raise UsageError(msg) from None
+    except ValueError:
+        pass  # no signature to check (a builtin): calling it will tell
+    built = found()
+    if not is_one(built):
+        msg = f"{target} returned a value of type {type(built).__name__!r}, not {what}"
+        raise UsageError(msg)
+    return built
 
 
 def load_apps(modules: Sequence[str]) -> None:

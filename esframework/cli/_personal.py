@@ -1,15 +1,18 @@
 """Personal data on the command line: reads that unseal, `forget` and `purge-keys`.
 
 Every command that decodes events with the application's classes unseals their personal
-fields with the keys in the store's key table, fetched a page of records at a time by a
-keyring of that page: a subject forgotten while a command runs (a `tail`, a long `verify`)
-reads as forgotten from the next page on, as in the application's own reads.
+fields with the keys in the store's key table, or in the key store `--keys` names (an
+application that passes `keys=` to its repositories keeps them there), fetched a page of
+records at a time by a keyring of that page: a subject forgotten while a command runs (a
+`tail`, a long `verify`) reads as forgotten from the next page on, as in the application's
+own reads.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
@@ -19,10 +22,17 @@ from esframework._personal._keyring import Keyring
 from esframework._personal._keys import KeyStore
 from esframework._personal._sealing import Keys, validate_subject
 from esframework._records import SnapshotRecord, StoredEvent
-from esframework.cli._common import EXIT_OK, UsageError, add_store_options, open_store, print_json
+from esframework.cli._common import (
+    EXIT_OK,
+    UsageError,
+    add_store_options,
+    load_target,
+    open_store,
+    print_json,
+)
 from esframework.errors import InvalidSubjectError
 
-__all__ = ["PAGE", "add_commands", "with_keys"]
+__all__ = ["PAGE", "add_commands", "add_keys_option", "key_store", "with_keys"]
 
 PAGE: Final = 1000
 """Records per keyring: one query for the keys of a page's subjects."""
@@ -34,6 +44,40 @@ _NO_KEYS: Final[Keys] = MappingProxyType({})
 @runtime_checkable
 class _Purging(Protocol):
     def purge_forgotten_keys(self) -> None: ...
+
+
+def add_keys_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keys",
+        metavar="MODULE:NAME",
+        help="the application's key store, if it keeps keys outside the store's key table "
+        "(a KeyStore, or a function of no arguments returning one)",
+    )
+
+
+@contextmanager
+def key_store(args: argparse.Namespace, store: KeyStore) -> Iterator[KeyStore]:
+    """The key store `--keys` names, closed after use if it can be; else the store's own."""
+    if args.keys is None:
+        yield store
+        return
+    found: KeyStore = load_target(
+        args.keys, "a KeyStore", _is_key_store, example="myapp.keys:key_service"
+    )
+    try:
+        yield found
+    finally:
+        close = getattr(found, "close", None)
+        if callable(close):
+            close()
+
+
+def _is_key_store(found: object) -> bool:
+    # Not a class: `--keys myapp:KeyService` names what builds one, to be called.
+    methods = ("personal_data_keys", "delete_personal_data_key")
+    return not isinstance(found, type) and all(
+        callable(getattr(found, name, None)) for name in methods
+    )
 
 
 def with_keys(
@@ -74,6 +118,7 @@ def add_commands(commands: Any) -> None:
         "subject", metavar="SUBJECT", help="the subject's id, as the events' subject fields hold it"
     )
     add_store_options(forget)
+    add_keys_option(forget)
     forget.add_argument(
         "--reason", help="why (kept in the metadata of the PersonalDataForgotten event)"
     )
@@ -87,10 +132,10 @@ def add_commands(commands: Any) -> None:
 def _forget(args: argparse.Namespace) -> int:
     subject = _subject(args.subject)
     metadata = _metadata(args.reason)
-    with open_store(args) as store:
+    with open_store(args) as store, key_store(args, store) as keys:
         # Asked first only to say so: forgetting again is an idempotent retry either way.
-        before = store.personal_data_keys([subject])
-        result = store.forget_personal_data(subject, metadata=metadata)
+        before = keys.personal_data_keys([subject])
+        result = store.forget_personal_data(subject, keys=keys, metadata=metadata)
     already = subject in before and before[subject] is None
     had_key = before.get(subject) is not None
     if args.json:
@@ -105,6 +150,11 @@ def _forget(args: argparse.Namespace) -> int:
         )
     elif already:
         print(f"subject {subject!r} was already forgotten: nothing changed")
+    elif had_key and args.keys:  # purge-keys purges the store's table, not that key store
+        print(
+            f"forgot subject {subject!r}: key deleted for good in the key store, recorded "
+            f"in stream {result.stream_id!r}"
+        )
     elif had_key:
         print(
             f"forgot subject {subject!r}: key deleted for good, recorded in stream "
@@ -112,10 +162,10 @@ def _forget(args: argparse.Namespace) -> int:
         )
     else:
         # Nothing of theirs is sealed from now on; but an application that keeps its keys
-        # in another key store (keys=) must forget them there: this command cannot reach it.
+        # in another key store (keys=) must name it: this key table was the wrong place.
+        where = "the key store" if args.keys else "the store's key table (name another with --keys)"
         print(
-            f"forgot subject {subject!r}, of whom the store's key table held no key (keys "
-            "kept in another key store must be forgotten there); recorded in stream "
+            f"forgot subject {subject!r}, of whom {where} held no key; recorded in stream "
             f"{result.stream_id!r}"
         )
     return EXIT_OK

@@ -24,7 +24,7 @@ from esframework.cli._common import (
     open_store,
     print_json,
 )
-from esframework.cli._personal import with_keys
+from esframework.cli._personal import add_keys_option, key_store, with_keys
 from esframework.errors import PersonalDataError
 
 _PAGE = 1000
@@ -52,6 +52,7 @@ def add_commands(commands: Any) -> None:
     )
     add_store_options(verify)
     add_app_option(verify)
+    add_keys_option(verify)
     verify.set_defaults(handler=_verify)
 
 
@@ -62,15 +63,19 @@ def _verify(args: argparse.Namespace) -> int:
     notes: list[str] = []
     checks = _EventChecks(serializer)
     snapshots = 0
-    with open_store(args) as store, open_inspector(args) as inspector:
-        for record, keys in with_keys(store.iter_all(page_size=_PAGE), store, page=_PAGE):
+    with (
+        open_store(args) as store,
+        open_inspector(args) as inspector,
+        key_store(args, store) as key_table,
+    ):
+        for record, keys in with_keys(store.iter_all(page_size=_PAGE), key_table, page=_PAGE):
             checks.check(record, keys)
         unpositioned = getattr(store, "unpositioned", None)
         if unpositioned is not None and (waiting := unpositioned()):
             notes.append(f"{waiting} committed event(s) wait for a position and were not checked")
         after = ""
         while page := inspector.snapshots(after=after, limit=_PAGE):
-            for snapshot, keys in with_keys(page, store, page=_PAGE):
+            for snapshot, keys in with_keys(page, key_table, page=_PAGE):
                 snapshots += 1
                 checks.problems.extend(
                     _check_snapshot(
@@ -89,10 +94,12 @@ def _verify(args: argparse.Namespace) -> int:
             "give the application with --app"
         )
     if checks.keyless:
+        where = "key store" if args.keys else "store's key table"
         notes.append(
             f"{len(checks.keyless)} data subject(s) have sealed fields but no key in the "
-            "store's key table and were not forgotten (their keys live in another key store, "
-            f"or were lost): their fields read as forgotten; for example {min(checks.keyless)!r}"
+            f"{where} and were not "
+            "forgotten (their keys live in another key store, to name with --keys, or were "
+            f"lost): their fields read as forgotten; for example {min(checks.keyless)!r}"
         )
     _report(
         args,

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from esframework.cli._common import (
     EXIT_FAILED,
-    UsageError,
-    import_module,
+    load_target,
     one_line,
     postgres_module,
 )
@@ -52,43 +51,12 @@ def _run(target: str, log_level: str) -> int:
 
 
 def load_runner(target: str) -> Runner[Any]:
-    """Import `target` (MODULE:NAME) and return the Runner it names or builds.
-
-    Errors of the target itself are usage errors; errors raised by the code it runs (a
-    module that fails to import, a factory that raises) propagate with their traceback.
-    """
-    import inspect
-
+    """Import `target` (MODULE:NAME) and return the Runner it names or builds."""
     from esframework._runner import Runner
 
-    module_name, _, attribute = target.partition(":")
-    dotted = (module_name, attribute)
-    if not all(part.isidentifier() for name in dotted for part in name.split(".")):
-        msg = f"expected MODULE:NAME, such as myapp.worker:runner, got {target!r}"
-        raise UsageError(msg)
-    found = import_module(module_name)
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            msg = f"{module_name!r} has no attribute {attribute!r}"
-            raise UsageError(msg)
-        found = getattr(found, part)
-    if isinstance(found, Runner):
-        return found
-    if not callable(found):
-        kind = type(found).__name__
-        msg = f"{target} is of type {kind!r}, not a Runner or a function returning one"
-        raise UsageError(msg)
-    try:
-        inspect.signature(found).bind()
-    except TypeError:
-        msg = f"{target} needs arguments; name a Runner or a function of no arguments"
-        raise UsageError(msg) from None
-    except ValueError:
-        pass  # no signature to check (a builtin): calling it will tell
-    runner = found()
-    if not isinstance(runner, Runner):
-        msg = f"{target} returned a value of type {type(runner).__name__!r}, not a Runner"
-        raise UsageError(msg)
+    runner: Runner[Any] = load_target(
+        target, "a Runner", lambda found: isinstance(found, Runner), example="myapp.worker:runner"
+    )
     return runner
 
 

@@ -26,6 +26,7 @@ class _Store(Protocol):
     """What these methods use of the store they are mixed into."""
 
     _statements: Statements
+    _set_lock_timeout: tuple[bytes, dict[str, object]]
     conninfo: str
 
     def _run(self, doing: str, work: Callable[[psycopg.Connection[Any]], T]) -> T: ...
@@ -64,20 +65,32 @@ class PersonalKeys:
 
         Run it after forgetting (`esframework purge-keys` does): `VACUUM FULL` of the small
         key table, which holds its exclusive lock for as long as copying its live rows
-        takes (saves that create keys wait that long). Needs the table's owner, as
-        migrations do.
+        takes (loads and saves that read keys wait that long). Needs the table's owner, as
+        migrations do. It waits for that lock at most the store's `lock_timeout`, as
+        appends do: an open transaction that read keys holds the lock, and reads of keys
+        queue behind the waiting purge meanwhile.
 
         Raises:
             StoreError: A transaction open somewhere in the database (anything older than
                 the forgetting) may still see a forgotten key, so PostgreSQL kept that row
-                version in the rewritten table. Nothing is lost: run it again once that
-                transaction ends.
+                version in the rewritten table; or an open transaction held the table's
+                lock for longer than `lock_timeout`. Nothing is lost: run it again once
+                that transaction ends.
         """
         connection = psycopg.Connection.connect(self.conninfo, autocommit=True)
         details: list[str] = []
         connection.add_notice_handler(lambda notice: details.append(notice.message_detail or ""))
         with connection:
-            connection.execute(self._statements.purge_keys)
+            connection.execute(*self._set_lock_timeout)
+            try:
+                connection.execute(self._statements.purge_keys)
+            except psycopg.errors.LockNotAvailable as error:
+                msg = (
+                    f"the key table of schema {self._statements.schema!r} is locked by an "
+                    "open transaction (one that read keys) for longer than the store's "
+                    "lock_timeout: run purge-keys again once it ends"
+                )
+                raise StoreError(msg) from error
         kept = sum(int(found) for detail in details for found in _KEPT.findall(detail))
         if kept:
             msg = (

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from esframework import NewEvent, Repository
+from esframework import NewEvent, Repository, SQLiteEventStore
 from tests.cli.conftest import ROOT, Target
 from tests.personal.domain import FORGOTTEN, Customer
 
@@ -242,9 +242,8 @@ def test_forget_records_the_reason_once_and_again_is_a_no_op(target: Target) -> 
     unknown = target.run("forget", "nobody")
     assert unknown.code == 0, unknown.err
     assert unknown.out == (
-        "forgot subject 'nobody', of whom the store's key table held no key (keys kept in "
-        "another key store must be forgotten there); recorded in stream "
-        "'$personal-data-nobody'\n"
+        "forgot subject 'nobody', of whom the store's key table (name another with --keys) "
+        "held no key; recorded in stream '$personal-data-nobody'\n"
     )
     assert json.loads(_registered(target, "$personal-data-nobody").metadata) == {}
     assert target.store.personal_data_keys(["nobody"]) == {"nobody": None}
@@ -347,3 +346,51 @@ def test_verify_without_cryptography_fails_in_one_line(target: Target) -> None:
         "esframework verify: PersonalDataError: personal data needs the cryptography "
         "package: install esframework[personal] (or cryptography)\n"
     )
+
+
+def test_keys_kept_in_another_key_store_are_named_with_keys(
+    target: Target, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """An application passing `keys=` keeps its keys elsewhere: without `--keys` the
+    commands see no key (and say so); with it they unseal, and `forget` forgets there."""
+    keys_db = tmp_path / "keys.db"
+    monkeypatch.setenv("ESFRAMEWORK_CLI_KEYS_DB", str(keys_db))
+    keys = ("--keys", "tests.cli.external_keys:key_service")
+    with SQLiteEventStore(keys_db) as service:
+        Repository(Customer, store=target.store, keys=service).save(
+            Customer.register("c-1", EMAIL, name=NAME)
+        )
+        assert target.store.personal_data_keys(["c-1"]) == {}  # not in the store's table
+
+        alone = target.run("show", "c-1", "--json", *APP)
+        assert alone.json()[0]["decoded"]["data"]["email"] == FORGOTTEN
+        unsealed = target.run("show", "c-1", "--json", *APP, *keys)
+        assert unsealed.code == 0, unsealed.err
+        assert unsealed.json()[0]["decoded"]["data"]["email"] == EMAIL
+        assert target.run("verify", *APP, *keys).code == 0
+
+        forgotten = target.run("forget", "c-1", *keys)
+        assert forgotten.code == 0, forgotten.err
+        assert forgotten.out == (
+            "forgot subject 'c-1': key deleted for good in the key store, recorded in stream "
+            "'$personal-data-c-1'\n"
+        )
+        assert service.personal_data_keys(["c-1"]) == {"c-1": None}
+        after = target.run("show", "c-1", "--json", *APP, *keys)
+        assert after.json()[0]["decoded"]["data"]["email"] == FORGOTTEN
+        assert EMAIL not in after.out
+
+
+def test_a_keys_option_naming_no_key_store_is_a_one_line_error(target: Target) -> None:
+    _customers(target)
+    for keys, message in (
+        ("nope", "expected MODULE:NAME, such as myapp.keys:key_service, got 'nope'"),
+        ("tests.cli.external_keys:missing", "has no attribute 'missing'"),
+        ("tests.cli.external_keys:NOT_A_KEY_STORE", "not a KeyStore or a function"),
+    ):
+        for command in (("show", "c-1", *APP), ("forget", "c-1")):
+            result = target.run(*command, "--keys", keys)
+            assert result.code == 2, result.err
+            assert message in result.err
+            assert result.err.count("\n") == 1
+    assert target.store.personal_data_keys(["c-1"])["c-1"] is not None  # nothing forgotten

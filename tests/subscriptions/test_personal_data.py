@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from esframework import Envelope, PersonalDataForgotten
+from esframework._personal._redaction import REDACTED
 from esframework.errors import StoreError
 from tests.personal.domain import FORGOTTEN, Customer, CustomerRegistered, EmailChanged
 from tests.subscriptions.conftest import Harness, Sql
@@ -115,3 +116,24 @@ def test_after_forgetting_the_plaintext_and_key_are_nowhere(harness: Harness) ->
     for plaintext in EMAILS:
         assert plaintext.encode() not in stored
     assert key not in stored
+
+
+def test_a_parked_events_error_keeps_no_personal_data(harness: Harness) -> None:
+    """The handler's message quotes the email; the parked event's error keeps no copy."""
+    customers = harness.repository(Customer)
+    customers.save(Customer.register("c-1", EMAILS[0], name="Ada \u2028 Lovelace"))
+
+    def refuse(envelope: Envelope[Any], _: Sql) -> None:
+        event = envelope.event
+        raise ValueError(f"cannot mail {event.email} ({event.name!r}) on plan {event.plan}")
+
+    worker = harness.worker(refuse, max_attempts=1, dead_letter=True)
+    worker.run(until_caught_up=True)
+    [parked] = harness.store.parked("test")
+    assert parked.error.count(REDACTED) == 2, parked.error
+    assert "on plan basic" in parked.error  # what is not personal stays, to debug with
+    harness.store.forget_personal_data("c-1")
+    stored = _database_bytes(harness)
+    assert b"on plan basic" in stored  # the search does see the parked event's error
+    assert EMAILS[0].encode() not in stored
+    assert b"Lovelace" not in stored

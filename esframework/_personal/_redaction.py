@@ -1,0 +1,84 @@
+"""Keeping personal data out of the error texts the store keeps (parked events).
+
+A handler that fails on an event often names what it was given: `ValueError("no account for
+'Ada Lovelace'")`. Stored as the parked event's error, that text would keep the plaintext
+after the subject is forgotten, where no key can reach it. So before an error text is
+stored, every personal value of the event it is about is replaced by `REDACTED`.
+
+What is replaced is text equal to a value as the codec encodes it (names, e-mail
+addresses, dates in ISO form, decimals, numbers), as written or as `repr` quotes and
+escapes it; a value the handler reformatted (a date spelled out, a name upper-cased) is not
+recognized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from esframework._json import loads
+from esframework._personal._sealing import MARKER, Keys, unseal
+
+__all__ = ["REDACTED", "redact_personal_data"]
+
+REDACTED: Final = "[personal data]"
+# Shorter texts are not replaced: "1" or "a" would be cut out of every word and number.
+_SHORTEST: Final = 2
+
+
+def redact_personal_data(text: str, data: str, keys: Keys) -> str:
+    """Return `text` with the personal values of the stored event `data` replaced.
+
+    `keys` are those the event's subjects had when it was read; a forgotten subject's
+    fields read as placeholders, which are no personal data and stay. Data that is not
+    sealed, or does not unseal, leaves the text as it is: the error is then about the data.
+    """
+    if MARKER not in data:  # the common case: no personal data, nothing to parse
+        return text
+    try:
+        document = loads(data)
+        sealed = document[MARKER]["fields"].items()
+        fields = [name for name, (subject, _) in sealed if keys.get(subject) is not None]
+        unseal(document, keys)
+    except (ValueError, TypeError, KeyError):
+        return text
+    secrets = {form for name in fields for leaf in _leaves(document[name]) for form in leaf}
+    for secret in sorted(secrets, key=len, reverse=True):  # "Ada Lovelace" before "Ada"
+        if len(secret) >= _SHORTEST:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _leaves(value: Any) -> Iterator[set[str]]:
+    """The text forms of each scalar in a decoded JSON value."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, str):
+        # As written, and quoted by `repr` up to three times: `{name!r}` in a message, in
+        # the message of an error that wraps it (`{error!r}`), in the `repr` of the error
+        # that is stored.
+        forms = level = {value}
+        for _ in range(3):
+            level = {quoted for form in level for quoted in _quoted(form)}
+            forms |= level
+        yield forms
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield {str(value)}
+
+
+def _quoted(text: str) -> set[str]:
+    """`text` as `repr` writes it between its quotes, with either quote escaped or not.
+
+    Which quote `repr` escapes depends on the whole string it quotes (a message with the
+    value in it), so each is tried.
+    """
+    # Quotes swapped for printable stand-ins the text lacks: `repr` then escapes the rest.
+    single, double = [c for c in map(chr, range(0x2600, 0x2610)) if c not in text][:2]
+    bare = repr(text.replace("'", single).replace('"', double))[1:-1]
+    bare = bare.replace(single, "'").replace(double, '"')
+    escaped = bare.replace("'", "\\'")
+    return {bare, escaped, bare.replace('"', '\\"'), escaped.replace('"', '\\"')}
