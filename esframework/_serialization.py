@@ -42,6 +42,7 @@ _NUL: Final = "\\u0000"  # how orjson writes a NUL character inside a JSON strin
 # ... unless its backslash is itself escaped: a backslash then "u0000" is text, not a NUL.
 _NUL_ESCAPE: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 _RESERVED_METADATA: Final = frozenset({"correlation_id", "causation_id"})
+_NO_SUBJECTS: Final[frozenset[str]] = frozenset()
 
 Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
@@ -130,9 +131,10 @@ class Serializer:
         Raises:
             InvalidSubjectError: A subject field holds no valid subject id.
         """
-        return frozenset(
-            subject_of(getattr(value, field.subject)) for field in personal_fields(type(value))
-        )
+        fields = personal_fields(type(value))
+        if not fields:  # the common case: no generator, no new set
+            return _NO_SUBJECTS
+        return frozenset(subject_of(getattr(value, field.subject)) for field in fields)
 
     def decode(self, record: StoredEvent, keys: Keys | None = None) -> Envelope[Any]:
         """Decode a stored event into its current event class, upcasting it if needed.
@@ -164,7 +166,10 @@ class Serializer:
             self._generation = registry.generation
         try:
             try:
-                return self._decode_payload(record, _opened(loads(record.data), keys, loads))
+                document = loads(record.data)
+                if isinstance(document, dict) and MARKER in document:  # `_opened`, inlined
+                    unseal(document, keys, loads)
+                return self._decode_payload(record, document)
             except NeedsExactInts:  # an int beyond 64 bits, which orjson reads as a float
                 return self._decode_payload(
                     record, _opened(loads_exact(record.data), keys, loads_exact)

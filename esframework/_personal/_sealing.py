@@ -17,6 +17,7 @@ an event is its id, so a retried append seals to the same bytes and stays idempo
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 from uuid import UUID
@@ -29,6 +30,7 @@ from esframework.errors import InvalidSubjectError, PersonalDataError, SubjectFo
 
 __all__ = [
     "MARKER",
+    "MARKER_TEXT",
     "MAX_SUBJECT_LENGTH",
     "Keys",
     "new_key",
@@ -41,13 +43,21 @@ __all__ = [
 
 MARKER: Final = "$personal"
 MAX_SUBJECT_LENGTH: Final = 200
-_MARKER_TEXT: Final = f'"{MARKER}"'
+MARKER_TEXT: Final = f'"{MARKER}"'
+"""The marker's key as JSON text: a stored document without it has no sealed fields.
+
+The cheap test before any parse. A string value cannot hold it (its quotes are escaped in
+JSON); a nested object keyed `$personal` holds it, and then parsing finds no marker.
+"""
+_NO_SUBJECTS: Final[frozenset[str]] = frozenset()
 
 Keys = Mapping[str, bytes | None]
 """Subject ids to their keys; None (or no entry) for a forgotten subject."""
 
 
-def _cipher(key: bytes) -> Any:
+@functools.cache
+def _aessiv() -> Any:
+    """Return the cipher class, imported on first use (a failed import is not cached)."""
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
     except ImportError:  # an optional dependency: only events with personal fields need it
@@ -56,7 +66,11 @@ def _cipher(key: bytes) -> Any:
             "install esframework[personal] (or cryptography)"
         )
         raise PersonalDataError(msg) from None
-    return AESSIV(key)
+    return AESSIV
+
+
+def _cipher(key: bytes) -> Any:
+    return _aessiv()(key)
 
 
 def new_key() -> bytes:
@@ -126,8 +140,8 @@ def seal(
 
 def sealed_subjects(data: str) -> frozenset[str]:
     """Return the subjects whose keys unsealing the stored JSON `data` needs (often none)."""
-    if _MARKER_TEXT not in data:  # the cheap test for the common case
-        return frozenset()
+    if MARKER_TEXT not in data:  # the cheap test for the common case
+        return _NO_SUBJECTS
     document = loads(data)
     marker = document.get(MARKER) if isinstance(document, dict) else None
     if not isinstance(marker, dict):
