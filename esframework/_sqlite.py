@@ -61,7 +61,7 @@ from esframework._sqlite_retention import (
     stored_or_archived,
     stream_page,
 )
-from esframework._subscriptions import SubscriptionStore
+from esframework._subscription_store import SubscriptionStore
 from esframework.errors import (
     ConditionFailedError,
     LeaseLostError,

@@ -36,7 +36,7 @@ from esframework._sqlite import SQLiteEventStore, _PollingListener
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._store import EventStore
 from esframework._store_async import AsyncEventStore
-from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
+from esframework._subscription_store_async import AsyncLease, AsyncSubscriptionStore
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSQLiteEventStore"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from esframework._subscriptions import Listener
+from esframework._subscription_store import Listener
 from esframework.errors import LeaseLostError
 from esframework.postgres._coordination import (
     _IDLE_SESSION_TIMEOUT_SINCE,

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from esframework._subscriptions_async import AsyncListener
+from esframework._subscription_store_async import AsyncListener
 from esframework.errors import LeaseLostError
 from esframework.postgres._coordination_async import (
     _IDLE_SESSION_TIMEOUT_SINCE,

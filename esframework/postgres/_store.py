@@ -41,7 +41,7 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._retention import check_open, check_tombstone_last
-from esframework._subscriptions import Lease, SubscriptionStore
+from esframework._subscription_store import Lease, SubscriptionStore
 from esframework.errors import (
     AppendDeadlockError,
     ConcurrencyError,

@@ -42,7 +42,7 @@ from esframework._records import (
     StoredEvent,
 )
 from esframework._retention import check_open, check_tombstone_last
-from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
+from esframework._subscription_store_async import AsyncLease, AsyncSubscriptionStore
 from esframework.errors import (
     AppendDeadlockError,
     ConcurrencyError,
