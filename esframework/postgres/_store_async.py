@@ -51,6 +51,13 @@ from esframework.errors import (
     StoreUnavailableError,
 )
 from esframework.postgres._archive_async import AsyncArchiving
+from esframework.postgres._connection_setup import (
+    DEFAULT_LEASE_TIMEOUT,
+    application_name,
+    pool_conninfo,
+    set_lock_timeout,
+    set_search_path,
+)
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import (
     condition_conflict,
@@ -66,16 +73,11 @@ from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._shared_session_async import AsyncRunnerCoordination
 from esframework.postgres._sql import (
     COVERED,
-    DEFAULT_LEASE_TIMEOUT,
     SEQUENCE_BATCH,
     Statements,
     append_params,
-    application_name,
     dcb_locks,
     lease_key_halves,
-    pool_conninfo,
-    set_lock_timeout,
-    set_search_path,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
