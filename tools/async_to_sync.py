@@ -35,6 +35,8 @@ SOURCES = (
     "esframework/postgres/_shared_session_async.py",
     "esframework/postgres/_archive_async.py",
     "esframework/postgres/_keys_async.py",
+    "esframework/postgres/_connections_async.py",
+    "esframework/postgres/_subscriptions_async.py",
     "esframework/postgres/_store_async.py",
 )
 
