@@ -22,7 +22,9 @@ import attrs
 from esframework._portable_sql import execute_sql, execute_sql_async
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
-from esframework._subscriptions import Subscription, SubscriptionStore, SubscriptionWorker
+from esframework._subscription_spec import Subscription
+from esframework._subscription_store import SubscriptionStore
+from esframework._subscription_worker import SubscriptionWorker
 from esframework.errors import ProjectionVersionError
 
 __all__ = ["PROJECTION_VERSIONS_TABLE", "BlueGreen", "replaying"]

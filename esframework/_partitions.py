@@ -21,11 +21,8 @@ from esframework.errors import PartitionCountError
 
 if TYPE_CHECKING:
     from esframework._progress import Progress
-    from esframework._subscriptions import (
-        Lease,
-        Subscription,
-        SubscriptionStore,
-    )
+    from esframework._subscription_spec import Subscription
+    from esframework._subscription_store import Lease, SubscriptionStore
 
 __all__ = ["check_partition_count", "partitioned", "rebuild_partitions"]
 
@@ -129,7 +126,8 @@ def rebuild_partitions(
         ValueError: `subscriptions` are not all the partitions of one subscription.
         TypeError: The handler is a function, not a projection with `reset`.
     """
-    from esframework._subscriptions import Projection, SubscriptionWorker
+    from esframework._subscription_spec import Projection
+    from esframework._subscription_worker import SubscriptionWorker
 
     base, count, handler = _layout(subscriptions)
     if not isinstance(handler, Projection):

@@ -33,11 +33,8 @@ from esframework.errors import PartitionCountError
 
 if TYPE_CHECKING:
     from esframework._progress import Progress
-    from esframework._subscriptions_async import (
-        AsyncLease,
-        AsyncSubscription,
-        AsyncSubscriptionStore,
-    )
+    from esframework._subscription_spec_async import AsyncSubscription
+    from esframework._subscription_store_async import AsyncLease, AsyncSubscriptionStore
 
 __all__ = ["check_partition_count", "partitioned", "rebuild_partitions"]
 
@@ -143,7 +140,8 @@ async def rebuild_partitions(
         ValueError: `subscriptions` are not all the partitions of one subscription.
         TypeError: The handler is a function, not a projection with `reset`.
     """
-    from esframework._subscriptions_async import AsyncProjection, AsyncSubscriptionWorker
+    from esframework._subscription_spec_async import AsyncProjection
+    from esframework._subscription_worker_async import AsyncSubscriptionWorker
 
     base, count, handler = _layout(subscriptions)
     if not isinstance(handler, AsyncProjection):

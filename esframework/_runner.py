@@ -13,14 +13,13 @@ from typing import Generic, TypeVar
 from esframework._personal._keys import KeyStore
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping import Stopper
-from esframework._subscriptions import (
+from esframework._subscription_spec import Subscription, check_unique_names
+from esframework._subscription_store import (
     RunnerCoordination,
     SharesCoordination,
-    Subscription,
     SubscriptionStore,
-    SubscriptionWorker,
-    check_unique_names,
 )
+from esframework._subscription_worker import SubscriptionWorker
 
 __all__ = ["Runner"]
 

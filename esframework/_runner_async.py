@@ -12,14 +12,13 @@ from typing import Generic, TypeVar
 from esframework._personal._keys_async import AsyncKeyStore
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._stopping_async import Stopper
-from esframework._subscriptions_async import (
+from esframework._subscription_spec_async import AsyncSubscription, check_unique_names
+from esframework._subscription_store_async import (
     AsyncRunnerCoordination,
     AsyncSharesCoordination,
-    AsyncSubscription,
     AsyncSubscriptionStore,
-    AsyncSubscriptionWorker,
-    check_unique_names,
 )
+from esframework._subscription_worker_async import AsyncSubscriptionWorker
 
 __all__ = ["AsyncRunner"]
 

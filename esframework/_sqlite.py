@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,15 +36,14 @@ from esframework._records import (
     EventPayload,
     ExpectedVersion,
     NewEvent,
-    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
 from esframework._retention import check_open, check_tombstone_last
-from esframework._sqlite_keys import KEYS_SCHEMA, SQLitePersonalKeys
+from esframework._sqlite_errors import SQLiteErrors
+from esframework._sqlite_keys import SQLitePersonalKeys
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
 from esframework._sqlite_queries import (
-    TAGS_SCHEMA,
     first_conflict,
     insert_tags,
     query_page,
@@ -55,13 +53,14 @@ from esframework._sqlite_queries import (
 from esframework._sqlite_readers import ReaderPool, is_private
 from esframework._sqlite_retention import (
     COLUMNS,
-    RETENTION_SCHEMA,
     SQLiteArchiving,
     global_page,
     stored_or_archived,
     stream_page,
 )
-from esframework._subscriptions import SubscriptionStore
+from esframework._sqlite_schema import SCHEMA
+from esframework._sqlite_subscriptions import PollingListener, SQLiteSubscriptions
+from esframework._subscription_store import SubscriptionStore
 from esframework.errors import (
     ConditionFailedError,
     LeaseLostError,
@@ -70,78 +69,6 @@ from esframework.errors import (
 )
 
 __all__ = ["SQLiteEventStore"]
-
-# The tables and columns of the PostgreSQL schema, in SQLite's types. `user_version`
-# records which of these statements a file has, so later releases can add to the list.
-_SCHEMA: Final = (
-    """
-    CREATE TABLE events (
-        global_position INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        stream_id TEXT NOT NULL CHECK (length(stream_id) BETWEEN 1 AND 255),
-        stream_type TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        schema_version INTEGER NOT NULL DEFAULT 1,
-        event_data TEXT NOT NULL,
-        metadata TEXT NOT NULL DEFAULT '{}',
-        version INTEGER NOT NULL CHECK (version >= 1),
-        created_at TEXT NOT NULL,
-        CONSTRAINT unique_stream_version UNIQUE (stream_id, version)
-    )
-    """,
-    "CREATE INDEX idx_events_event_type ON events(event_type)",
-    "CREATE INDEX idx_events_created_at ON events(created_at)",
-    """
-    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE is not allowed'); END
-    """,
-    """
-    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE is not allowed'); END
-    """,
-    """
-    CREATE TABLE snapshots (
-        stream_id TEXT PRIMARY KEY,
-        stream_type TEXT NOT NULL,
-        snapshot_data TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        state_schema TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE subscription_checkpoints (
-        subscription_id TEXT PRIMARY KEY,
-        last_position INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE subscription_dead_letters (
-        subscription_id TEXT NOT NULL,
-        global_position INTEGER NOT NULL,
-        event_id TEXT NOT NULL,
-        stream_id TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        error TEXT NOT NULL,
-        parked_at TEXT NOT NULL,
-        PRIMARY KEY (subscription_id, global_position)
-    )
-    """,
-    """
-    CREATE TABLE subscription_leases (
-        subscription_id TEXT PRIMARY KEY,
-        holder TEXT NOT NULL,
-        expires_at REAL NOT NULL
-    )
-    """,
-    # Closed, truncated and archived streams: see `_sqlite_retention`.
-    *RETENTION_SCHEMA,
-    # The keys of data subjects: see `_sqlite_keys`.
-    *KEYS_SCHEMA,
-    # Tagged events, for reads by query and conditional appends: see `_sqlite_queries`.
-    *TAGS_SCHEMA,
-)
 
 _COLUMNS: Final = COLUMNS
 _PAYLOAD_COLUMNS: Final = (
@@ -178,7 +105,12 @@ def _to_stored(row: tuple[Any, ...]) -> StoredEvent:
     )
 
 
-class SQLiteEventStore(SQLiteArchiving, SQLitePersonalKeys, SubscriptionStore[sqlite3.Connection]):
+class SQLiteEventStore(
+    SQLiteArchiving,
+    SQLitePersonalKeys,
+    SQLiteSubscriptions,
+    SubscriptionStore[sqlite3.Connection],
+):
     """An event store in one SQLite file: the embedded default.
 
     Several threads may share one store, and several processes may open the same file: each
@@ -501,15 +433,16 @@ class SQLiteEventStore(SQLiteArchiving, SQLitePersonalKeys, SubscriptionStore[sq
                 ),
             )
 
-    # Subscriptions: leases, polling, transactions, checkpoints and dead letters.
+    # Subscriptions: leases, polling, transactions and checkpoints; `SQLiteSubscriptions`
+    # has the rest.
 
     def lease(self, subscription: str) -> SQLiteLease:
         """Return the lease that keeps one instance of `subscription` active."""
         return SQLiteLease(self, subscription, self._lease_timeout)
 
-    def listener(self) -> _PollingListener:
+    def listener(self) -> PollingListener:
         """Return a context manager that waits until the head moves (SQLite has no NOTIFY)."""
-        return _PollingListener(self)
+        return PollingListener(self)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -567,14 +500,6 @@ class SQLiteEventStore(SQLiteArchiving, SQLitePersonalKeys, SubscriptionStore[sq
         finally:
             self._lock.release()
 
-    def load_checkpoint(self, subscription: str) -> int | None:
-        with self._reading() as db, self._errors("read the checkpoint of", subscription):
-            row = db.execute(
-                "SELECT last_position FROM subscription_checkpoints WHERE subscription_id = ?",
-                (subscription,),
-            ).fetchone()
-        return None if row is None else int(row[0])
-
     def save_checkpoint(
         self,
         connection: sqlite3.Connection,
@@ -612,70 +537,6 @@ class SQLiteEventStore(SQLiteArchiving, SQLitePersonalKeys, SubscriptionStore[sq
         )
         if cursor.rowcount != 1:
             raise LeaseLostError(subscription)
-
-    def park(
-        self, connection: sqlite3.Connection, subscription: str, event: StoredEvent, error: str
-    ) -> None:
-        with self._errors("park an event of", subscription):
-            connection.execute(
-                "INSERT OR REPLACE INTO subscription_dead_letters (subscription_id, "
-                "global_position, event_id, stream_id, event_type, error, parked_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    subscription,
-                    event.position,
-                    str(event.event_id),
-                    event.stream_id,
-                    event.event_type,
-                    error,
-                    datetime.now(UTC).isoformat(),
-                ),
-            )
-
-    def unpark(
-        self, connection: sqlite3.Connection, subscription: str, position: int | None
-    ) -> int:
-        cursor = connection.execute(
-            "DELETE FROM subscription_dead_letters WHERE subscription_id = ? "
-            "AND (? IS NULL OR global_position = ?)",
-            (subscription, position, position),
-        )
-        return cursor.rowcount
-
-    def parked_streams(
-        self, connection: sqlite3.Connection, subscription: str, stream_ids: Collection[str]
-    ) -> frozenset[str]:
-        if not stream_ids:
-            return frozenset()
-        marks = ", ".join("?" * len(stream_ids))  # a page's streams: far below SQLite's limit
-        with self._errors("list the streams with parked events of", subscription):
-            cursor = connection.execute(
-                "SELECT DISTINCT stream_id FROM subscription_dead_letters "
-                f"WHERE subscription_id = ? AND stream_id IN ({marks})",
-                (subscription, *stream_ids),
-            )
-            return frozenset(row[0] for row in cursor)
-
-    def parked(self, subscription: str) -> list[ParkedEvent]:
-        with self._reading() as db, self._errors("list the parked events of", subscription):
-            rows = db.execute(
-                "SELECT global_position, event_id, stream_id, event_type, error, parked_at "
-                "FROM subscription_dead_letters WHERE subscription_id = ? "
-                "ORDER BY global_position",
-                (subscription,),
-            )
-            return [
-                ParkedEvent(
-                    subscription=subscription,
-                    position=row[0],
-                    event_id=UUID(row[1]),
-                    stream_id=row[2],
-                    event_type=row[3],
-                    error=row[4],
-                    parked_at=datetime.fromisoformat(row[5]),
-                )
-                for row in rows
-            ]
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -715,62 +576,18 @@ class SQLiteEventStore(SQLiteArchiving, SQLitePersonalKeys, SubscriptionStore[sq
             db.execute("PRAGMA secure_delete = ON")
             db.execute("BEGIN IMMEDIATE")
             (applied,) = db.execute("PRAGMA user_version").fetchone()
-            if applied > len(_SCHEMA):
+            if applied > len(SCHEMA):
                 db.close()
                 msg = f"SQLite store {self.path} was written by a newer esframework release"
                 raise StoreError(msg)
-            for statement in _SCHEMA[applied:]:
+            for statement in SCHEMA[applied:]:
                 db.execute(statement)
-            db.execute(f"PRAGMA user_version = {len(_SCHEMA)}")
+            db.execute(f"PRAGMA user_version = {len(SCHEMA)}")
             db.execute("COMMIT")
         except sqlite3.Error as error:
             db.close()
             raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {error}") from error
         return db
 
-    def _errors(self, action: str, what: str) -> _SQLiteErrors:
-        return _SQLiteErrors(f"could not {action} {what!s} in SQLite store {self.path}")
-
-
-class _SQLiteErrors:
-    """Turns sqlite3 errors into the framework's, keeping the original as the cause."""
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            raise StoreUnavailableError(f"{self._message}: {exc}") from exc
-        if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"{self._message}: {exc}") from exc
-
-
-class _PollingListener:
-    """Waits by watching the head position: SQLite cannot push notifications."""
-
-    INTERVAL: Final = 0.05
-
-    def __init__(self, store: SQLiteEventStore) -> None:
-        self._store = store
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def wait(self, timeout: float) -> None:
-        start = self._store.head()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(self.INTERVAL)
-            if self._store.head() != start:
-                return
+    def _errors(self, action: str, what: str) -> SQLiteErrors:
+        return SQLiteErrors(f"could not {action} {what!s} in SQLite store {self.path}")

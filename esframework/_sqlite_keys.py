@@ -22,7 +22,7 @@ from esframework.errors import StoreError
 
 __all__ = ["KEYS_SCHEMA", "SQLitePersonalKeys"]
 
-# Appended to the store's `_SCHEMA` (applied once per file, in order: never edit these).
+# Appended to `_sqlite_schema.SCHEMA` (applied once per file, in order: never edit these).
 KEYS_SCHEMA: Final = (
     """
     CREATE TABLE personal_data_keys (

@@ -32,7 +32,7 @@ __all__ = [
     "tags_of",
 ]
 
-# Appended to the store's `_SCHEMA` (applied once per file, in order: never edit these).
+# Appended to `_sqlite_schema.SCHEMA` (applied once per file, in order: never edit these).
 TAGS_SCHEMA: Final = (
     "ALTER TABLE events ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",
     "ALTER TABLE events_archive ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",

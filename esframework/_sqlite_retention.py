@@ -2,7 +2,7 @@
 
 The archive is a table with the columns of `events`, positions and all: archiving a batch
 copies the truncated part of some streams into it and deletes the copies from `events`, in
-one write transaction. The triggers of `_SCHEMA` (in `_sqlite`) allow that delete and
+one write transaction. The triggers of `SCHEMA` (in `_sqlite_schema`) allow that delete and
 nothing else: a row leaves `events` only once the archive holds it, unchanged, and the
 archive takes only rows before their stream's truncation point.
 """
@@ -32,7 +32,7 @@ __all__ = [
     "stream_page",
 ]
 
-# Appended to the store's `_SCHEMA` (applied once per file, in order: never edit these).
+# Appended to `_sqlite_schema.SCHEMA` (applied once per file, in order: never edit these).
 RETENTION_SCHEMA: Final = (
     """
     CREATE TABLE stream_truncations (

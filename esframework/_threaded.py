@@ -32,11 +32,12 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._sqlite import SQLiteEventStore, _PollingListener
+from esframework._sqlite import SQLiteEventStore
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
+from esframework._sqlite_subscriptions import PollingListener
 from esframework._store import EventStore
 from esframework._store_async import AsyncEventStore
-from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
+from esframework._subscription_store_async import AsyncLease, AsyncSubscriptionStore
 
 __all__ = ["AsyncInMemoryEventStore", "AsyncSQLiteEventStore"]
 
@@ -395,7 +396,7 @@ class _AsyncPollingListener:
         start = await self._store.head()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            await asyncio.sleep(_PollingListener.INTERVAL)
+            await asyncio.sleep(PollingListener.INTERVAL)
             if await self._store.head() != start:
                 return
 

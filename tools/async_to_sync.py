@@ -24,6 +24,9 @@ SOURCES = (
     "esframework/_personal/_keyring_async.py",
     "esframework/_store_async.py",
     "esframework/_repository_async.py",
+    "esframework/_subscription_store_async.py",
+    "esframework/_subscription_spec_async.py",
+    "esframework/_subscription_worker_async.py",
     "esframework/_subscriptions_async.py",
     "esframework/_partitions_async.py",
     "esframework/_decisions/_service_async.py",
@@ -32,6 +35,8 @@ SOURCES = (
     "esframework/postgres/_shared_session_async.py",
     "esframework/postgres/_archive_async.py",
     "esframework/postgres/_keys_async.py",
+    "esframework/postgres/_connections_async.py",
+    "esframework/postgres/_subscriptions_async.py",
     "esframework/postgres/_store_async.py",
 )
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
-from esframework._subscriptions import SubscriptionStore
+from esframework._subscription_store import SubscriptionStore
 
 if TYPE_CHECKING:
     from esframework.cli._inspect import Inspector

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from esframework._partition import is_count_marker, partition_of
 from esframework._progress import Progress
-from esframework._subscriptions import SubscriptionWorker
+from esframework._subscription_worker import SubscriptionWorker
 from esframework.cli._common import (
     EXIT_FAILED,
     EXIT_OK,

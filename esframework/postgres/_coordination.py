@@ -13,15 +13,15 @@ import psycopg
 from psycopg import sql
 
 from esframework.errors import LeaseLostError
-from esframework.postgres._errors import translate
-from esframework.postgres._sql import (
+from esframework.postgres._connection_setup import (
     DEFAULT_LEASE_TIMEOUT,
     NOTIFY_CHANNEL,
     application_name,
-    lease_key,
     set_idle_session_timeout,
     set_lock_timeout,
 )
+from esframework.postgres._errors import translate
+from esframework.postgres._sql import lease_key
 
 __all__ = ["PostgresLease", "PostgresListener"]
 

@@ -21,7 +21,8 @@ from typing import Any, Final
 
 import psycopg
 
-from esframework.postgres._sql import BUSY, SEQUENCE_BATCH, Statements, application_name
+from esframework.postgres._connection_setup import application_name
+from esframework.postgres._sql import BUSY, SEQUENCE_BATCH, Statements
 
 __all__ = ["Sequencer"]
 

@@ -17,8 +17,12 @@ import psycopg
 from psycopg import sql
 
 from esframework.errors import StoreError
+from esframework.postgres._connection_setup import (
+    NOTIFY_CHANNEL,
+    application_name,
+    set_lock_timeout,
+)
 from esframework.postgres._errors import translate
-from esframework.postgres._sql import NOTIFY_CHANNEL, application_name, set_lock_timeout
 
 __all__ = ["AsyncSharedListener", "SharedListener"]
 

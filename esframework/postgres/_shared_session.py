@@ -21,20 +21,20 @@ from typing import Any
 
 import psycopg
 
-from esframework._subscriptions import Listener
+from esframework._subscription_store import Listener
 from esframework.errors import LeaseLostError
+from esframework.postgres._connection_setup import (
+    DEFAULT_LEASE_TIMEOUT,
+    application_name,
+    set_idle_session_timeout,
+    set_lock_timeout,
+)
 from esframework.postgres._coordination import (
     _IDLE_SESSION_TIMEOUT_SINCE,
     PostgresLease,
 )
 from esframework.postgres._errors import translate
 from esframework.postgres._shared_listener import SharedListener
-from esframework.postgres._sql import (
-    DEFAULT_LEASE_TIMEOUT,
-    application_name,
-    set_idle_session_timeout,
-    set_lock_timeout,
-)
 
 __all__ = ["RunnerCoordination", "SharedLease", "SharedLeaseSession"]
 

@@ -22,20 +22,20 @@ from typing import Any
 
 import psycopg
 
-from esframework._subscriptions_async import AsyncListener
+from esframework._subscription_store_async import AsyncListener
 from esframework.errors import LeaseLostError
+from esframework.postgres._connection_setup import (
+    DEFAULT_LEASE_TIMEOUT,
+    application_name,
+    set_idle_session_timeout,
+    set_lock_timeout,
+)
 from esframework.postgres._coordination_async import (
     _IDLE_SESSION_TIMEOUT_SINCE,
     AsyncPostgresLease,
 )
 from esframework.postgres._errors import translate
 from esframework.postgres._shared_listener import AsyncSharedListener
-from esframework.postgres._sql import (
-    DEFAULT_LEASE_TIMEOUT,
-    application_name,
-    set_idle_session_timeout,
-    set_lock_timeout,
-)
 
 __all__ = ["AsyncRunnerCoordination", "AsyncSharedLease", "AsyncSharedLeaseSession"]
 

@@ -4,18 +4,15 @@
 
 from __future__ import annotations
 
-import contextvars
-import logging
-import time
 import weakref
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from types import MappingProxyType, TracebackType
-from typing import Any, LiteralString, Self, TypeAlias, TypeVar
+from types import TracebackType
+from typing import Any, Self
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from esframework._checks import (
@@ -36,25 +33,30 @@ from esframework._records import (
     EventPayload,
     ExpectedVersion,
     NewEvent,
-    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
 from esframework._retention import check_open, check_tombstone_last
-from esframework._subscriptions import Lease, SubscriptionStore
+from esframework._subscription_store import SubscriptionStore
 from esframework.errors import (
     AppendDeadlockError,
     ConcurrencyError,
     ConditionFailedError,
-    LeaseLostError,
     StoreUnavailableError,
 )
 from esframework.postgres._archive import Archiving
+from esframework.postgres._connection_setup import (
+    DEFAULT_LEASE_TIMEOUT,
+    application_name,
+    pool_conninfo,
+    set_lock_timeout,
+    set_search_path,
+)
+from esframework.postgres._connections import UNITS, Connections, OpenUnit
 from esframework.postgres._coordination import PostgresLease, PostgresListener
 from esframework.postgres._errors import (
     condition_conflict,
     found_stream_closed,
-    is_connection_lost,
     translate,
     violated_constraint,
 )
@@ -65,25 +67,18 @@ from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._shared_session import RunnerCoordination
 from esframework.postgres._sql import (
     COVERED,
-    DEFAULT_LEASE_TIMEOUT,
     SEQUENCE_BATCH,
     Statements,
     append_params,
-    application_name,
     dcb_locks,
-    lease_key_halves,
-    pool_conninfo,
-    set_lock_timeout,
-    set_search_path,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
     to_stored,
 )
+from esframework.postgres._subscriptions import PostgresSubscriptions
 
 __all__ = ["PostgresEventStore"]
-
-logger = logging.getLogger(__name__)
 
 ANY_VERSION_ATTEMPTS = 5
 """How often an append expecting any version tries before its last conflict is raised."""
@@ -91,42 +86,14 @@ ANY_VERSION_ATTEMPTS = 5
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
-T = TypeVar("T")
-Statement: TypeAlias = bytes | sql.Composed | LiteralString
-Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
-_Work: TypeAlias = Callable[[psycopg.Connection[Any]], T]
 
-
-class _OpenUnit:
-    """A unit of work's connection, cleared when the unit ends.
-
-    Tasks started inside a unit copy the context that names it, and may outlive it: once it
-    has ended, their calls must not run on a connection that went back to the pool.
-    """
-
-    __slots__ = ("connection",)
-
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self.connection: psycopg.Connection[Any] | None = connection
-
-
-# The unit of work open in this thread or task, per store: its calls run on that connection.
-_UNITS: contextvars.ContextVar[Mapping[int, _OpenUnit]] = contextvars.ContextVar(
-    "esframework_postgres_units", default=MappingProxyType({})
-)
-
-
-# JSONB arrives as its text, unparsed: the serializer parses it with orjson, by the declared
-# field types. The loader registered for `text` is psycopg's fastest (its C one, if installed).
-_TEXT_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["text"].oid, pq.Format.TEXT)
-
-
-def _register_loaders(connection: psycopg.Connection[Any]) -> None:
-    if _TEXT_LOADER is not None:
-        connection.adapters.register_loader("jsonb", _TEXT_LOADER)
-
-
-class PostgresEventStore(Archiving, PersonalKeys, SubscriptionStore[psycopg.Connection[Any]]):
+class PostgresEventStore(
+    Connections,
+    Archiving,
+    PersonalKeys,
+    PostgresSubscriptions,
+    SubscriptionStore[psycopg.Connection[Any]],
+):
     """An event store in PostgreSQL, for production.
 
     Appends are one statement and one round trip, and take no lock: writers never wait for
@@ -531,11 +498,8 @@ class PostgresEventStore(Archiving, PersonalKeys, SubscriptionStore[psycopg.Conn
         if self._sequencer.behind():
             self._sequencer.wait_caught_up()
 
-    def _unit(self) -> psycopg.Connection[Any] | None:
-        unit = _UNITS.get().get(id(self))
-        return None if unit is None else unit.connection
-
-    # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
+    # Subscriptions: leases, notifications, transactions; checkpoints and dead letters are
+    # `PostgresSubscriptions'`.
 
     def lease(self, subscription: str) -> PostgresLease:
         """Return the lease that keeps one instance of `subscription` active."""
@@ -584,13 +548,13 @@ class PostgresEventStore(Archiving, PersonalKeys, SubscriptionStore[psycopg.Conn
                 try:
                     with conn.transaction():
                         conn.execute(self._set_search_path)
-                        unit = _OpenUnit(conn)
-                        token = _UNITS.set({**_UNITS.get(), id(self): unit})
+                        unit = OpenUnit(conn)
+                        token = UNITS.set({**UNITS.get(), id(self): unit})
                         try:
                             yield conn
                         finally:
                             unit.connection = None
-                            _UNITS.reset(token)
+                            UNITS.reset(token)
                 except Exception as error:
                     if conn.broken and not isinstance(error, StoreUnavailableError):
                         # Whatever the body raised (the server's error, or a handler's own
@@ -604,157 +568,6 @@ class PostgresEventStore(Archiving, PersonalKeys, SubscriptionStore[psycopg.Conn
         except (psycopg.Error, PoolTimeout) as error:  # the body's own errors come wrapped
             raise translate(error, "commit a unit of work") from error
         self._sequencer.committed()
-
-    def load_checkpoint(self, subscription: str) -> int | None:
-        rows = self._fetch(
-            f"read the checkpoint of {subscription!r}",
-            self._statements.load_checkpoint,
-            (subscription,),
-        )
-        return int(rows[0][0]) if rows else None
-
-    def save_checkpoint(
-        self,
-        connection: psycopg.Connection[Any],
-        subscription: str,
-        position: int,
-        lease: Lease,
-        *,
-        previous: int | None,
-    ) -> None:
-        held = lease if isinstance(lease, PostgresLease) else None
-        key_high, key_low = lease_key_halves(held.key) if held is not None else (0, 0)
-        cursor = connection.execute(
-            self._statements.save_checkpoint,
-            {
-                "name": subscription,
-                "position": position,
-                "pid": None if held is None else held.pid,
-                "key_high": key_high,
-                "key_low": key_low,
-                "previous": previous,
-            },
-        )
-        if cursor.rowcount != 1:
-            raise LeaseLostError(subscription)
-
-    def park(
-        self,
-        connection: psycopg.Connection[Any],
-        subscription: str,
-        event: StoredEvent,
-        error: str,
-    ) -> None:
-        connection.execute(
-            self._statements.park,
-            (
-                subscription,
-                event.position,
-                event.event_id,
-                event.stream_id,
-                event.event_type,
-                error,
-            ),
-        )
-
-    def unpark(
-        self, connection: psycopg.Connection[Any], subscription: str, position: int | None
-    ) -> int:
-        cursor = connection.execute(
-            self._statements.unpark, {"name": subscription, "position": position}
-        )
-        return cursor.rowcount
-
-    def parked_streams(
-        self,
-        connection: psycopg.Connection[Any],
-        subscription: str,
-        stream_ids: Collection[str],
-    ) -> frozenset[str]:
-        if not stream_ids:
-            return frozenset()
-        cursor = connection.execute(
-            self._statements.parked_streams, (subscription, list(stream_ids))
-        )
-        return frozenset(row[0] for row in cursor.fetchall())
-
-    def parked(self, subscription: str) -> list[ParkedEvent]:
-        rows = self._fetch(
-            f"list the parked events of {subscription!r}", self._statements.parked, (subscription,)
-        )
-        return [
-            ParkedEvent(
-                subscription=row[0],
-                position=row[1],
-                event_id=row[2],
-                stream_id=row[3],
-                event_type=row[4],
-                error=row[5],
-                parked_at=row[6],
-            )
-            for row in rows
-        ]
-
-    def _fetch(
-        self,
-        doing: str,
-        query: Statement,
-        params: Params,
-        *,
-        returns_rows: bool = True,
-        prepare: bool | None = None,
-    ) -> list[Any]:
-        def work(conn: psycopg.Connection[Any]) -> list[Any]:
-            cursor = conn.execute(query, params, prepare=prepare)
-            return cursor.fetchall() if returns_rows else []
-
-        return self._run(doing, work)
-
-    def _ensure_open(self) -> None:
-        if not self._opened:
-            # Opening twice is harmless: psycopg_pool ignores a second open().
-            self._pool.open(wait=False)
-            self._opened = True
-
-    @contextmanager
-    def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
-        """Lend a pooled connection, given the store's settings the first time it is lent."""
-        with self._pool.connection() as conn:
-            if conn not in self._configured:
-                _register_loaders(conn)
-                query, params = self._set_lock_timeout
-                conn.execute(query, params)
-                if not conn.autocommit:  # keep the setting: a rollback would undo it
-                    conn.commit()
-                self._configured.add(conn)
-            yield conn
-
-    def _run(self, doing: str, work: _Work[T]) -> T:
-        """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost.
-
-        Inside a unit of work, run it on the unit's connection, once: a lost transaction
-        cannot be retried statement by statement.
-        """
-        unit = self._unit()
-        if unit is not None:
-            try:
-                return work(unit)
-            except psycopg.Error as error:
-                raise translate(error, doing) from error
-        self._ensure_open()
-        attempt = 1
-        while True:
-            try:
-                with self._borrow() as conn:
-                    return work(conn)
-            except PoolTimeout as error:
-                raise translate(error, doing) from error
-            except psycopg.Error as error:
-                if attempt == self._attempts or not is_connection_lost(error):
-                    raise translate(error, doing) from error
-                logger.warning("connection lost (%s); retrying to %s", error, doing)
-                time.sleep(0.05 * 2**attempt)
-                attempt += 1
 
 
 def _insert(

@@ -6,17 +6,15 @@ This module is the source of `_store.py`, which `tools/async_to_sync.py` generat
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from types import MappingProxyType, TracebackType
-from typing import Any, LiteralString, Self, TypeAlias, TypeVar
+from types import TracebackType
+from typing import Any, Self
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from esframework._checks import (
@@ -37,25 +35,30 @@ from esframework._records import (
     EventPayload,
     ExpectedVersion,
     NewEvent,
-    ParkedEvent,
     SnapshotRecord,
     StoredEvent,
 )
 from esframework._retention import check_open, check_tombstone_last
-from esframework._subscriptions_async import AsyncLease, AsyncSubscriptionStore
+from esframework._subscription_store_async import AsyncSubscriptionStore
 from esframework.errors import (
     AppendDeadlockError,
     ConcurrencyError,
     ConditionFailedError,
-    LeaseLostError,
     StoreUnavailableError,
 )
 from esframework.postgres._archive_async import AsyncArchiving
+from esframework.postgres._connection_setup import (
+    DEFAULT_LEASE_TIMEOUT,
+    application_name,
+    pool_conninfo,
+    set_lock_timeout,
+    set_search_path,
+)
+from esframework.postgres._connections_async import UNITS, AsyncConnections, OpenUnit
 from esframework.postgres._coordination_async import AsyncPostgresLease, AsyncPostgresListener
 from esframework.postgres._errors import (
     condition_conflict,
     found_stream_closed,
-    is_connection_lost,
     translate,
     violated_constraint,
 )
@@ -66,25 +69,18 @@ from esframework.postgres._sequencer import Sequencer
 from esframework.postgres._shared_session_async import AsyncRunnerCoordination
 from esframework.postgres._sql import (
     COVERED,
-    DEFAULT_LEASE_TIMEOUT,
     SEQUENCE_BATCH,
     Statements,
     append_params,
-    application_name,
     dcb_locks,
-    lease_key_halves,
-    pool_conninfo,
-    set_lock_timeout,
-    set_search_path,
     snapshot_params,
     stream_lock_key,
     to_snapshot,
     to_stored,
 )
+from esframework.postgres._subscriptions_async import AsyncPostgresSubscriptions
 
 __all__ = ["AsyncPostgresEventStore"]
-
-logger = logging.getLogger(__name__)
 
 ANY_VERSION_ATTEMPTS = 5
 """How often an append expecting any version tries before its last conflict is raised."""
@@ -92,43 +88,13 @@ ANY_VERSION_ATTEMPTS = 5
 STREAM_PAGE_SIZE = 5000
 """Rows per query when reading a stream: one query for most aggregates, bounded memory for all."""
 
-T = TypeVar("T")
-Statement: TypeAlias = bytes | sql.Composed | LiteralString
-Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
-_Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
-
-
-class _OpenUnit:
-    """A unit of work's connection, cleared when the unit ends.
-
-    Tasks started inside a unit copy the context that names it, and may outlive it: once it
-    has ended, their calls must not run on a connection that went back to the pool.
-    """
-
-    __slots__ = ("connection",)
-
-    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        self.connection: psycopg.AsyncConnection[Any] | None = connection
-
-
-# The unit of work open in this thread or task, per store: its calls run on that connection.
-_UNITS: contextvars.ContextVar[Mapping[int, _OpenUnit]] = contextvars.ContextVar(
-    "esframework_postgres_units_async", default=MappingProxyType({})
-)
-
-
-# JSONB arrives as its text, unparsed: the serializer parses it with orjson, by the declared
-# field types. The loader registered for `text` is psycopg's fastest (its C one, if installed).
-_TEXT_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["text"].oid, pq.Format.TEXT)
-
-
-def _register_loaders(connection: psycopg.AsyncConnection[Any]) -> None:
-    if _TEXT_LOADER is not None:
-        connection.adapters.register_loader("jsonb", _TEXT_LOADER)
-
 
 class AsyncPostgresEventStore(
-    AsyncArchiving, AsyncPersonalKeys, AsyncSubscriptionStore[psycopg.AsyncConnection[Any]]
+    AsyncConnections,
+    AsyncArchiving,
+    AsyncPersonalKeys,
+    AsyncPostgresSubscriptions,
+    AsyncSubscriptionStore[psycopg.AsyncConnection[Any]],
 ):
     """An event store in PostgreSQL, for production.
 
@@ -540,11 +506,8 @@ class AsyncPostgresEventStore(
         if self._sequencer.behind():
             await asyncio.to_thread(self._sequencer.wait_caught_up)
 
-    def _unit(self) -> psycopg.AsyncConnection[Any] | None:
-        unit = _UNITS.get().get(id(self))
-        return None if unit is None else unit.connection
-
-    # Subscriptions: leases, notifications, transactions, checkpoints and dead letters.
+    # Subscriptions: leases, notifications, transactions; checkpoints and dead letters are
+    # `AsyncPostgresSubscriptions'`.
 
     def lease(self, subscription: str) -> AsyncPostgresLease:
         """Return the lease that keeps one instance of `subscription` active."""
@@ -593,13 +556,13 @@ class AsyncPostgresEventStore(
                 try:
                     async with conn.transaction():
                         await conn.execute(self._set_search_path)
-                        unit = _OpenUnit(conn)
-                        token = _UNITS.set({**_UNITS.get(), id(self): unit})
+                        unit = OpenUnit(conn)
+                        token = UNITS.set({**UNITS.get(), id(self): unit})
                         try:
                             yield conn
                         finally:
                             unit.connection = None
-                            _UNITS.reset(token)
+                            UNITS.reset(token)
                 except Exception as error:
                     if conn.broken and not isinstance(error, StoreUnavailableError):
                         # Whatever the body raised (the server's error, or a handler's own
@@ -613,157 +576,6 @@ class AsyncPostgresEventStore(
         except (psycopg.Error, PoolTimeout) as error:  # the body's own errors come wrapped
             raise translate(error, "commit a unit of work") from error
         self._sequencer.committed()
-
-    async def load_checkpoint(self, subscription: str) -> int | None:
-        rows = await self._fetch(
-            f"read the checkpoint of {subscription!r}",
-            self._statements.load_checkpoint,
-            (subscription,),
-        )
-        return int(rows[0][0]) if rows else None
-
-    async def save_checkpoint(
-        self,
-        connection: psycopg.AsyncConnection[Any],
-        subscription: str,
-        position: int,
-        lease: AsyncLease,
-        *,
-        previous: int | None,
-    ) -> None:
-        held = lease if isinstance(lease, AsyncPostgresLease) else None
-        key_high, key_low = lease_key_halves(held.key) if held is not None else (0, 0)
-        cursor = await connection.execute(
-            self._statements.save_checkpoint,
-            {
-                "name": subscription,
-                "position": position,
-                "pid": None if held is None else held.pid,
-                "key_high": key_high,
-                "key_low": key_low,
-                "previous": previous,
-            },
-        )
-        if cursor.rowcount != 1:
-            raise LeaseLostError(subscription)
-
-    async def park(
-        self,
-        connection: psycopg.AsyncConnection[Any],
-        subscription: str,
-        event: StoredEvent,
-        error: str,
-    ) -> None:
-        await connection.execute(
-            self._statements.park,
-            (
-                subscription,
-                event.position,
-                event.event_id,
-                event.stream_id,
-                event.event_type,
-                error,
-            ),
-        )
-
-    async def unpark(
-        self, connection: psycopg.AsyncConnection[Any], subscription: str, position: int | None
-    ) -> int:
-        cursor = await connection.execute(
-            self._statements.unpark, {"name": subscription, "position": position}
-        )
-        return cursor.rowcount
-
-    async def parked_streams(
-        self,
-        connection: psycopg.AsyncConnection[Any],
-        subscription: str,
-        stream_ids: Collection[str],
-    ) -> frozenset[str]:
-        if not stream_ids:
-            return frozenset()
-        cursor = await connection.execute(
-            self._statements.parked_streams, (subscription, list(stream_ids))
-        )
-        return frozenset(row[0] for row in await cursor.fetchall())
-
-    async def parked(self, subscription: str) -> list[ParkedEvent]:
-        rows = await self._fetch(
-            f"list the parked events of {subscription!r}", self._statements.parked, (subscription,)
-        )
-        return [
-            ParkedEvent(
-                subscription=row[0],
-                position=row[1],
-                event_id=row[2],
-                stream_id=row[3],
-                event_type=row[4],
-                error=row[5],
-                parked_at=row[6],
-            )
-            for row in rows
-        ]
-
-    async def _fetch(
-        self,
-        doing: str,
-        query: Statement,
-        params: Params,
-        *,
-        returns_rows: bool = True,
-        prepare: bool | None = None,
-    ) -> list[Any]:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
-            cursor = await conn.execute(query, params, prepare=prepare)
-            return await cursor.fetchall() if returns_rows else []
-
-        return await self._run(doing, work)
-
-    async def _ensure_open(self) -> None:
-        if not self._opened:
-            # Opening twice is harmless: psycopg_pool ignores a second open().
-            await self._pool.open(wait=False)
-            self._opened = True
-
-    @asynccontextmanager
-    async def _borrow(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """Lend a pooled connection, given the store's settings the first time it is lent."""
-        async with self._pool.connection() as conn:
-            if conn not in self._configured:
-                _register_loaders(conn)
-                query, params = self._set_lock_timeout
-                await conn.execute(query, params)
-                if not conn.autocommit:  # keep the setting: a rollback would undo it
-                    await conn.commit()
-                self._configured.add(conn)
-            yield conn
-
-    async def _run(self, doing: str, work: _Work[T]) -> T:
-        """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost.
-
-        Inside a unit of work, run it on the unit's connection, once: a lost transaction
-        cannot be retried statement by statement.
-        """
-        unit = self._unit()
-        if unit is not None:
-            try:
-                return await work(unit)
-            except psycopg.Error as error:
-                raise translate(error, doing) from error
-        await self._ensure_open()
-        attempt = 1
-        while True:
-            try:
-                async with self._borrow() as conn:
-                    return await work(conn)
-            except PoolTimeout as error:
-                raise translate(error, doing) from error
-            except psycopg.Error as error:
-                if attempt == self._attempts or not is_connection_lost(error):
-                    raise translate(error, doing) from error
-                logger.warning("connection lost (%s); retrying to %s", error, doing)
-                await asyncio.sleep(0.05 * 2**attempt)
-                attempt += 1
 
 
 async def _insert(

@@ -82,10 +82,10 @@ def test_a_file_of_the_release_before_tags_upgrades_in_place(sqlite_path: Path) 
     """A file whose schema predates tags gains them when opened: its events read with no
     tags, and new events are tagged and found by query."""
     from esframework import NewEvent, Query, QueryItem
-    from esframework._sqlite import _SCHEMA
     from esframework._sqlite_queries import TAGS_SCHEMA
+    from esframework._sqlite_schema import SCHEMA
 
-    old = _SCHEMA[: len(_SCHEMA) - len(TAGS_SCHEMA)]
+    old = SCHEMA[: len(SCHEMA) - len(TAGS_SCHEMA)]
     db = sqlite3.connect(sqlite_path, isolation_level=None)
     for statement in old:
         db.execute(statement)

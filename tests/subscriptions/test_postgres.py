@@ -12,7 +12,7 @@ import pytest
 
 from esframework import Envelope, Subscription, SubscriptionWorker, event
 from esframework.postgres import PostgresEventStore
-from esframework.postgres._sql import application_name
+from esframework.postgres._connection_setup import application_name
 from tests.postgres.test_global_order import append_in_transaction, events
 from tests.subscriptions.projector import BalanceProjection, create_table
 from tests.subscriptions.test_processes import Site, expected, projected, wait_for, write

@@ -76,10 +76,10 @@ def test_a_type_stored_while_running_is_noticed(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The check runs again while the worker runs (every minute; here at every page)."""
-    from esframework import _subscriptions, _subscriptions_async
+    from esframework import _subscription_worker, _subscription_worker_async
 
-    monkeypatch.setattr(_subscriptions, "_TYPES_EVERY", 0.0)
-    monkeypatch.setattr(_subscriptions_async, "_TYPES_EVERY", 0.0)
+    monkeypatch.setattr(_subscription_worker, "_TYPES_EVERY", 0.0)
+    monkeypatch.setattr(_subscription_worker_async, "_TYPES_EVERY", 0.0)
     harness.store.append(
         "notes", "TestNotebook", [note("TestNoteFiled", 2, "new")], expected_version=0
     )

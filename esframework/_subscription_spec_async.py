@@ -1,0 +1,125 @@
+"""What a subscription is: what to deliver to whom, and the handler or projection it goes to.
+
+This module is the source of `_subscription_spec.py`, which `tools/async_to_sync.py`
+generates from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from esframework._checks import MAX_STREAM_ID_LENGTH
+from esframework._envelope import Envelope
+from esframework._partition import Partition
+from esframework._queries import Query
+
+__all__ = [
+    "AsyncHandler",
+    "AsyncProjection",
+    "AsyncSubscription",
+]
+
+C = TypeVar("C")
+C_contra = TypeVar("C_contra", contravariant=True)
+
+
+class AsyncHandler(Protocol[C_contra]):
+    """Handles one event; `connection` is in the transaction that also moves the checkpoint."""
+
+    async def __call__(self, envelope: Envelope[Any], connection: C_contra, /) -> None: ...
+
+
+@runtime_checkable
+class AsyncProjection(Protocol[C_contra]):
+    """A read model kept in the store's database, updated with exactly-once effects.
+
+    `handle` writes through `connection` only; `reset` deletes the read model's data, so the
+    projection can be rebuilt from the first event.
+    """
+
+    async def handle(self, envelope: Envelope[Any], connection: C_contra, /) -> None: ...
+
+    async def reset(self, connection: C_contra, /) -> None: ...
+
+
+def _storable_name(_: object, __: object, name: str) -> None:
+    if not 1 <= len(name) <= MAX_STREAM_ID_LENGTH:
+        msg = f"subscription names need 1 to {MAX_STREAM_ID_LENGTH} characters: {name[:80]!r}"
+        raise ValueError(msg)
+
+
+def check_unique_names(subscriptions: Sequence[AsyncSubscription[Any]]) -> None:
+    """Raise `ValueError` if two subscriptions share a name (and so a checkpoint)."""
+    names = [s.name for s in subscriptions]
+    if len(set(names)) != len(names):
+        msg = f"subscription names must be unique, got {names}"
+        raise ValueError(msg)
+
+
+def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
+    return None if values is None else frozenset(values)
+
+
+@attrs.frozen(kw_only=True)
+class AsyncSubscription(Generic[C]):
+    """What to deliver to whom, and how to cope with failures.
+
+    Attributes:
+        name: Identifies the subscription's checkpoint and lease; keep it stable.
+        handler: A function `(envelope, connection)`, or a projection object with `handle`
+            and `reset`.
+        stream_types: Deliver only events of these stream (aggregate) types.
+        event_types: Deliver only events of these classes (stored under any of their names,
+            old ones included). The worker then refuses to run while the store holds event
+            types that no registered class or upcaster maps to (see
+            `UnmappedEventTypesError`): they may be a renamed class's old events.
+        ignored_event_types: Stored event type names the `event_types` check passes over:
+            events of another application, which this one has no classes for.
+        start: Where a new subscription starts: at the first event, or after the last one.
+        batch_size: Events per transaction when all goes well (and the page size).
+        max_attempts: How often a failing event is tried before parking or stopping.
+        retry_delay: Seconds before the first retry; it doubles with each attempt.
+        dead_letter: After `max_attempts`, park the event and go on (True), or stop with a
+            `SubscriptionError`, the checkpoint before the event (False).
+        on_poison: What becomes of the later events of a stream with a parked event.
+            ``"park_stream"`` (the default) parks them behind it, in order, unhandled, until
+            it is resolved (`retry_parked`, `drop_parked`): a read model then always holds a
+            prefix of each stream, stale for that stream meanwhile. ``"skip"`` parks only the
+            event and handles the later ones without it, out of order for that stream.
+        poll_interval: The longest a caught-up worker waits before looking for events even
+            without a notification.
+        lease_interval: How often a standby instance tries to take the lease.
+        skip_checkpoint_interval: With filters, the worker moves past events they leave out
+            without handling them; it saves such a skipped-ahead position at most this
+            often (seconds), unless `skip_checkpoint_positions` is reached first. A restart
+            may skip those events again; checkpoints after handled events are immediate.
+        skip_checkpoint_positions: Save a skipped-ahead position once it is this many
+            positions past the stored checkpoint, however recent the last save.
+        partition: Deliver only this partition's streams (set by `partitioned`).
+        query: Deliver only the events this query matches (by stored type name and tags),
+            in the global order, aggregate events and decisions' alike; combines with the
+            other filters (an event must pass them all).
+    """
+
+    name: str = attrs.field(validator=_storable_name)
+    handler: AsyncHandler[C] | AsyncProjection[C]
+    stream_types: Collection[str] | None = attrs.field(default=None, converter=_frozen)
+    event_types: Collection[type[Any]] | None = attrs.field(default=None, converter=_frozen)
+    ignored_event_types: Collection[str] = attrs.field(default=(), converter=frozenset)
+    start: Literal["beginning", "end"] = "beginning"
+    batch_size: int = 100
+    max_attempts: int = 5
+    retry_delay: float = 0.1
+    dead_letter: bool = False
+    on_poison: Literal["park_stream", "skip"] = attrs.field(
+        default="park_stream", validator=attrs.validators.in_(("park_stream", "skip"))
+    )
+    poll_interval: float = 1.0
+    lease_interval: float = 1.0
+    skip_checkpoint_interval: float = 5.0
+    skip_checkpoint_positions: int = 1000
+    partition: Partition | None = None
+    query: Query | None = None

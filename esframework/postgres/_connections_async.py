@@ -1,0 +1,142 @@
+"""The PostgreSQL store's base: running statements on pooled connections, retrying lost ones.
+
+This module is the source of `_connections.py`, which `tools/async_to_sync.py` generates
+from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import MappingProxyType
+from typing import Any, LiteralString, TypeAlias, TypeVar
+
+import psycopg
+from psycopg import pq, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from esframework.postgres._errors import (
+    is_connection_lost,
+    translate,
+)
+
+__all__ = ["UNITS", "AsyncConnections", "OpenUnit", "Params", "Statement"]
+
+# The store's logger, by the name it had before this module was split from it.
+logger = logging.getLogger("esframework.postgres._store_async")
+
+T = TypeVar("T")
+Statement: TypeAlias = bytes | sql.Composed | LiteralString
+Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
+_Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+
+
+class OpenUnit:
+    """A unit of work's connection, cleared when the unit ends.
+
+    Tasks started inside a unit copy the context that names it, and may outlive it: once it
+    has ended, their calls must not run on a connection that went back to the pool.
+    """
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection: psycopg.AsyncConnection[Any] | None = connection
+
+
+# The unit of work open in this thread or task, per store: its calls run on that connection.
+UNITS: contextvars.ContextVar[Mapping[int, OpenUnit]] = contextvars.ContextVar(
+    "esframework_postgres_units_async", default=MappingProxyType({})
+)
+
+
+# JSONB arrives as its text, unparsed: the serializer parses it with orjson, by the declared
+# field types. The loader registered for `text` is psycopg's fastest (its C one, if installed).
+_TEXT_LOADER = psycopg.adapters.get_loader(psycopg.postgres.types["text"].oid, pq.Format.TEXT)
+
+
+def _register_loaders(connection: psycopg.AsyncConnection[Any]) -> None:
+    if _TEXT_LOADER is not None:
+        connection.adapters.register_loader("jsonb", _TEXT_LOADER)
+
+
+class AsyncConnections:
+    """How the store runs its statements: on a unit of work's connection, or a pooled one.
+
+    The store sets these attributes; the methods here only use them.
+    """
+
+    _pool: AsyncConnectionPool[Any]
+    _opened: bool
+    _attempts: int
+    _configured: weakref.WeakSet[psycopg.AsyncConnection[Any]]
+    _set_lock_timeout: tuple[bytes, dict[str, object]]
+
+    def _unit(self) -> psycopg.AsyncConnection[Any] | None:
+        unit = UNITS.get().get(id(self))
+        return None if unit is None else unit.connection
+
+    async def _fetch(
+        self,
+        doing: str,
+        query: Statement,
+        params: Params,
+        *,
+        returns_rows: bool = True,
+        prepare: bool | None = None,
+    ) -> list[Any]:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+            cursor = await conn.execute(query, params, prepare=prepare)
+            return await cursor.fetchall() if returns_rows else []
+
+        return await self._run(doing, work)
+
+    async def _ensure_open(self) -> None:
+        if not self._opened:
+            # Opening twice is harmless: psycopg_pool ignores a second open().
+            await self._pool.open(wait=False)
+            self._opened = True
+
+    @asynccontextmanager
+    async def _borrow(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Lend a pooled connection, given the store's settings the first time it is lent."""
+        async with self._pool.connection() as conn:
+            if conn not in self._configured:
+                _register_loaders(conn)
+                query, params = self._set_lock_timeout
+                await conn.execute(query, params)
+                if not conn.autocommit:  # keep the setting: a rollback would undo it
+                    await conn.commit()
+                self._configured.add(conn)
+            yield conn
+
+    async def _run(self, doing: str, work: _Work[T]) -> T:
+        """Run `work` on a pooled connection, retrying on a fresh one if the connection is lost.
+
+        Inside a unit of work, run it on the unit's connection, once: a lost transaction
+        cannot be retried statement by statement.
+        """
+        unit = self._unit()
+        if unit is not None:
+            try:
+                return await work(unit)
+            except psycopg.Error as error:
+                raise translate(error, doing) from error
+        await self._ensure_open()
+        attempt = 1
+        while True:
+            try:
+                async with self._borrow() as conn:
+                    return await work(conn)
+            except PoolTimeout as error:
+                raise translate(error, doing) from error
+            except psycopg.Error as error:
+                if attempt == self._attempts or not is_connection_lost(error):
+                    raise translate(error, doing) from error
+                logger.warning("connection lost (%s); retrying to %s", error, doing)
+                await asyncio.sleep(0.05 * 2**attempt)
+                attempt += 1
