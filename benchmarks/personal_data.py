@@ -52,7 +52,7 @@ import orjson
 from _common import drop_schema, recreate_schema
 
 import esframework._repository as repository_module
-import esframework._subscriptions as subscriptions_module
+import esframework._subscription_worker as subscriptions_module
 from esframework import (
     Envelope,
     InMemoryEventStore,

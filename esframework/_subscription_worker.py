@@ -15,6 +15,7 @@ from esframework._partitions import check_partition_count
 from esframework._personal._keyring import Keyring
 from esframework._personal._keys import KeyStore
 from esframework._personal._redaction import redact_personal_data
+from esframework._personal._sealing import Keys
 from esframework._progress import Progress, ProgressTracker
 from esframework._queries import Query
 from esframework._records import ParkedEvent, StoredEvent
@@ -413,6 +414,10 @@ class SubscriptionWorker(Generic[C]):
 
     def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
         with _instrumentation.active.batch(self.subscription.name, page):
+            # One keyring for the page, as for one load: a single query for the keys of
+            # every subject it seals, where one per event cost a query each. A subject
+            # forgotten from now on reads as forgotten from the next page.
+            keys = Keyring(self.keys).for_all(r.data for r in page)
             try:
                 with self.store.transaction() as connection:
                     # Read first, before the handler takes any lock of its own (see `_held`).
@@ -421,7 +426,7 @@ class SubscriptionWorker(Generic[C]):
                         if record.stream_id in held:
                             self._park_behind(connection, record)
                         else:
-                            self._handle(record, connection)
+                            self._handle(record, connection, keys)
                     self._save_checkpoint(connection, page[-1].position)
             except HandlerFailedError:  # find which event failed: one transaction each
                 logger.debug(
@@ -536,14 +541,15 @@ class SubscriptionWorker(Generic[C]):
         )
         _instrumentation.active.parked(self.subscription.name, record)
 
-    def _handle(self, record: StoredEvent, connection: C) -> None:
+    def _handle(self, record: StoredEvent, connection: C, keys: Keys | None = None) -> None:
+        """Decode `record`, unsealed with `keys` (its page's) or a keyring of its own."""
         if self._owns is not None and not self._owns(record.stream_id):
             return  # another partition's: passed over undecoded, the checkpoint moves past it
         self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
             with _instrumentation.active.handle(self.subscription.name, record):
-                # A keyring of its own per event: a subject forgotten meanwhile stays so.
-                keys = Keyring(self.keys).for_data(record.data)
+                if keys is None:
+                    keys = Keyring(self.keys).for_data(record.data)
                 self._deliver(self.serializer.decode(record, keys), connection)
         except Exception as error:
             delivery = delivery_failure(error)

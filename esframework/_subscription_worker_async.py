@@ -21,6 +21,7 @@ from esframework._partitions_async import check_partition_count
 from esframework._personal._keyring_async import AsyncKeyring
 from esframework._personal._keys_async import AsyncKeyStore
 from esframework._personal._redaction import redact_personal_data
+from esframework._personal._sealing import Keys
 from esframework._progress import Progress, ProgressTracker
 from esframework._queries import Query
 from esframework._records import ParkedEvent, StoredEvent
@@ -419,6 +420,10 @@ class AsyncSubscriptionWorker(Generic[C]):
 
     async def _deliver_page(self, page: Sequence[StoredEvent]) -> None:
         with _instrumentation.active.batch(self.subscription.name, page):
+            # One keyring for the page, as for one load: a single query for the keys of
+            # every subject it seals, where one per event cost a query each. A subject
+            # forgotten from now on reads as forgotten from the next page.
+            keys = await AsyncKeyring(self.keys).for_all(r.data for r in page)
             try:
                 async with self.store.transaction() as connection:
                     # Read first, before the handler takes any lock of its own (see `_held`).
@@ -427,7 +432,7 @@ class AsyncSubscriptionWorker(Generic[C]):
                         if record.stream_id in held:
                             await self._park_behind(connection, record)
                         else:
-                            await self._handle(record, connection)
+                            await self._handle(record, connection, keys)
                     await self._save_checkpoint(connection, page[-1].position)
             except HandlerFailedError:  # find which event failed: one transaction each
                 logger.debug(
@@ -542,14 +547,15 @@ class AsyncSubscriptionWorker(Generic[C]):
         )
         _instrumentation.active.parked(self.subscription.name, record)
 
-    async def _handle(self, record: StoredEvent, connection: C) -> None:
+    async def _handle(self, record: StoredEvent, connection: C, keys: Keys | None = None) -> None:
+        """Decode `record`, unsealed with `keys` (its page's) or a keyring of its own."""
         if self._owns is not None and not self._owns(record.stream_id):
             return  # another partition's: passed over undecoded, the checkpoint moves past it
         await self._lease.renew()  # outside the try: a lost lease is not the event's failure
         try:
             with _instrumentation.active.handle(self.subscription.name, record):
-                # A keyring of its own per event: a subject forgotten meanwhile stays so.
-                keys = await AsyncKeyring(self.keys).for_data(record.data)
+                if keys is None:
+                    keys = await AsyncKeyring(self.keys).for_data(record.data)
                 await self._deliver(self.serializer.decode(record, keys), connection)
         except Exception as error:
             delivery = delivery_failure(error)
