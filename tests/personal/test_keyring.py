@@ -11,14 +11,24 @@ import asyncio
 import uuid
 from collections.abc import Collection
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from esframework import Serializer, StoredEvent, event
+from esframework import (
+    Envelope,
+    Repository,
+    Serializer,
+    SQLiteEventStore,
+    StoredEvent,
+    Subscription,
+    SubscriptionWorker,
+    event,
+)
 from esframework._personal._keyring import Keyring
 from esframework._personal._keyring_async import AsyncKeyring
 from esframework._personal._sealing import MARKER_TEXT, new_key, sealed_subjects
 from tests.domain import WalletOpened
-from tests.personal.domain import FORGOTTEN, EmailChanged
+from tests.personal.domain import FORGOTTEN, Customer, CustomerRegistered, EmailChanged
 
 EMAIL = "ada.lovelace@example.com"
 
@@ -155,3 +165,25 @@ def test_the_marker_s_name_in_plain_values_is_no_personal_data() -> None:
     assert sealed_subjects(nested.data) == frozenset()
     assert SERIALIZER.decode(nested, Keyring(keys).for_data(nested.data)).event == value
     assert keys.asked == []
+
+
+def test_a_subscription_asks_for_a_pages_keys_once(tmp_path: Path) -> None:
+    """Each page of a catch-up is unsealed with one keyring: one question per page."""
+    keys = RecordingKeys()
+    store = SQLiteEventStore(tmp_path / "events.db")
+    for n in range(6):
+        customer = Customer.register(f"c-{n}", f"{n}@example.com")
+        Repository(Customer, store=store, keys=keys).save(customer)
+    keys.asked.clear()
+    emails: list[str] = []
+
+    def handle(envelope: Envelope[Any], _: object) -> None:
+        if isinstance(envelope.event, CustomerRegistered):
+            emails.append(envelope.event.email)
+
+    subscription = Subscription(name="emails", handler=handle, batch_size=4)
+    with store:
+        worker: SubscriptionWorker[Any] = SubscriptionWorker(store, subscription, keys=keys)
+        worker.run(until_caught_up=True)
+    assert emails == [f"{n}@example.com" for n in range(6)]
+    assert keys.asked == [{"c-0", "c-1", "c-2", "c-3"}, {"c-4", "c-5"}]
