@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -177,8 +178,10 @@ class Serializer:
         except Invalid as e:
             field = "" if e.where is None else f"field {e.where!r}: "
             raise _corrupt(record, f"the payload does not fit: {field}{e.reason}") from e
-        except (ValueError, TypeError) as e:  # JSON errors are ValueErrors too
-            raise _corrupt(record, f"the payload does not fit: {e}") from e
+        except json.JSONDecodeError as e:  # orjson's error is one too
+            raise _corrupt(record, f"the payload is not valid JSON: {e}") from e
+        except (ValueError, TypeError) as e:
+            raise _corrupt(record, f"the payload cannot be read: {e}") from e
 
     def _decode_payload(self, record: StoredEvent | EventPayload, data: Any) -> Any:
         found = self._current.get((record.event_type, record.schema_version))

@@ -457,8 +457,8 @@ class StreamTypeMismatchError(EsframeworkError):
 
     def __str__(self) -> str:
         return (
-            f"stream {self.stream_id!r} is a {self.actual!r} stream, not a {self.expected!r} "
-            "one; nothing was written or loaded"
+            f"stream {self.stream_id!r} is of stream type {self.actual!r}, not "
+            f"{self.expected!r}; nothing was written or loaded"
         )
 
 

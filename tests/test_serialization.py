@@ -202,9 +202,19 @@ def test_unknown_event_type_names_type_stream_and_position() -> None:
     assert "42" in str(error)
 
 
-@pytest.mark.parametrize("data", ["not json", "[1, 2]", '{"owner": 5}', "{}", '{"amount": "abc"}'])
-def test_corrupt_payloads_fail_clearly(data: str) -> None:
-    """Invalid JSON, or JSON that does not fit the class, is a CorruptEventError."""
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("not json", "the payload is not valid JSON"),
+        ('{"owner": "x"', "the payload is not valid JSON"),
+        ("[1, 2]", "the payload does not fit"),
+        ('{"owner": 5}', "the payload does not fit: field 'owner'"),
+        ("{}", "the payload does not fit"),
+        ('{"owner": "x", "amount": "abc"}', "the payload does not fit: field 'amount'"),
+    ],
+)
+def test_corrupt_payloads_fail_clearly(data: str, reason: str) -> None:
+    """Invalid JSON, or JSON that does not fit the class, is a CorruptEventError saying which."""
 
     @event(name=f"TestStrict{abs(hash(data))}")
     class Strict:
@@ -214,6 +224,7 @@ def test_corrupt_payloads_fail_clearly(data: str) -> None:
     with pytest.raises(CorruptEventError) as caught:
         serializer.decode(stored(data, event_type=f"TestStrict{abs(hash(data))}"))
     assert caught.value.position == 42
+    assert reason in str(caught.value)
 
 
 def test_corrupt_metadata_fails_clearly() -> None:

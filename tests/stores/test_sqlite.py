@@ -67,6 +67,20 @@ def test_processes_sharing_one_file_lose_nothing(sqlite_path: Path) -> None:
     assert versions == list(range(1, 102))
 
 
+@pytest.mark.parametrize("where", ["no-such-folder/events.db", "."])
+def test_a_path_that_cannot_be_opened_is_a_store_error_naming_it(
+    tmp_path: Path, where: str
+) -> None:
+    """A missing folder, or a folder, is StoreUnavailableError with the path, not sqlite3's."""
+    from esframework.errors import StoreUnavailableError
+
+    path = tmp_path / where
+    with SQLiteEventStore(path) as store, pytest.raises(StoreUnavailableError) as caught:
+        store.head()
+    assert str(path) in str(caught.value)
+    assert not (tmp_path / "no-such-folder").exists()
+
+
 def test_file_from_a_newer_release_is_refused(sqlite_path: Path) -> None:
     """A file whose schema is newer than this release is not touched."""
     from esframework.errors import StoreError

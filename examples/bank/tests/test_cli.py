@@ -125,7 +125,9 @@ def test_an_account_under_a_transfers_id_is_refused(where: list[str], tmp_path: 
     assert f"cannot open account {transfer!r}: the id is taken by a Transfer" in one_line_error(
         taken
     )
-    assert "'Transfer' stream" in one_line_error(bank(*where, "balance", transfer, cwd=tmp_path))
+    assert "of stream type 'Transfer'" in one_line_error(
+        bank(*where, "balance", transfer, cwd=tmp_path)
+    )
     refunded = bank(*where, "transfer", "ann", transfer, "3", cwd=tmp_path)
     assert refunded.returncode == 0, refunded.stderr
     assert f"failed: the destination refused: {transfer!r} is not an account" in refunded.stdout
