@@ -30,7 +30,8 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     │   ├── MissingUpcasterError (from version, to version)
     │   └── CorruptEventError
     ├── StoreError: the backend failed
-    │   └── StoreUnavailableError: the backend cannot be reached
+    │   ├── StoreUnavailableError: the backend cannot be reached
+    │   └── InvalidConnectionStringError (also ValueError): a DSN that does not parse
     ├── PersonalDataError: personal data cannot be sealed or unsealed
     │   ├── InvalidSubjectError (subject; also ValueError): an empty or too long subject id
     │   └── SubjectForgottenError (subject, event type): a save of a forgotten person's data
@@ -56,6 +57,7 @@ __all__ = [
     "EventDecodingError",
     "EventEncodingError",
     "IdempotencyConflictError",
+    "InvalidConnectionStringError",
     "InvalidStreamIdError",
     "InvalidSubjectError",
     "InvalidTagError",
@@ -533,6 +535,13 @@ class StoreError(EsframeworkError):
 
 class StoreUnavailableError(StoreError):
     """The storage backend cannot be reached (connection lost, pool exhausted)."""
+
+
+class InvalidConnectionStringError(StoreError, ValueError):
+    """A PostgreSQL connection string or URL that does not parse; nothing was connected.
+
+    The message gives libpq's reason, never the string itself, which may hold a password.
+    """
 
 
 class PersonalDataError(EsframeworkError):

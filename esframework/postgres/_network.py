@@ -16,6 +16,8 @@ from typing import Final
 
 import psycopg.conninfo
 
+from esframework.errors import InvalidConnectionStringError
+
 __all__ = ["NETWORK_DEFAULTS", "with_network_defaults"]
 
 NETWORK_DEFAULTS: Final = {
@@ -45,7 +47,12 @@ def with_network_defaults(
     The connection string's own settings win over the defaults (and `PGCONNECT_TIMEOUT`
     over the default connect_timeout); the arguments, in seconds, win over both.
     """
-    given = psycopg.conninfo.conninfo_to_dict(conninfo)
+    try:
+        given = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as error:
+        reason = str(error).replace(conninfo, "...") if conninfo else str(error)
+        msg = f"not a PostgreSQL connection string or URL: {reason}"
+        raise InvalidConnectionStringError(msg) from None
     settings = {name: value for name, value in NETWORK_DEFAULTS.items() if name not in given}
     if "PGCONNECT_TIMEOUT" in os.environ:
         settings.pop("connect_timeout", None)

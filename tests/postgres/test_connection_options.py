@@ -233,3 +233,22 @@ QUERY = (
     "SELECT current_setting('lock_timeout'), current_setting('search_path'), "
     "current_setting('statement_timeout')"
 )
+
+
+@pytest.mark.parametrize("store_class", ["sync", "async"])
+def test_a_connection_string_that_does_not_parse_is_refused_without_echoing_it(
+    store_class: str,
+) -> None:
+    """A bad DSN is InvalidConnectionStringError with libpq's reason, and the string (which
+    may hold a password) is not repeated in the message."""
+    from esframework.errors import InvalidConnectionStringError
+    from esframework.postgres import AsyncPostgresEventStore
+
+    cls: Any = PostgresEventStore if store_class == "sync" else AsyncPostgresEventStore
+    for dsn in ("hunter2notadsn", "password=hunter2 host"):
+        with pytest.raises(InvalidConnectionStringError) as caught:
+            cls(dsn)
+        assert isinstance(caught.value, StoreError)
+        assert isinstance(caught.value, ValueError)
+        assert "not a PostgreSQL connection string or URL" in str(caught.value)
+        assert "hunter2" not in str(caught.value)
