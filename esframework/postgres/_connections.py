@@ -11,12 +11,13 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any, LiteralString, TypeAlias, TypeVar
+from typing import Any, Final, LiteralString, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import pq, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from esframework.errors import StoreError, StoreUnavailableError
 from esframework.postgres._errors import (
     is_connection_lost,
     translate,
@@ -26,6 +27,9 @@ __all__ = ["UNITS", "Connections", "OpenUnit", "Params", "Statement"]
 
 # The store's logger, by the name it had before this module was split from it.
 logger = logging.getLogger("esframework.postgres._store")
+
+PROBE_TIMEOUT: Final = 3
+"""Seconds the connection that asks why the pool had none may take to connect."""
 
 T = TypeVar("T")
 Statement: TypeAlias = bytes | sql.Composed | LiteralString
@@ -73,6 +77,7 @@ class Connections:
     _attempts: int
     _configured: weakref.WeakSet[psycopg.Connection[Any]]
     _set_lock_timeout: tuple[bytes, dict[str, object]]
+    conninfo: str
 
     def _unit(self) -> psycopg.Connection[Any] | None:
         unit = UNITS.get().get(id(self))
@@ -131,10 +136,25 @@ class Connections:
                 with self._borrow() as conn:
                     return work(conn)
             except PoolTimeout as error:
-                raise translate(error, doing) from error
+                raise self._no_connection(error, doing) from error
             except psycopg.Error as error:
                 if attempt == self._attempts or not is_connection_lost(error):
                     raise translate(error, doing) from error
                 logger.warning("connection lost (%s); retrying to %s", error, doing)
                 time.sleep(0.05 * 2**attempt)
                 attempt += 1
+
+    def _no_connection(self, error: PoolTimeout, doing: str) -> StoreError:
+        """Say why no pooled connection came in time: the server's own reason, if a
+        connection of its own fails too (the pool only logs why its attempts fail)."""
+        try:
+            probe = psycopg.Connection.connect(
+                self.conninfo, connect_timeout=PROBE_TIMEOUT, autocommit=True
+            )
+        except psycopg.Error as refused:
+            reason = "; ".join(line.strip() for line in str(refused).splitlines() if line.strip())
+            return StoreUnavailableError(
+                f"could not {doing}: the server cannot be reached: {reason}"
+            )
+        probe.close()
+        return translate(error, doing)

@@ -13,12 +13,13 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
-from typing import Any, LiteralString, TypeAlias, TypeVar
+from typing import Any, Final, LiteralString, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import pq, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from esframework.errors import StoreError, StoreUnavailableError
 from esframework.postgres._errors import (
     is_connection_lost,
     translate,
@@ -28,6 +29,9 @@ __all__ = ["UNITS", "AsyncConnections", "OpenUnit", "Params", "Statement"]
 
 # The store's logger, by the name it had before this module was split from it.
 logger = logging.getLogger("esframework.postgres._store_async")
+
+PROBE_TIMEOUT: Final = 3
+"""Seconds the connection that asks why the pool had none may take to connect."""
 
 T = TypeVar("T")
 Statement: TypeAlias = bytes | sql.Composed | LiteralString
@@ -75,6 +79,7 @@ class AsyncConnections:
     _attempts: int
     _configured: weakref.WeakSet[psycopg.AsyncConnection[Any]]
     _set_lock_timeout: tuple[bytes, dict[str, object]]
+    conninfo: str
 
     def _unit(self) -> psycopg.AsyncConnection[Any] | None:
         unit = UNITS.get().get(id(self))
@@ -133,10 +138,25 @@ class AsyncConnections:
                 async with self._borrow() as conn:
                     return await work(conn)
             except PoolTimeout as error:
-                raise translate(error, doing) from error
+                raise await self._no_connection(error, doing) from error
             except psycopg.Error as error:
                 if attempt == self._attempts or not is_connection_lost(error):
                     raise translate(error, doing) from error
                 logger.warning("connection lost (%s); retrying to %s", error, doing)
                 await asyncio.sleep(0.05 * 2**attempt)
                 attempt += 1
+
+    async def _no_connection(self, error: PoolTimeout, doing: str) -> StoreError:
+        """Say why no pooled connection came in time: the server's own reason, if a
+        connection of its own fails too (the pool only logs why its attempts fail)."""
+        try:
+            probe = await psycopg.AsyncConnection.connect(
+                self.conninfo, connect_timeout=PROBE_TIMEOUT, autocommit=True
+            )
+        except psycopg.Error as refused:
+            reason = "; ".join(line.strip() for line in str(refused).splitlines() if line.strip())
+            return StoreUnavailableError(
+                f"could not {doing}: the server cannot be reached: {reason}"
+            )
+        await probe.close()
+        return translate(error, doing)

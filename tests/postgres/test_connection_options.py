@@ -252,3 +252,41 @@ def test_a_connection_string_that_does_not_parse_is_refused_without_echoing_it(
         assert isinstance(caught.value, ValueError)
         assert "not a PostgreSQL connection string or URL" in str(caught.value)
         assert "hunter2" not in str(caught.value)
+
+
+def test_a_server_that_cannot_be_reached_is_named_with_its_reason(loop_thread: Any) -> None:
+    """When no pooled connection comes, the error says why a connection fails (libpq's
+    reason), not only that the pool timed out."""
+    from esframework.errors import StoreUnavailableError
+    from esframework.postgres import AsyncPostgresEventStore
+
+    refused = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+    with (
+        PostgresEventStore(refused, pool_timeout=0.5) as store,
+        pytest.raises(StoreUnavailableError) as caught,
+    ):
+        store.stream_version("s-1")
+    assert "the server cannot be reached" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+
+    async def read() -> None:
+        async with AsyncPostgresEventStore(refused, pool_timeout=0.5) as store:
+            await store.stream_version("s-1")
+
+    with pytest.raises(StoreUnavailableError, match="the server cannot be reached"):
+        loop_thread.run(read())
+
+
+def test_an_exhausted_pool_of_a_reachable_server_says_so(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    from esframework.errors import StoreUnavailableError
+
+    with PostgresEventStore(
+        postgres_dsn, schema=postgres_schema, max_size=1, pool_timeout=0.5
+    ) as store:
+        store.migrate()
+        with store.connection(), pytest.raises(StoreUnavailableError) as caught:
+            store.stream_version("s-1")  # the pool's one connection is lent out
+    assert "the pool is exhausted" in str(caught.value)
+    assert "cannot be reached" not in str(caught.value)
