@@ -1,0 +1,302 @@
+"""Conditional appends and decisions on PostgreSQL under real faults: lost answers (a proxy
+that cuts the connection), units of work rolled back, untagged conditions racing plain
+appends, events a killed process committed without positions, and kill -9 of the server.
+Real connections and threads; outcomes are counted from the stored events."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import orjson
+import pytest
+
+from esframework import (
+    AppendCondition,
+    ConditionFailedError,
+    NewEvent,
+    Query,
+    QueryItem,
+)
+from esframework.postgres import PostgresEventStore
+from tests.fixtures.cluster import Cluster
+from tests.fixtures.proxy import FaultyProxy
+
+WAIT = 30.0  # seconds before a state the test waits for counts as never reached
+
+
+def tagged(kind: str, *tags: str) -> NewEvent:
+    return NewEvent(uuid.uuid4(), kind, 1, orjson.dumps({"k": kind}).decode(), tags=tags)
+
+
+def stream() -> str:
+    return f"s-{uuid.uuid4().hex[:12]}"
+
+
+def wait_until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never reached: {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def proxy(postgres_dsn: str) -> Iterator[FaultyProxy]:
+    faulty = FaultyProxy(postgres_dsn)
+    yield faulty
+    faulty.close()
+
+
+def proxied_store(proxy: FaultyProxy, schema: str) -> PostgresEventStore:
+    store = PostgresEventStore(
+        proxy.dsn, schema=schema, min_size=1, max_size=1, pool_timeout=5, reconnect_attempts=2
+    )
+    store.head()  # a warm connection: the next answer the proxy cuts is the append's
+    return store
+
+
+@pytest.mark.parametrize("after", ["head", "none"])
+def test_conditional_append_whose_answer_was_lost_is_reported_appended(
+    postgres_store: PostgresEventStore, proxy: FaultyProxy, after: str
+) -> None:
+    """The conditional append commits, the client never hears; the store's retry finds its
+    own events (which now fail the condition) and reports the append, written once."""
+    query = Query.of(QueryItem(types=["Booked"], tags=["room:lost"]))
+    postgres_store.append(stream(), "S", [tagged("Other", "room:lost")], expected_version=0)
+    with proxied_store(proxy, postgres_store.schema) as store:
+        seen = store.read_query(query)
+        condition = AppendCondition(query, seen.head if after == "head" else None)
+        booking = stream()
+        proxy.cut_next_response()
+        result = store.append(
+            booking,
+            "S",
+            [tagged("Booked", "room:lost"), tagged("Booked", "room:lost", "guest:g")],
+            expected_version=0,
+            condition=condition,
+        )
+        assert result.version == 2
+        # A second decision on the same read fails, on the events of the first.
+        with pytest.raises(ConditionFailedError):
+            store.append(
+                stream(),
+                "S",
+                [tagged("Booked", "room:lost")],
+                expected_version=0,
+                condition=condition,
+            )
+    stored = postgres_store.read_query(query).events
+    assert [(e.stream_id, e.version) for e in stored] == [(booking, 1), (booking, 2)]
+
+
+def test_conditional_append_in_a_rolled_back_unit_writes_nothing_and_fails_no_one(
+    postgres_store: PostgresEventStore,
+) -> None:
+    """A unit of work whose conditional append succeeded, then rolled back: its events are
+    gone, its locks released, and a later decision on the same read succeeds."""
+    store = postgres_store
+    query = Query.of(QueryItem(types=["Booked"], tags=["room:undo"]))
+    seen = store.read_query(query)
+    condition = AppendCondition(query, seen.head)
+
+    class UndoError(Exception):
+        pass
+
+    with pytest.raises(UndoError), store.transaction():
+        store.append(
+            stream(), "S", [tagged("Booked", "room:undo")], expected_version=0, condition=condition
+        )
+        # The unit sees its own conditional append: a second one on the same read fails...
+        with pytest.raises(ConditionFailedError) as failed:
+            store.append(
+                stream(),
+                "S",
+                [tagged("Booked", "room:undo")],
+                expected_version=0,
+                condition=condition,
+            )
+        assert failed.value.position == 0  # not positioned: it has not committed
+        # ...and the unit can still go on (the failure rolled back to a savepoint).
+        store.append(stream(), "S", [tagged("Note")], expected_version=0)
+        raise UndoError
+    assert store.read_query(Query.all()).events == []
+    assert store.unpositioned() == 0
+    winner = stream()
+    done: list[object] = []
+    # In another thread, on another connection: it must not wait for a lock left behind.
+    thread = threading.Thread(
+        target=lambda: done.append(
+            store.append(
+                winner,
+                "S",
+                [tagged("Booked", "room:undo")],
+                expected_version=0,
+                condition=condition,
+            )
+        )
+    )
+    thread.start()
+    thread.join(WAIT)
+    assert done, "the decision after the rollback never finished"
+    assert [e.stream_id for e in store.read_query(query).events] == [winner]
+
+
+def test_untagged_condition_racing_plain_appends_never_misses_one(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """Deciders condition on an event type (no tags) while writers append that type with no
+    condition. Positions follow commit order, so no Ping may lie between the head a
+    successful decision read and its own event's position."""
+    store = postgres_store
+    query = Query.of(QueryItem(types=["Ping"]))
+    stop = threading.Event()
+    decided: list[tuple[int, uuid.UUID]] = []  # (head read, event id)
+    failed: list[BaseException] = []
+    conflicts = Counter[str]()
+
+    def ping(n: int) -> None:
+        with PostgresEventStore(postgres_dsn, schema=store.schema, max_size=1) as own:
+            while not stop.is_set():
+                own.append(stream(), "P", [tagged("Ping", f"w:{n}")], expected_version=0)
+
+    def decide() -> None:
+        with PostgresEventStore(postgres_dsn, schema=store.schema, max_size=1) as own:
+            while not stop.is_set() and len(decided) < 30:
+                seen = own.read_query(query, after=max(0, own.head() - 5))
+                pong = tagged("Pong")
+                try:
+                    own.append(
+                        stream(),
+                        "D",
+                        [pong],
+                        expected_version=0,
+                        condition=AppendCondition(query, seen.head),
+                    )
+                except ConditionFailedError:
+                    conflicts["conflict"] += 1
+                    continue
+                decided.append((seen.head, pong.event_id))
+
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as error:  # surfaced below
+                failed.append(error)
+                stop.set()
+
+        return run
+
+    threads = [threading.Thread(target=guarded(functools.partial(ping, n))) for n in range(2)]
+    threads += [threading.Thread(target=guarded(decide)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 8
+    while len(decided) < 30 and time.monotonic() < deadline and not failed:
+        time.sleep(0.05)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not failed, failed
+    store.sequence()
+    stored = store.read_all(limit=1_000_000)
+    assert store.unpositioned() == 0
+    pings = [e.position for e in stored if e.event_type == "Ping"]
+    where = {e.event_id: e.position for e in stored}
+    assert pings, "no writer appended"
+    assert decided, f"no decision succeeded ({conflicts})"
+    for head, event_id in decided:
+        position = where[event_id]
+        missed = [p for p in pings if head < p < position]
+        assert not missed, f"a decision read up to {head} and landed at {position}: {missed}"
+
+
+# kill -9 of the server while deciders append conditionally.
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    throwaway = Cluster()
+    throwaway.start()
+    yield throwaway
+    throwaway.close()
+
+
+CAPACITY = 3
+COURSES = [f"c{n}" for n in range(12)]
+
+
+def test_kill_9_during_conditional_appends_breaks_no_capacity_and_writes_no_part(
+    cluster: Cluster,
+) -> None:
+    """Deciders fill courses of small capacity, each decision two events (a subscription and
+    a receipt), until the server is killed. After the restart, counted from the stored
+    events: no course over capacity, every decision whole, every acknowledged one there."""
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def decider(n: int, store: PostgresEventStore) -> None:
+        turn = 0
+        while not stop.is_set():
+            course = COURSES[(n + turn) % len(COURSES)]
+            turn += 1
+            query = Query.of(QueryItem(types=["Subscribed"], tags=[f"course:{course}"]))
+            try:
+                seen = store.read_query(query)
+                if len(seen.events) >= CAPACITY:
+                    continue
+                decision = stream()
+                store.append(
+                    decision,
+                    "Decision",
+                    [
+                        tagged("Subscribed", f"course:{course}", f"student:{n}-{turn}"),
+                        tagged("Receipt", f"course:{course}"),
+                    ],
+                    expected_version=0,
+                    condition=AppendCondition(query, seen.head),
+                )
+            except ConditionFailedError:
+                continue
+            except Exception:  # the server is gone
+                return
+            acknowledged.append(decision)
+
+    store = PostgresEventStore(cluster.dsn, schema="dcb", reconnect_attempts=0)
+    store.migrate()
+    threads = [threading.Thread(target=decider, args=(n, store)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(acknowledged) >= 12, "a dozen decisions acknowledged")
+    cluster.kill()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    store.close()
+    cluster.start()
+    with PostgresEventStore(cluster.dsn, schema="dcb") as after:
+        after.sequence()
+        stored = after.read_all(limit=1_000_000)
+        assert after.unpositioned() == 0
+        # The store still decides after the crash: a course with room takes one more.
+        spare = "spare"
+        query = Query.of(QueryItem(types=["Subscribed"], tags=[f"course:{spare}"]))
+        seen = after.read_query(query)
+        after.append(
+            stream(),
+            "Decision",
+            [tagged("Subscribed", f"course:{spare}")],
+            expected_version=0,
+            condition=AppendCondition(query, seen.head),
+        )
+    per_stream = Counter(e.stream_id for e in stored)
+    assert set(per_stream.values()) == {2}, "a decision stored in part"
+    subscriptions = Counter(e.tags[0] for e in stored if e.event_type == "Subscribed")
+    assert max(subscriptions.values()) <= CAPACITY, subscriptions
+    assert set(acknowledged) <= set(per_stream), "an acknowledged decision was lost"
+    assert [e.position for e in stored] == list(range(1, len(stored) + 1))
