@@ -13,14 +13,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import orjson
+import psycopg
 import pytest
+from psycopg import sql
 
 from esframework import (
     AppendCondition,
     ConditionFailedError,
+    Decisions,
     NewEvent,
     Query,
     QueryItem,
+    applies,
+    decision_model,
+    event,
+    tag,
 )
 from esframework.postgres import PostgresEventStore
 from tests.fixtures.cluster import Cluster
@@ -214,6 +221,65 @@ def test_untagged_condition_racing_plain_appends_never_misses_one(
         position = where[event_id]
         missed = [p for p in pings if head < p < position]
         assert not missed, f"a decision read up to {head} and landed at {position}: {missed}"
+
+
+# Decisions: a conflict on an event a killed process committed but never positioned.
+
+
+@event(name="FaultsSeatBooked")
+class SeatBooked:
+    room: str = tag("room")
+    guest: str = tag("guest")
+
+
+@decision_model
+class Room:
+    room: str
+    booked: int = 0
+
+    @applies(SeatBooked)
+    def _booked(self, _: SeatBooked) -> None:
+        self.booked += 1
+
+
+def insert_unpositioned(dsn: str, schema: str, room: str) -> None:
+    """Commit a booking without a global position: what a process killed between its
+    append's commit and its sequencing pass leaves behind (its row, its tags, no position)."""
+    booking = tagged("FaultsSeatBooked", f"room:{room}", "guest:ghost")
+    data = orjson.dumps({"room": room, "guest": "ghost"}).decode()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.events (id, stream_id, stream_type, event_type, schema_version, "
+                "event_data, metadata, version, tags) VALUES (%s, %s, 'Ghost', %s, 1, %s, '{{}}', "
+                "1, %s)"
+            ).format(sql.Identifier(schema)),
+            (booking.event_id, stream(), booking.event_type, data, list(booking.tags)),
+        )
+
+
+def test_decide_outlasts_a_conflict_with_an_event_a_killed_process_left_unpositioned(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """A booking committed, unpositioned, after the decision's store began: every read misses
+    it and every conditional append fails on it (position 0). `decide` must not give up: it
+    must end with the booking read and counted, not with ConditionFailedError."""
+    store = postgres_store
+    decisions = Decisions(store)
+    (room,) = decisions.read(Room("r"))  # the store's first read: its sequencer has run
+    assert room.booked == 0
+    insert_unpositioned(postgres_dsn, store.schema, "r")
+    seen: list[int] = []
+
+    def book(room: Room) -> list[object]:
+        seen.append(room.booked)
+        return [SeatBooked(room="r", guest="g")]
+
+    result = decisions.decide(book, Room("r"))
+    assert result is not None
+    assert seen[-1] == 1, f"the last decision did not count the ghost's booking: {seen}"
+    (room,) = decisions.read(Room("r"))
+    assert room.booked == 2
 
 
 # kill -9 of the server while deciders append conditionally.
