@@ -21,6 +21,7 @@ from esframework import (
     AppendCondition,
     ConditionFailedError,
     Decisions,
+    ExpectedVersion,
     NewEvent,
     Query,
     QueryItem,
@@ -30,6 +31,7 @@ from esframework import (
     tag,
 )
 from esframework.postgres import PostgresEventStore
+from esframework.postgres._sql import dcb_key, lease_key_halves, stream_lock_key
 from tests.fixtures.cluster import Cluster
 from tests.fixtures.proxy import FaultyProxy
 
@@ -366,3 +368,138 @@ def test_kill_9_during_conditional_appends_breaks_no_capacity_and_writes_no_part
     assert max(subscriptions.values()) <= CAPACITY, subscriptions
     assert set(acknowledged) <= set(per_stream), "an acknowledged decision was lost"
     assert [e.position for e in stored] == list(range(1, len(stored) + 1))
+
+
+# A conditional append expecting any version, that loses its stream's version race.
+
+
+def waiting_for_key(dsn: str, key: int) -> bool:
+    """Whether some transaction waits for the advisory lock `key`."""
+    high, low = lease_key_halves(key)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ((count,),) = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+            (high, low),
+        ).fetchall()
+    return int(count) > 0
+
+
+class Held:
+    """A thread that runs `work` in a unit of work and keeps it open until released."""
+
+    def __init__(self, store: PostgresEventStore, work: Callable[[], object]) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(store, work))
+        self._thread.start()
+        assert self.entered.wait(WAIT), "the unit of work never began"
+        if self.error is not None:
+            raise self.error
+
+    def _run(self, store: PostgresEventStore, work: Callable[[], object]) -> None:
+        try:
+            with store.transaction():
+                work()
+                self.entered.set()
+                self.release.wait(WAIT)
+        except BaseException as error:  # surfaced in the test
+            self.error = error
+            self.entered.set()
+
+    def commit(self) -> None:
+        self.release.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def test_any_version_conditional_append_that_lost_its_stream_race_fails_its_condition(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    """An append expecting any version reads its stream's version before it waits for the
+    stream's lock, so on a busy stream it may lose the version (unique violation) and try
+    again in line. If a matching event committed in between, that second try fails the
+    condition: the caller must get ConditionFailedError (read, decide, append again), not a
+    StoreError. The steps are ordered by locks, not by time:
+
+    1. a unit appends to stream X expecting any version, and stays open (X's lock);
+    2. a unit holds the type key of `late` exclusively (a condition on that type);
+    3. the decision appends a `late` event tagged room:r to X, expecting any version: it
+       waits for X, then (once 1 commits) takes room:r exclusively and waits for 2;
+    4. a plain append of a matching booking waits for room:r;
+    5. 2 commits: the decision inserts X's stale version and fails, releasing room:r; the
+       booking commits; the decision's try in line finds it."""
+    store = postgres_store
+    schema = store.schema
+    room = "room:r"
+    # A type whose key sorts after room:r's: the decision takes room:r before waiting on it.
+    late = next(
+        f"Late{n}"
+        for n in range(1000)
+        if dcb_key(schema, "type", f"Late{n}") > dcb_key(schema, "tag", room)
+    )
+    query = Query.of(QueryItem(types=["Booked"], tags=[room]))
+    store.append("X", "S", [tagged("Other")], expected_version=0)
+    busy = Held(
+        store,
+        lambda: store.append("X", "S", [tagged("Other")], expected_version=ExpectedVersion.ANY),
+    )
+    blocker = Held(
+        store,
+        lambda: store.append(
+            stream(),
+            "S",
+            [tagged("Blocker")],
+            expected_version=0,
+            condition=AppendCondition(Query.of(QueryItem(types=[late]))),
+        ),
+    )
+    seen = store.read_query(query)
+    outcome: list[object] = []
+
+    def decide() -> None:
+        try:
+            outcome.append(
+                store.append(
+                    "X",
+                    "S",
+                    [tagged(late, room)],
+                    expected_version=ExpectedVersion.ANY,
+                    condition=AppendCondition(query, seen.head),
+                )
+            )
+        except BaseException as error:  # the outcome under test
+            outcome.append(error)
+
+    deciding = threading.Thread(target=decide)
+    deciding.start()
+    wait_until(
+        lambda: waiting_for_key(postgres_dsn, stream_lock_key(schema, "X")) or bool(outcome),
+        "the decision waiting for stream X",
+    )
+    busy.commit()
+    wait_until(
+        lambda: waiting_for_key(postgres_dsn, dcb_key(schema, "type", late)) or bool(outcome),
+        "the decision waiting for the blocker, holding room:r",
+    )
+    booked: list[object] = []
+    booking = threading.Thread(
+        target=lambda: booked.append(
+            store.append(stream(), "S", [tagged("Booked", room)], expected_version=0)
+        )
+    )
+    booking.start()
+    wait_until(
+        lambda: waiting_for_key(postgres_dsn, dcb_key(schema, "tag", room)) or bool(outcome),
+        "the booking waiting for the decision",
+    )
+    blocker.commit()
+    deciding.join(WAIT)
+    booking.join(WAIT)
+    assert booked, "the booking never landed"
+    (error,) = outcome
+    assert isinstance(error, ConditionFailedError), repr(error)
+    assert error.after == seen.head
+    assert [e.event_type for e in store.read_stream("X")] == ["Other", "Other"]
