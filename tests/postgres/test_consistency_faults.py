@@ -503,3 +503,26 @@ def test_any_version_conditional_append_that_lost_its_stream_race_fails_its_cond
     assert isinstance(error, ConditionFailedError), repr(error)
     assert error.after == seen.head
     assert [e.event_type for e in store.read_stream("X")] == ["Other", "Other"]
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+def test_a_read_cut_short_returns_a_head_that_passes_no_match(
+    postgres_store: PostgresEventStore, limit: int
+) -> None:
+    """A read cut short (at 0 events too) saw the store only up to what it returned: a
+    decision appending on its head must still fail on the matching events it never read."""
+    store = postgres_store
+    query = Query.of(QueryItem(tags=["x"]))
+    store.append(stream(), "S", [tagged("A", "x"), tagged("A", "x")], expected_version=0)
+    seen = store.read_query(query, limit=limit)
+    assert len(seen.events) == limit
+    assert seen.head == limit
+    with pytest.raises(ConditionFailedError) as failed:
+        store.append(
+            stream(),
+            "S",
+            [tagged("A", "x")],
+            expected_version=0,
+            condition=AppendCondition(query, seen.head),
+        )
+    assert failed.value.position == limit + 1
