@@ -5,6 +5,7 @@ Real connections and threads; outcomes are counted from the stored events."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -30,6 +31,7 @@ from esframework import (
     event,
     tag,
 )
+from esframework.errors import StoreUnavailableError
 from esframework.postgres import PostgresEventStore
 from esframework.postgres._sql import dcb_key, lease_key_halves, stream_lock_key
 from tests.fixtures.cluster import Cluster
@@ -103,6 +105,45 @@ def test_conditional_append_whose_answer_was_lost_is_reported_appended(
     assert [(e.stream_id, e.version) for e in stored] == [(booking, 1), (booking, 2)]
 
 
+def test_unit_whose_commit_answer_was_lost_is_retried_whole_and_written_once(
+    postgres_store: PostgresEventStore, proxy: FaultyProxy
+) -> None:
+    """A unit of work with two conditional appends commits, but its COMMIT's answer is lost:
+    the caller cannot know, and runs the unit again with the same events and conditions.
+    The retry is a no-op that reports each append, though both conditions now fail."""
+    query = Query.of(QueryItem(types=["Booked"], tags=["room:unit"]))
+    with proxied_store(proxy, postgres_store.schema) as store:
+        seen = store.read_query(query)
+        first, second = stream(), stream()
+        booking = [tagged("Booked", "room:unit")]
+        receipt = [tagged("Receipt", "room:unit")]
+        receipts = Query.of(QueryItem(types=["Receipt"]))
+
+        def unit(*, cut: bool) -> tuple[int, int]:
+            with store.transaction():
+                a = store.append(
+                    first,
+                    "S",
+                    booking,
+                    expected_version=0,
+                    condition=AppendCondition(query, seen.head),
+                )
+                b = store.append(
+                    second, "S", receipt, expected_version=0, condition=AppendCondition(receipts)
+                )
+                if cut:
+                    proxy.cut_next_response()  # the next answer is the COMMIT's
+            return a.version, b.version
+
+        # The COMMIT's answer is cut (or, rarely, an answer to the store's sequencer, whose
+        # connection goes through the proxy too: then the unit succeeds, and so must its rerun).
+        with contextlib.suppress(StoreUnavailableError):
+            unit(cut=True)
+        assert unit(cut=False) == (1, 1)
+    stored = postgres_store.read_query(Query.of(QueryItem(tags=["room:unit"]))).events
+    assert [e.stream_id for e in stored] == [first, second]
+
+
 def test_conditional_append_in_a_rolled_back_unit_writes_nothing_and_fails_no_one(
     postgres_store: PostgresEventStore,
 ) -> None:
@@ -155,14 +196,18 @@ def test_conditional_append_in_a_rolled_back_unit_writes_nothing_and_fails_no_on
     assert [e.stream_id for e in store.read_query(query).events] == [winner]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [Query.of(QueryItem(types=["Ping"])), Query.all()],
+    ids=["types only", "all events"],
+)
 def test_untagged_condition_racing_plain_appends_never_misses_one(
-    postgres_store: PostgresEventStore, postgres_dsn: str
+    postgres_store: PostgresEventStore, postgres_dsn: str, query: Query
 ) -> None:
     """Deciders condition on an event type (no tags) while writers append that type with no
-    condition. Positions follow commit order, so no Ping may lie between the head a
-    successful decision read and its own event's position."""
+    condition (or on all events). Positions follow commit order, so no matching event may
+    lie between the head a successful decision read and its own event's position."""
     store = postgres_store
-    query = Query.of(QueryItem(types=["Ping"]))
     stop = threading.Event()
     decided: list[tuple[int, uuid.UUID]] = []  # (head read, event id)
     failed: list[BaseException] = []
@@ -215,7 +260,7 @@ def test_untagged_condition_racing_plain_appends_never_misses_one(
     store.sequence()
     stored = store.read_all(limit=1_000_000)
     assert store.unpositioned() == 0
-    pings = [e.position for e in stored if e.event_type == "Ping"]
+    pings = [e.position for e in stored if query.matches(e.event_type, e.tags)]
     where = {e.event_id: e.position for e in stored}
     assert pings, "no writer appended"
     assert decided, f"no decision succeeded ({conflicts})"
