@@ -10,8 +10,12 @@ processes deciding on one file, counted from the stored events.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -349,3 +353,70 @@ def test_postgres_reads_and_conditional_appends_follow_the_model(
     finally:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def decide_until_killed(path: str, worker: int, start: Any) -> None:
+    """Decide for ever, each decision two events (a subscription and its receipt)."""
+    with SQLiteEventStore(path, timeout=30) as store:
+        store.head()
+        start.wait()
+        turn = 0
+        while True:
+            turn += 1
+            course = f"k{(worker + turn) % 20}"
+            query = Query.of(QueryItem(types=["Subscribed"], tags=[f"course:{course}"]))
+            seen = store.read_query(query)
+            if len(seen.events) >= CAPACITY:
+                continue
+            spec = [("Subscribed", frozenset({f"course:{course}"})), ("Receipt", frozenset())]
+            with contextlib.suppress(ConditionFailedError):
+                store.append(
+                    f"d-{uuid.uuid4().hex[:12]}",
+                    "Decision",
+                    make(spec),
+                    expected_version=0,
+                    condition=AppendCondition(query, seen.head),
+                )
+
+
+def test_sqlite_processes_killed_mid_decision_leave_every_decision_whole(
+    tmp_path: Path,
+) -> None:
+    """Processes deciding on one file are killed -9 while they write: after, counted from the
+    file, every decision is whole, no course over capacity, and the file takes decisions."""
+    path = tmp_path / "events.db"
+    with SQLiteEventStore(path) as store:
+        store.head()
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    workers = [
+        context.Process(target=decide_until_killed, args=(str(path), n, start)) for n in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    with SQLiteEventStore(path) as store:
+        deadline = time.monotonic() + 60
+        while store.head() < 40:  # twenty decisions: the writers are busy
+            assert time.monotonic() < deadline, "the processes never decided"
+            assert all(w.is_alive() for w in workers), "a process died on its own"
+            time.sleep(0.01)
+    for worker in workers:
+        os.kill(worker.pid or 0, signal.SIGKILL)
+    for worker in workers:
+        worker.join(30)
+    with SQLiteEventStore(path) as store:
+        stored = store.read_query(Query.all()).events
+        assert [e.position for e in stored] == list(range(1, len(stored) + 1))
+        per_stream = Counter(e.stream_id for e in stored)
+        assert set(per_stream.values()) == {2}, "a decision stored in part"
+        courses = Counter(e.tags[0] for e in stored if e.event_type == "Subscribed")
+        assert max(courses.values()) <= CAPACITY, courses
+        query = Query.of(QueryItem(types=["Subscribed"], tags=["course:after"]))
+        seen = store.read_query(query)
+        store.append(
+            "after",
+            "Decision",
+            make([("Subscribed", frozenset({"course:after"}))]),
+            expected_version=0,
+            condition=AppendCondition(query, seen.head),
+        )
