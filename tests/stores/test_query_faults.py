@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,17 @@ from psycopg import sql
 from esframework import (
     AppendCondition,
     ConditionFailedError,
+    Decisions,
     EventStore,
     InMemoryEventStore,
     NewEvent,
     Query,
     QueryItem,
     SQLiteEventStore,
+    applies,
+    decision_model,
+    event,
+    tag,
 )
 
 TYPES = ["A", "B", "C"]
@@ -420,3 +425,49 @@ def test_sqlite_processes_killed_mid_decision_leave_every_decision_whole(
             expected_version=0,
             condition=AppendCondition(query, seen.head),
         )
+
+
+# Decisions inside a unit of work: the second decision must see the first.
+
+
+@event(name="QueryFaultsSeatBooked")
+class SeatBooked:
+    room: str = tag("room")
+    guest: str = tag("guest")
+
+
+@decision_model
+class Room:
+    room: str
+    booked: int = 0
+
+    @applies(SeatBooked)
+    def _booked(self, _: SeatBooked) -> None:
+        self.booked += 1
+
+
+UNIT_DECISION_BACKENDS = ["memory", "sqlite"]
+
+
+@pytest.mark.parametrize("backend", UNIT_DECISION_BACKENDS, indirect=True)
+def test_two_decisions_in_one_unit_of_work_see_each_other(backend: Any) -> None:
+    """In a unit of work, a decision reads the unit's own earlier decision (its model counts
+    it) and appends after it: the unit commits both. (The condition would refuse a second
+    decision made without seeing the first: see the model test.)"""
+    store = backend.raw
+    decisions = Decisions(store, attempts=3)
+    counted: list[int] = []
+
+    def book(guest: str) -> Callable[[Room], list[object]]:
+        def decision(room: Room) -> list[object]:
+            counted.append(room.booked)
+            return [SeatBooked(room="u", guest=guest)]
+
+        return decision
+
+    with store.transaction():
+        decisions.decide(book("a"), Room("u"))
+        decisions.decide(book("b"), Room("u"))
+    assert counted == [0, 1]
+    (room,) = decisions.read(Room("u"))
+    assert room.booked == 2
