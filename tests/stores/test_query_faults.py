@@ -446,7 +446,7 @@ class Room:
         self.booked += 1
 
 
-UNIT_DECISION_BACKENDS = ["memory", "sqlite"]
+UNIT_DECISION_BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.mark.parametrize("backend", UNIT_DECISION_BACKENDS, indirect=True)
