@@ -39,6 +39,7 @@ from esframework import (
     NewEvent,
     Query,
     QueryItem,
+    SnapshotRecord,
     SQLiteEventStore,
     applies,
     decision_model,
@@ -471,3 +472,35 @@ def test_two_decisions_in_one_unit_of_work_see_each_other(backend: Any) -> None:
     assert counted == [0, 1]
     (room,) = decisions.read(Room("u"))
     assert room.booked == 2
+
+
+# The first conflicting position, when the archive holds earlier matches than the live table.
+
+ARCHIVE_BACKENDS = ["sqlite", "sqlite-async"]
+
+
+@pytest.mark.parametrize("backend", ARCHIVE_BACKENDS, indirect=True)
+@pytest.mark.parametrize("query", [Query.of(QueryItem(tags=["course:a1"])), Query.all()])
+def test_the_conflict_named_is_the_first_though_it_is_archived(backend: Any, query: Query) -> None:
+    """Positions 1-4 archived, 5-6 live, all matching: a condition after 0 names position 1,
+    the first conflicting event, not the first of the live table."""
+    store = backend.store
+    events = make([("Subscribed", frozenset({"course:a1"}))] * 6)
+    store.append("cut", "S", events, expected_version=0)
+    store.save_snapshot(
+        SnapshotRecord(stream_id="cut", stream_type="S", state_schema="x", version=5, data="{}")
+    )
+    store.truncate_before("cut", 5)
+    moved = 0
+    while batch := store.archive(max_events=10):
+        moved += batch
+    assert moved == 4
+    with pytest.raises(ConditionFailedError) as failed:
+        store.append(
+            "other",
+            "S",
+            make([("Subscribed", frozenset({"course:a1"}))]),
+            expected_version=0,
+            condition=AppendCondition(query, after=0),
+        )
+    assert failed.value.position == 1
