@@ -476,7 +476,7 @@ def test_two_decisions_in_one_unit_of_work_see_each_other(backend: Any) -> None:
 
 # The first conflicting position, when the archive holds earlier matches than the live table.
 
-ARCHIVE_BACKENDS = ["sqlite", "sqlite-async"]
+ARCHIVE_BACKENDS = ["sqlite", "sqlite-async", "postgres", "postgres-async"]
 
 
 @pytest.mark.parametrize("backend", ARCHIVE_BACKENDS, indirect=True)
