@@ -105,6 +105,28 @@ def test_conditional_append_whose_answer_was_lost_is_reported_appended(
     assert [(e.stream_id, e.version) for e in stored] == [(booking, 1), (booking, 2)]
 
 
+def test_refused_conditional_append_whose_answer_was_lost_is_refused_again(
+    postgres_store: PostgresEventStore, proxy: FaultyProxy
+) -> None:
+    """The server refuses the append (its condition fails) and the refusal is lost: the
+    store's retry must report the conflict, having written nothing."""
+    query = Query.of(QueryItem(types=["Booked"], tags=["room:refused"]))
+    with proxied_store(proxy, postgres_store.schema) as store:
+        seen = store.read_query(query)
+        postgres_store.append(stream(), "S", [tagged("Booked", "room:refused")], expected_version=0)
+        proxy.cut_next_response()
+        with pytest.raises(ConditionFailedError) as failed:
+            store.append(
+                stream(),
+                "S",
+                [tagged("Booked", "room:refused")],
+                expected_version=0,
+                condition=AppendCondition(query, seen.head),
+            )
+        assert failed.value.after == seen.head
+    assert len(postgres_store.read_query(query).events) == 1
+
+
 def test_unit_whose_commit_answer_was_lost_is_retried_whole_and_written_once(
     postgres_store: PostgresEventStore, proxy: FaultyProxy
 ) -> None:
