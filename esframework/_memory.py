@@ -268,6 +268,7 @@ class InMemoryEventStore(EventStore):
             streams = dict(self._streams)
             snapshots = dict(self._snapshots)
             cuts = dict(self._cuts)
+            event_types = set(self._event_types)
             try:
                 yield
             except BaseException:
@@ -275,6 +276,7 @@ class InMemoryEventStore(EventStore):
                     del self._by_id[e.event_id]
                 del self._events[events:]
                 self._streams, self._snapshots, self._cuts = streams, snapshots, cuts
+                self._event_types = event_types
                 raise
 
     def close(self) -> None:

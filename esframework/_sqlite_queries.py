@@ -161,8 +161,9 @@ def query_page(
             [*params, page],
         ).fetchall()
     events = list(map(to_stored, rows))
-    if limit is not None and len(events) == limit and events:
-        head = events[-1].position  # cut short: seen up to the last event read
+    if limit is not None and len(events) == limit:
+        # Cut short: seen up to the last event read (with a limit of 0, up to `after`).
+        head = events[-1].position if events else after
     return QueryResult(events, max(head, after))
 
 
