@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import Any, Final, LiteralString, TypeAlias, TypeVar
+from uuid import UUID
 
 import psycopg
 from psycopg import pq, sql
@@ -46,10 +47,15 @@ class OpenUnit:
     has ended, their calls must not run on a connection that went back to the pool.
     """
 
-    __slots__ = ("connection",)
+    __slots__ = ("appended", "connection", "seen")
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection: psycopg.AsyncConnection[Any] | None = connection
+        # The ids of the events appended in the unit, in order: they get positions only
+        # after it commits. A read by query returns those that match, and `seen` counts
+        # how many the latest such read took in; a condition passes over those.
+        self.appended: list[UUID] = []
+        self.seen = 0
 
 
 # The unit of work open in this thread or task, per store: its calls run on that connection.
@@ -82,8 +88,13 @@ class AsyncConnections:
     conninfo: str
 
     def _unit(self) -> psycopg.AsyncConnection[Any] | None:
-        unit = UNITS.get().get(id(self))
+        unit = self._open_unit()
         return None if unit is None else unit.connection
+
+    def _open_unit(self) -> OpenUnit | None:
+        """The unit of work open in this thread or task, if it is still open."""
+        unit = UNITS.get().get(id(self))
+        return None if unit is None or unit.connection is None else unit
 
     async def _fetch(
         self,

@@ -10,6 +10,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final, LiteralString
+from uuid import UUID
 
 import orjson
 from psycopg import sql
@@ -70,7 +71,10 @@ def dcb_key(schema: str, kind: str, name: str) -> int:
 
 
 def dcb_locks(
-    schema: str, events: Sequence[NewEvent], condition: AppendCondition | None
+    schema: str,
+    events: Sequence[NewEvent],
+    condition: AppendCondition | None,
+    own: Sequence[UUID] = (),
 ) -> list[Any]:
     """The parameters of an append's `dcb` step: what it locks, and how.
 
@@ -79,6 +83,9 @@ def dcb_locks(
     of one of the item's tags (a matching event carries them all, so its append holds that
     key too), or else of each of its types, or else the store's key. Keys go in one sorted
     order, a key wanted both ways exclusively, so single appends never deadlock.
+
+    `own`: the ids of the events of the open unit of work that its decision's read returned
+    (unpositioned till the unit commits): the check passes over them (migration 9).
     """
     shared = {dcb_key(schema, "store", "")}
     for e in events:
@@ -99,7 +106,7 @@ def dcb_locks(
     keys = sorted(shared | exclusive)
     checked = [{"tags": sorted(i.tags), "types": sorted(i.types)} for i in items]
     after = -1 if condition.after is None else condition.after
-    return [keys, [k in exclusive for k in keys], orjson.dumps(checked).decode(), after]
+    return [keys, [k in exclusive for k in keys], orjson.dumps(checked).decode(), after, list(own)]
 
 
 def stream_lock_key(schema: str, stream_id: str) -> int:
@@ -144,14 +151,14 @@ class Statements:
             """
         # Every append holds shared locks on the keys of its tags, its event types and the
         # store (`dcb_keys`), to its commit; a conditional append takes its query's keys
-        # exclusively, and checks its condition, in migration 8's function (see there).
+        # exclusively, and checks its condition, in migration 9's function (see there).
         # Both are folded into the insert: no extra round trip.
         locks = """
             dcb AS (SELECT count(pg_advisory_xact_lock_shared(k))
                     FROM unnest(%s::bigint[]) AS k),"""
         condition = """
             dcb AS (SELECT {s}.esframework_condition(
-                %s::bigint[], %s::boolean[], %s::jsonb, %s::bigint)),"""
+                %s::bigint[], %s::boolean[], %s::jsonb, %s::bigint, %s::uuid[])),"""
         self._append_heads = {
             conditional: "WITH" + (condition if conditional else locks) + head + insert
             for conditional in (False, True)

@@ -249,7 +249,9 @@ class PostgresEventStore(
         check_tombstone_last(events)
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
-        locks = dcb_locks(self.schema, events, condition)
+        unit = self._open_unit()
+        own = [] if unit is None or condition is None else unit.appended[: unit.seen]
+        locks = dcb_locks(self.schema, events, condition, own)
         params = append_params(
             stream_id, stream_type, events, expected, locks=locks, stream_lock=lock
         )
@@ -277,7 +279,7 @@ class PostgresEventStore(
                 _rollback_if_failed(conn)
                 rows = []
                 if lock is not None and violated == "unique_stream_version":
-                    rows = self._append_in_line(conn, lock, query, params)
+                    rows, conflict = self._append_in_line(conn, lock, query, params)
             if rows:
                 return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
             # Nothing was written: a retry of a committed append (archived events too), or a
@@ -289,9 +291,7 @@ class PostgresEventStore(
             if retry is not None:  # positions are never known at append time here
                 return retry._replace(positions=())
             if conflict is not None and condition is not None:
-                raise ConditionFailedError(
-                    condition.fail_if_events_match, condition.after, conflict, stream_id
-                )
+                raise self._condition_failed(condition, conflict, stream_id)
             cursor = conn.execute(self._statements.stream_head, (stream_id,))
             actual, stored_type, last_type = cursor.fetchone() or (0, None, None)
             check_open(stream_id, last_type, actual)
@@ -300,13 +300,24 @@ class PostgresEventStore(
             raise ConcurrencyError(stream_id, expected, actual)  # lost a race for the version
 
         result = self._run(f"append to stream {stream_id!r}", attempt)
-        if self._unit() is None:  # in a unit of work, the commit wakes the sequencer
+        if unit is None:  # in a unit of work, the commit wakes the sequencer
             self._sequencer.committed()
+        else:  # a retry's ids too: the condition passes over unpositioned ones only
+            unit.appended.extend(e.event_id for e in events)
         return result
+
+    def _condition_failed(
+        self, condition: AppendCondition, conflict: int, stream_id: str
+    ) -> ConditionFailedError:
+        if conflict == 0:  # not positioned: perhaps left so by a killed process, so the
+            self._sequencer.committed()  # next read (a decision's retry) waits for a pass
+        return ConditionFailedError(
+            condition.fail_if_events_match, condition.after, conflict, stream_id
+        )
 
     def _append_in_line(
         self, conn: psycopg.Connection[Any], lock: int, query: bytes, params: list[Any]
-    ) -> list[Any]:
+    ) -> tuple[list[Any], int | None]:
         """Append expecting any version, after the stream's other such appends.
 
         The single statement reads the stream's version from a snapshot taken before it
@@ -316,21 +327,23 @@ class PostgresEventStore(
         exact version (which takes no lock); each such loss means the stream moved on, so
         it tries again, a bounded number of times.
 
-        Returns no rows if some event id is stored meanwhile (a racing append of the same
-        batch committed first): the caller then decides, from what is stored, whether this
-        is a retry or a conflict.
+        Returns the rows inserted, and the first conflicting position if its condition
+        failed on the way. No rows if some event id is stored meanwhile (a racing append of
+        the same batch committed first), the condition failed or the stream is closed: the
+        caller then decides, from what is stored, which.
         """
         for attempt in range(1, ANY_VERSION_ATTEMPTS + 1):
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                     cursor = conn.execute(query, params)
-                    return cursor.fetchall()
+                    return cursor.fetchall(), None
             except psycopg.errors.RestrictViolation as error:
-                if not found_stream_closed(error):
+                conflict = condition_conflict(error)
+                if conflict is None and not found_stream_closed(error):
                     raise
                 _rollback_if_failed(conn)
-                return []  # the stream's head is its tombstone: the caller says so
+                return [], conflict  # the caller says which
             except psycopg.errors.UniqueViolation as error:
                 violated = violated_constraint(error)
                 if violated == "unique_stream_version" and attempt == ANY_VERSION_ATTEMPTS:
@@ -339,8 +352,8 @@ class PostgresEventStore(
                     raise
                 _rollback_if_failed(conn)
                 if violated == "events_pkey":
-                    return []
-        return []  # not reached: the last attempt returns or raises
+                    return [], None
+        return [], None  # not reached: the last attempt returns or raises
 
     def read_stream(
         self,
@@ -419,9 +432,34 @@ class PostgresEventStore(
         rows = self._fetch(f"read the events of {query}", statement, params, prepare=prepare)
         head = int(rows[0][0])
         events = [to_stored(row[1:]) for row in rows if row[1] is not None]
-        if limit is not None and events and len(events) == limit:
-            head = events[-1].position  # cut short: seen up to the last event read
+        if limit is not None and len(events) == limit:
+            # Cut short: seen up to the last event read (with limit 0, nothing past `after`).
+            head = events[-1].position if events else after
+        elif (unit := self._open_unit()) is not None and unit.appended:
+            events += self._own_events(unit, query, limit, len(events))
         return QueryResult(events, max(head, after))
+
+    def _own_events(
+        self, unit: OpenUnit, query: Query, limit: int | None, read: int
+    ) -> list[StoredEvent]:
+        """The open unit's own events that `query` matches, after those already read.
+
+        They have no position until the unit commits (0 here), and come after every
+        positioned event, as their positions will. A condition on this read's head passes
+        over them (`OpenUnit.seen`): the decision saw them.
+        """
+        ids = unit.appended
+        rows = self._fetch("read the unit's own events", self._statements.by_ids, {"ids": ids})
+        order = {event_id: n for n, event_id in enumerate(ids)}
+        own = sorted(
+            (e for e in map(to_stored, rows) if e.position == 0),
+            key=lambda e: order[e.event_id],
+        )
+        matching = [e for e in own if query.matches(e.event_type, e.tags)]
+        room = len(matching) if limit is None else limit - read
+        if room >= len(matching):
+            unit.seen = len(ids)
+        return matching[:room]
 
     def head(self) -> int:
         self._read_own_writes()
