@@ -23,7 +23,6 @@ from esframework import (
     ConditionFailedError,
     Decisions,
     ExpectedVersion,
-    NewEvent,
     Query,
     QueryItem,
     applies,
@@ -36,24 +35,7 @@ from esframework.postgres import PostgresEventStore
 from esframework.postgres._sql import dcb_key, lease_key_halves, stream_lock_key
 from tests.fixtures.cluster import Cluster
 from tests.fixtures.proxy import FaultyProxy
-
-WAIT = 30.0  # seconds before a state the test waits for counts as never reached
-
-
-def tagged(kind: str, *tags: str) -> NewEvent:
-    return NewEvent(uuid.uuid4(), kind, 1, orjson.dumps({"k": kind}).decode(), tags=tags)
-
-
-def stream() -> str:
-    return f"s-{uuid.uuid4().hex[:12]}"
-
-
-def wait_until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never reached: {what}")
-        time.sleep(0.01)
+from tests.postgres.test_consistency import WAIT, stream, tagged, wait_until
 
 
 @pytest.fixture
