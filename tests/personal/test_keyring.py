@@ -26,31 +26,26 @@ from esframework import (
 )
 from esframework._personal._keyring import Keyring
 from esframework._personal._keyring_async import AsyncKeyring
-from esframework._personal._sealing import MARKER_TEXT, new_key, sealed_subjects
+from esframework._personal._sealing import MARKER_TEXT, sealed_subjects
 from tests.domain import WalletOpened
 from tests.personal.domain import FORGOTTEN, Customer, CustomerRegistered, EmailChanged
+from tests.personal.test_forgetting import ServiceKeys
 
 EMAIL = "ada.lovelace@example.com"
 
 
-class RecordingKeys:
+class RecordingKeys(ServiceKeys):
     """A key service over a dict that records the subjects of every call."""
 
     def __init__(self) -> None:
-        self.keys: dict[str, bytes | None] = {}
+        super().__init__()
         self.asked: list[set[str]] = []
 
     def personal_data_keys(
         self, subjects: Collection[str], *, create: bool = False
     ) -> dict[str, bytes | None]:
         self.asked.append(set(subjects))
-        for subject in subjects:
-            if create and subject not in self.keys:
-                self.keys[subject] = new_key()
-        return {s: self.keys[s] for s in subjects if s in self.keys}
-
-    def delete_personal_data_key(self, subject: str) -> None:
-        self.keys[subject] = None
+        return super().personal_data_keys(subjects, create=create)
 
 
 class AsyncRecordingKeys:

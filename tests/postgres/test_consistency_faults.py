@@ -25,10 +25,6 @@ from esframework import (
     ExpectedVersion,
     Query,
     QueryItem,
-    applies,
-    decision_model,
-    event,
-    tag,
 )
 from esframework.errors import StoreUnavailableError
 from esframework.postgres import PostgresEventStore
@@ -36,6 +32,7 @@ from esframework.postgres._sql import dcb_key, lease_key_halves, stream_lock_key
 from tests.fixtures.cluster import Cluster
 from tests.fixtures.proxy import FaultyProxy
 from tests.postgres.test_consistency import WAIT, stream, tagged, wait_until
+from tests.stores.test_query_faults import Room, SeatBooked
 
 
 @pytest.fixture
@@ -277,26 +274,10 @@ def test_untagged_condition_racing_plain_appends_never_misses_one(
 # Decisions: a conflict on an event a killed process committed but never positioned.
 
 
-@event(name="FaultsSeatBooked")
-class SeatBooked:
-    room: str = tag("room")
-    guest: str = tag("guest")
-
-
-@decision_model
-class Room:
-    room: str
-    booked: int = 0
-
-    @applies(SeatBooked)
-    def _booked(self, _: SeatBooked) -> None:
-        self.booked += 1
-
-
 def insert_unpositioned(dsn: str, schema: str, room: str) -> None:
     """Commit a booking without a global position: what a process killed between its
     append's commit and its sequencing pass leaves behind (its row, its tags, no position)."""
-    booking = tagged("FaultsSeatBooked", f"room:{room}", "guest:ghost")
+    booking = tagged("QueryFaultsSeatBooked", f"room:{room}", "guest:ghost")
     data = orjson.dumps({"room": room, "guest": "ghost"}).decode()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
