@@ -206,7 +206,9 @@ class Sequencer:
             # through every flush). Should the server crash before the flush, the pass is
             # lost as a whole and the next one numbers the same events again; no reader can
             # have stored a lost position in this database meanwhile, since its commit
-            # would have flushed the pass first (WAL is flushed in order).
+            # would have flushed the pass first (WAL is flushed in order), and the first
+            # pass after a crash numbers past every position a reader elsewhere can have
+            # seen (migration 10).
             self._connection.execute("SET synchronous_commit = off")
         cursor = self._connection.execute(self._statements.sequence, (SEQUENCE_BATCH, wait))
         row = cursor.fetchone()

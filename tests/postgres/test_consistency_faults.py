@@ -397,7 +397,9 @@ def test_kill_9_during_conditional_appends_breaks_no_capacity_and_writes_no_part
     subscriptions = Counter(e.tags[0] for e in stored if e.event_type == "Subscribed")
     assert max(subscriptions.values()) <= CAPACITY, subscriptions
     assert set(acknowledged) <= set(per_stream), "an acknowledged decision was lost"
-    assert [e.position for e in stored] == list(range(1, len(stored) + 1))
+    # increasing, not gap-free: see test_lost_passes.py
+    found = [e.position for e in stored]
+    assert found == sorted(set(found))
 
 
 # A conditional append expecting any version, that loses its stream's version race.

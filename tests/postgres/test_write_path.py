@@ -281,7 +281,10 @@ def test_kill_9_of_the_server_loses_no_acknowledged_append(cluster: Cluster) -> 
     assert all(version % 3 == 0 for version in heads.values()), "a partial append"
     for stream, version in acknowledged:
         assert heads[stream] >= version, f"acknowledged {stream}@{version} was lost"
-    assert [e.position for e in stored] == list(range(1, len(stored) + 1))
+    # Numbering after the restart may skip the positions the crash could have taken back
+    # from readers (see test_lost_passes.py): increasing, not gap-free.
+    found = [e.position for e in stored]
+    assert found == sorted(set(found))
 
 
 def test_positions_survive_a_dump_and_restore(cluster: Cluster) -> None:
