@@ -50,10 +50,16 @@ class OpenUnit:
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.connection: psycopg.Connection[Any] | None = connection
         # The ids of the events appended in the unit, in order: they get positions only
-        # after it commits. A read by query returns those that match, and `seen` counts
-        # how many the latest such read took in; a condition passes over those.
+        # after it commits. A read by query returns those that match, and `seen` holds
+        # those some read returned; a condition passes over those only (not over an own
+        # event appended after the decision's read, which a read of another query did not
+        # return either).
         self.appended: list[UUID] = []
-        self.seen = 0
+        self.seen: set[UUID] = set()
+
+    def returned(self) -> list[UUID]:
+        """The unit's own events that some read by query returned, in append order."""
+        return [event_id for event_id in self.appended if event_id in self.seen]
 
 
 # The unit of work open in this thread or task, per store: its calls run on that connection.

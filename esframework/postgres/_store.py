@@ -250,7 +250,7 @@ class PostgresEventStore(
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         unit = self._open_unit()
-        own = [] if unit is None or condition is None else unit.appended[: unit.seen]
+        own = [] if unit is None or condition is None else unit.returned()
         locks = dcb_locks(self.schema, events, condition, own)
         params = append_params(
             stream_id, stream_type, events, expected, locks=locks, stream_lock=lock
@@ -457,9 +457,9 @@ class PostgresEventStore(
         )
         matching = [e for e in own if query.matches(e.event_type, e.tags)]
         room = len(matching) if limit is None else limit - read
-        if room >= len(matching):
-            unit.seen = len(ids)
-        return matching[:room]
+        returned = matching[:room]
+        unit.seen.update(e.event_id for e in returned)
+        return returned
 
     def head(self) -> int:
         self._read_own_writes()

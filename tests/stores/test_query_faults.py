@@ -474,6 +474,78 @@ def test_two_decisions_in_one_unit_of_work_see_each_other(backend: Any) -> None:
     assert room.booked == 2
 
 
+@pytest.mark.parametrize("backend", UNIT_DECISION_BACKENDS, indirect=True)
+def test_a_units_own_event_appended_after_a_decisions_read_fails_its_condition(
+    backend: Any,
+) -> None:
+    """In a unit of work, a decision reads course c1 (head H); the unit then appends an event
+    of c1, and reads something else by query; the decision appends on its read's head.
+    The c1 event came after the decision's read, which did not return it: the condition
+    fails. (On PostgreSQL the unit's own events have no position until it commits, and a
+    condition passes over those that "the latest read" took in, whatever its query was, so
+    the unrelated read let the decision through.)"""
+    store = backend.raw
+    store.append("old", "S", make([("Subscribed", frozenset({"course:c0"}))]), expected_version=0)
+    c1 = Query.of(QueryItem(tags=["course:c1"]))
+    with store.transaction():
+        seen = store.read_query(c1)
+        store.append(
+            "mine", "S", make([("Subscribed", frozenset({"course:c1"}))]), expected_version=0
+        )
+        store.read_query(Query.of(QueryItem(tags=["course:c2"])))
+        with pytest.raises(ConditionFailedError):
+            store.append(
+                "late",
+                "S",
+                make([("Subscribed", frozenset({"course:c1"}))]),
+                expected_version=0,
+                condition=AppendCondition(c1, after=seen.head),
+            )
+
+
+SAME_HEAD_BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="PostgreSQL gives a unit's own events no position until it commits, so "
+            "two reads of one query in the unit, before and after an own append, return the "
+            "same head; the condition cannot tell which read its decision made, and passes "
+            "over every own event some read returned, here one appended after this "
+            "decision's read",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", SAME_HEAD_BACKENDS, indirect=True)
+def test_a_units_own_event_returned_only_to_a_later_read_fails_an_earlier_decision(
+    backend: Any,
+) -> None:
+    """Interleaved decisions in one unit: the first reads c1, the unit appends an event of
+    c1, a second decision reads c1 (and sees it), then the first appends on its own read's
+    head. Its read did not return the event: its condition fails."""
+    store = backend.raw
+    store.append("old", "S", make([("Subscribed", frozenset({"course:c0"}))]), expected_version=0)
+    c1 = Query.of(QueryItem(tags=["course:c1"]))
+    with store.transaction():
+        first = store.read_query(c1)
+        store.append(
+            "mine", "S", make([("Subscribed", frozenset({"course:c1"}))]), expected_version=0
+        )
+        assert len(store.read_query(c1).events) == 1
+        with pytest.raises(ConditionFailedError):
+            store.append(
+                "late",
+                "S",
+                make([("Subscribed", frozenset({"course:c1"}))]),
+                expected_version=0,
+                condition=AppendCondition(c1, after=first.head),
+            )
+
+
 # The first conflicting position, when the archive holds earlier matches than the live table.
 
 ARCHIVE_BACKENDS = ["sqlite", "sqlite-async", "postgres", "postgres-async"]
