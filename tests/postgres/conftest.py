@@ -9,6 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.fixtures.cluster import Cluster
+
 
 @pytest.fixture
 def names(postgres_dsn: str) -> Iterator[dict[str, str]]:
@@ -20,3 +22,12 @@ def names(postgres_dsn: str) -> Iterator[dict[str, str]]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         for role in (chosen["es_app"], chosen["es_owner"]):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A throwaway cluster of its own, for a test that kills or stops the server."""
+    throwaway = Cluster()
+    throwaway.start()
+    yield throwaway
+    throwaway.close()

@@ -317,14 +317,6 @@ def test_decide_outlasts_a_conflict_with_an_event_a_killed_process_left_unpositi
 # kill -9 of the server while deciders append conditionally.
 
 
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    throwaway = Cluster()
-    throwaway.start()
-    yield throwaway
-    throwaway.close()
-
-
 CAPACITY = 3
 COURSES = [f"c{n}" for n in range(12)]
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from esframework.postgres import PostgresEventStore
 from tests.fixtures.cluster import Cluster
@@ -27,14 +26,6 @@ SCHEMA = "lost"
 # The server's processes that write WAL out on their own: stopped, they leave a commit made
 # without waiting for its flush in memory only, as the moment before a crash does.
 WAL_WRITERS = ("walwriter", "background writer", "checkpointer", "autovacuum launcher")
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    throwaway = Cluster()
-    throwaway.start()
-    yield throwaway
-    throwaway.close()
 
 
 def insert(conn: psycopg.Connection[Any], stream_id: str) -> uuid.UUID:

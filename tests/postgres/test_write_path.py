@@ -236,14 +236,6 @@ def test_units_of_work_with_rollbacks_keep_every_stream_in_order(
         versions[e.stream_id] = e.version
 
 
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    throwaway = Cluster()
-    throwaway.start()
-    yield throwaway
-    throwaway.close()
-
-
 def test_kill_9_of_the_server_loses_no_acknowledged_append(cluster: Cluster) -> None:
     """Writers append until the server is killed; after a restart every acknowledged
     append is there whole, none is there in part, and all get positions in order."""
