@@ -341,3 +341,52 @@ def test_interleaved_calls_in_a_unit_commit_or_roll_back_as_one(
     for s in streams:
         versions = [e.version for e in backend.store.read_stream(s)]
         assert versions == list(range(1, len(versions) + 1))
+
+
+@pytest.mark.parametrize("backend", ["postgres-async"], indirect=True)
+def test_tasks_cancelled_in_and_waiting_for_a_turn_leave_the_unit_to_roll_back(
+    backend: Backend,
+) -> None:
+    """One task's append waits for a row another transaction holds, a second task waits
+    for its turn, a third fails: the TaskGroup cancels the first in its statement and the
+    second in its wait. The unit rolls back with the third task's error, and the store
+    (the holder's append to the same stream too) goes on."""
+    store = backend.raw
+
+    async def body() -> BaseException | None:
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:  # a unit of its own: a task started outside the test's
+            async with store.transaction():
+                await store.append("busy", "S", make(1), expected_version=0)
+                held.set()
+                await release.wait()
+
+        holding = asyncio.create_task(holder())
+        await held.wait()
+
+        async def fail() -> None:
+            await asyncio.sleep(0.3)  # the others are in their statement and their wait
+            raise BoomError
+
+        raised: BaseException | None = None
+        try:
+            async with store.transaction(), asyncio.TaskGroup() as group:
+                group.create_task(store.append("busy", "S", make(1), expected_version=0))
+                group.create_task(store.append("other", "S", make(1), expected_version=0))
+                group.create_task(fail())
+        except BaseException as error:
+            raised = error
+        release.set()
+        await holding
+        async with store.transaction():  # the next units work
+            await asyncio.gather(
+                store.append("busy", "S", make(1), expected_version=1),
+                store.append("other", "S", make(1), expected_version=0),
+            )
+        return raised
+
+    raised = run(backend, body())
+    assert isinstance(raised, ExceptionGroup)
+    assert [type(e) for e in raised.exceptions] == [BoomError]
+    assert stored(backend) == [("busy", 1), ("busy", 2), ("other", 1)]
