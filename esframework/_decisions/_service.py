@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVarTuple, cast
 from uuid import UUID, uuid4
 
@@ -186,7 +187,9 @@ class Decisions:
 
         When another writer stored an event the models read in between, the decision runs
         again on freshly read models, up to the service's `attempts` in all: so its rules
-        are always checked against what is stored when its events commit.
+        are always checked against what is stored when its events commit. Inside a unit of
+        work, the decisions of tasks deciding at once take turns: each reads what the ones
+        before it saved.
 
         Args:
             decision: Checks the rules against the folded models and returns the events
@@ -202,14 +205,29 @@ class Decisions:
         """
         attempt = 1
         while True:
-            folded = self.read(*models)
-            events = list(decision(*folded))
             try:
-                return self.save(*folded, events=events, metadata=metadata)
+                with _one_turn(self.store):
+                    folded = self.read(*models)
+                    events = list(decision(*folded))
+                    return self.save(*folded, events=events, metadata=metadata)
             except ConditionFailedError:
                 if attempt >= self.attempts:
                     raise
                 attempt += 1
+
+
+def _one_turn(store: object) -> AbstractContextManager[object]:
+    """A decision's read and save as one turn on the store's open unit of work, if it has one.
+
+    Tasks deciding at once inside one unit (`asyncio.gather`) then decide in turn, each
+    seeing the decisions before it. This matters on PostgreSQL, whose unit's own events get
+    positions only at commit: a condition cannot tell which of the unit's reads its decision
+    made, so it could pass over an own event another task's read returned after this
+    decision's read. (The embedded stores position a unit's events at once, and refuse
+    that; their calls take turns already.)
+    """
+    turn = getattr(store, "_holding_unit", None)
+    return nullcontext() if turn is None else cast("AbstractContextManager[object]", turn())
 
 
 def _stream_type(models: Iterable[object]) -> str:

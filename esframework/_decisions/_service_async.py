@@ -6,6 +6,7 @@ This module is the source of `_service.py`, which `tools/async_to_sync.py` gener
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, TypeVarTuple, cast
 from uuid import UUID, uuid4
 
@@ -187,7 +188,9 @@ class AsyncDecisions:
 
         When another writer stored an event the models read in between, the decision runs
         again on freshly read models, up to the service's `attempts` in all: so its rules
-        are always checked against what is stored when its events commit.
+        are always checked against what is stored when its events commit. Inside a unit of
+        work, the decisions of tasks deciding at once take turns: each reads what the ones
+        before it saved.
 
         Args:
             decision: Checks the rules against the folded models and returns the events
@@ -203,14 +206,29 @@ class AsyncDecisions:
         """
         attempt = 1
         while True:
-            folded = await self.read(*models)
-            events = list(decision(*folded))
             try:
-                return await self.save(*folded, events=events, metadata=metadata)
+                async with _one_turn(self.store):
+                    folded = await self.read(*models)
+                    events = list(decision(*folded))
+                    return await self.save(*folded, events=events, metadata=metadata)
             except ConditionFailedError:
                 if attempt >= self.attempts:
                     raise
                 attempt += 1
+
+
+def _one_turn(store: object) -> AbstractAsyncContextManager[object]:
+    """A decision's read and save as one turn on the store's open unit of work, if it has one.
+
+    Tasks deciding at once inside one unit (`asyncio.gather`) then decide in turn, each
+    seeing the decisions before it. This matters on PostgreSQL, whose unit's own events get
+    positions only at commit: a condition cannot tell which of the unit's reads its decision
+    made, so it could pass over an own event another task's read returned after this
+    decision's read. (The embedded stores position a unit's events at once, and refuse
+    that; their calls take turns already.)
+    """
+    turn = getattr(store, "_holding_unit", None)
+    return nullcontext() if turn is None else cast("AbstractAsyncContextManager[object]", turn())
 
 
 def _stream_type(models: Iterable[object]) -> str:

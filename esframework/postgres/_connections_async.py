@@ -20,6 +20,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from esframework._unit_lock import AsyncUnitLock
 from esframework.errors import StoreError, StoreUnavailableError
 from esframework.postgres._errors import (
     is_connection_lost,
@@ -43,14 +44,18 @@ _Work: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 class OpenUnit:
     """A unit of work's connection, cleared when the unit ends.
 
-    Tasks started inside a unit copy the context that names it, and may outlive it: once it
-    has ended, their calls must not run on a connection that went back to the pool.
+    Tasks started inside a unit copy the context that names it, so their calls share its
+    connection: each call holds `lock` for its whole use of it (a savepoint's statements
+    must not interleave with another's), so they take turns. Such tasks may outlive the
+    unit: once it has ended, their calls must not run on a connection that went back to the
+    pool.
     """
 
-    __slots__ = ("appended", "connection", "seen")
+    __slots__ = ("appended", "connection", "lock", "seen")
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection: psycopg.AsyncConnection[Any] | None = connection
+        self.lock = AsyncUnitLock()
         # The ids of the events appended in the unit, in order: they get positions only
         # after it commits. A read by query returns those that match, and `seen` holds
         # those some read returned; a condition passes over those only (not over an own
@@ -62,6 +67,15 @@ class OpenUnit:
     def returned(self) -> list[UUID]:
         """The unit's own events that some read by query returned, in append order."""
         return [event_id for event_id in self.appended if event_id in self.seen]
+
+    async def end(self) -> None:
+        """Let the call of another task in progress on the connection finish, then clear it:
+        later calls run outside the unit, and the unit can commit or roll back."""
+        try:
+            async with self.lock:
+                self.connection = None
+        finally:  # cancelled while waiting, too
+            self.connection = None
 
 
 # The unit of work open in this thread or task, per store: its calls run on that connection.
@@ -101,6 +115,22 @@ class AsyncConnections:
         """The unit of work open in this thread or task, if it is still open."""
         unit = UNITS.get().get(id(self))
         return None if unit is None or unit.connection is None else unit
+
+    @asynccontextmanager
+    async def _holding_unit(self) -> AsyncIterator[OpenUnit | None]:
+        """Take the turn of a store call on the open unit of work's connection, if any.
+
+        Tasks inside one unit share its connection; a call holds the unit's lock for as
+        long as it uses it, so calls of concurrent tasks run one at a time (a call made by
+        a call goes on). Yields the unit, or None outside one or if it ended while this
+        call waited: the call then runs outside it, as a task that outlives its unit does.
+        """
+        unit = self._open_unit()
+        if unit is None:
+            yield None
+            return
+        async with unit.lock:
+            yield self._open_unit()
 
     async def _fetch(
         self,
@@ -142,12 +172,13 @@ class AsyncConnections:
         Inside a unit of work, run it on the unit's connection, once: a lost transaction
         cannot be retried statement by statement.
         """
-        unit = self._unit()
-        if unit is not None:
-            try:
-                return await work(unit)
-            except psycopg.Error as error:
-                raise translate(error, doing) from error
+        async with self._holding_unit():
+            unit = self._unit()
+            if unit is not None:
+                try:
+                    return await work(unit)
+                except psycopg.Error as error:
+                    raise translate(error, doing) from error
         await self._ensure_open()
         attempt = 1
         while True:

@@ -249,9 +249,30 @@ class AsyncPostgresEventStore(
         validate_event_ids(stream_id, events)
         validate_event_tags(stream_id, events)
         check_tombstone_last(events)
+        # The whole append is one turn on a unit's connection: its savepoint, and the
+        # unit's own events it passes over and adds to.
+        async with self._holding_unit() as unit:
+            return await self._append(
+                unit,
+                stream_id,
+                stream_type,
+                events,
+                expected_version=expected_version,
+                condition=condition,
+            )
+
+    async def _append(
+        self,
+        unit: OpenUnit | None,
+        stream_id: str,
+        stream_type: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion,
+        condition: AppendCondition | None,
+    ) -> AppendResult:
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
-        unit = self._open_unit()
         own = [] if unit is None or condition is None else unit.returned()
         locks = dcb_locks(self.schema, events, condition, own)
         params = append_params(
@@ -433,14 +454,18 @@ class AsyncPostgresEventStore(
     ) -> QueryResult:
         statement, params, prepare = self._statements.read_query(query, after, limit)
         await self._read_own_writes()
-        rows = await self._fetch(f"read the events of {query}", statement, params, prepare=prepare)
-        head = int(rows[0][0])
-        events = [to_stored(row[1:]) for row in rows if row[1] is not None]
-        if limit is not None and len(events) == limit:
-            # Cut short: seen up to the last event read (with limit 0, nothing past `after`).
-            head = events[-1].position if events else after
-        elif (unit := self._open_unit()) is not None and unit.appended:
-            events += await self._own_events(unit, query, limit, len(events))
+        # One turn on a unit's connection: the read, and the unit's own events it returns.
+        async with self._holding_unit() as unit:
+            rows = await self._fetch(
+                f"read the events of {query}", statement, params, prepare=prepare
+            )
+            head = int(rows[0][0])
+            events = [to_stored(row[1:]) for row in rows if row[1] is not None]
+            if limit is not None and len(events) == limit:
+                # Cut short: seen up to the last event read (with limit 0, nothing past `after`).
+                head = events[-1].position if events else after
+            elif unit is not None and unit.appended:
+                events += await self._own_events(unit, query, limit, len(events))
         return QueryResult(events, max(head, after))
 
     async def _own_events(
@@ -498,14 +523,17 @@ class AsyncPostgresEventStore(
         return to_snapshot(stream_id, rows[0]) if rows else None
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
-        unit = self._unit()
-        if unit is not None:  # a failed snapshot must not abort the unit of work around it
-            try:
-                async with unit.transaction():
-                    await unit.execute(self._statements.save_snapshot, snapshot_params(snapshot))
-            except psycopg.Error as error:
-                raise translate(error, f"snapshot {snapshot.stream_id!r}") from error
-            return
+        async with self._holding_unit() as unit:
+            conn = None if unit is None else unit.connection
+            if conn is not None:  # a failed snapshot must not abort the unit of work around it
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            self._statements.save_snapshot, snapshot_params(snapshot)
+                        )
+                except psycopg.Error as error:
+                    raise translate(error, f"snapshot {snapshot.stream_id!r}") from error
+                return
         await self._fetch(
             f"snapshot {snapshot.stream_id!r}",
             self._statements.save_snapshot,
@@ -600,8 +628,8 @@ class AsyncPostgresEventStore(
                         token = UNITS.set({**UNITS.get(), id(self): unit})
                         try:
                             yield conn
-                        finally:
-                            unit.connection = None
+                        finally:  # after the call of a task still in it, if one is
+                            await unit.end()
                             UNITS.reset(token)
                 except Exception as error:
                     if conn.broken and not isinstance(error, StoreUnavailableError):
