@@ -151,9 +151,11 @@ def rebuild_partitions(
             leases[name] = store.lease(name)
             _take(leases[name], subscriptions[0].lease_interval)
         with store.transaction() as connection:
-            handler.reset(connection)
+            # Parked events first: a retry applying one holds its entry until it commits,
+            # and is waited for here, so the reset that follows empties its write too.
             for name in wanted:
                 store.unpark(connection, name, None)
+            handler.reset(connection)
             for name in names:
                 previous = store.load_checkpoint(name)
                 store.save_checkpoint(connection, name, 0, leases[name], previous=previous)

@@ -166,9 +166,11 @@ async def rebuild_partitions(
             leases[name] = store.lease(name)
             await _take(leases[name], subscriptions[0].lease_interval)
         async with store.transaction() as connection:
-            await handler.reset(connection)
+            # Parked events first: a retry applying one holds its entry until it commits,
+            # and is waited for here, so the reset that follows empties its write too.
             for name in wanted:
                 await store.unpark(connection, name, None)
+            await handler.reset(connection)
             for name in names:
                 previous = await store.load_checkpoint(name)
                 await store.save_checkpoint(connection, name, 0, leases[name], previous=previous)
