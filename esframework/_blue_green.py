@@ -180,12 +180,25 @@ class BlueGreen:
         return True
 
     def retire(self, store: SubscriptionStore[Any], version: str) -> None:
-        """Drop an inactive version's tables (stop its workers first).
+        """Drop an inactive version's tables, checkpoint and parked events (stop its workers
+        first).
+
+        They go together: a later `rebuild` of the same version (blue/green names taking
+        turns) finds new, empty tables and no checkpoint, and replays from the first event.
+        A checkpoint left behind would have it resume where the retired tables stood, and
+        switch readers to a read model missing everything before.
 
         Raises:
             ProjectionVersionError: `version` is the active one.
         """
+        name = self.subscription(version).name
         with store.transaction() as connection:
             if self.active(connection) == version:
                 raise ProjectionVersionError(self.projection, version, "is the active version")
             self.drop_tables(connection, version)
+            execute_sql(
+                connection,
+                "DELETE FROM subscription_checkpoints WHERE subscription_id = %s",
+                (name,),
+            )
+            store.unpark(connection, name, None)

@@ -70,8 +70,11 @@ def partitioned(
 def check_partition_count(store: SubscriptionStore[Any], subscription: Subscription[Any]) -> None:
     """Refuse to run `subscription` if its checkpoints were made with another partition count.
 
-    The first partition to start records the count. A partitioned subscription that ran
-    unpartitioned before (it has a checkpoint under its own name) counts as found at 1.
+    The first worker to start records the count, an unpartitioned one too (as 1), under
+    the count's lease and before it writes a checkpoint: two first starts at once with
+    different counts cannot both find nothing recorded and both run. A subscription that
+    ran unpartitioned before counts were recorded (it has a checkpoint under its own name)
+    counts as found at 1.
 
     Raises:
         PartitionCountError: The recorded count is not the configured one.
@@ -83,11 +86,12 @@ def check_partition_count(store: SubscriptionStore[Any], subscription: Subscript
         return  # too long a name to have been partitioned
     marker = count_marker(base)
     recorded = store.load_checkpoint(marker)
-    if recorded is None and configured > 1:
+    if recorded is None:
         if store.load_checkpoint(base) is not None:
-            raise PartitionCountError(base, found=1, configured=configured)
-        recorded = _record_count(store, marker, configured)
-    if recorded is not None and recorded != configured:
+            recorded = 1
+        else:
+            recorded = _record_count(store, marker, configured)
+    if recorded != configured:
         raise PartitionCountError(base, found=recorded, configured=configured)
 
 
@@ -147,9 +151,11 @@ def rebuild_partitions(
             leases[name] = store.lease(name)
             _take(leases[name], subscriptions[0].lease_interval)
         with store.transaction() as connection:
-            handler.reset(connection)
+            # Parked events first: a retry applying one holds its entry until it commits,
+            # and is waited for here, so the reset that follows empties its write too.
             for name in wanted:
                 store.unpark(connection, name, None)
+            handler.reset(connection)
             for name in names:
                 previous = store.load_checkpoint(name)
                 store.save_checkpoint(connection, name, 0, leases[name], previous=previous)

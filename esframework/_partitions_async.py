@@ -9,9 +9,10 @@ in order: they are all in one partition. Every partition reads the whole global 
 passes over the other partitions' events before decoding them: reading, not handling, is what
 the partitions repeat.
 
-The partition count is recorded (as the checkpoint row `name:partitions`) when a partition
-first starts; a worker configured with another count refuses to start, since the recorded
-checkpoints cover other shares of the streams. `rebuild_partitions` is how the count changes.
+The partition count is recorded (as the checkpoint row `name:partitions`) when a worker of
+the subscription first starts, an unpartitioned one too (as 1); a worker configured with
+another count refuses to start, since the recorded checkpoints cover other shares of the
+streams. `rebuild_partitions` is how the count changes.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ async def check_partition_count(
 ) -> None:
     """Refuse to run `subscription` if its checkpoints were made with another partition count.
 
-    The first partition to start records the count. A partitioned subscription that ran
-    unpartitioned before (it has a checkpoint under its own name) counts as found at 1.
+    The first worker to start records the count, an unpartitioned one too (as 1), under
+    the count's lease and before it writes a checkpoint: two first starts at once with
+    different counts cannot both find nothing recorded and both run. A subscription that
+    ran unpartitioned before counts were recorded (it has a checkpoint under its own name)
+    counts as found at 1.
 
     Raises:
         PartitionCountError: The recorded count is not the configured one.
@@ -97,11 +101,12 @@ async def check_partition_count(
         return  # too long a name to have been partitioned
     marker = count_marker(base)
     recorded = await store.load_checkpoint(marker)
-    if recorded is None and configured > 1:
+    if recorded is None:
         if await store.load_checkpoint(base) is not None:
-            raise PartitionCountError(base, found=1, configured=configured)
-        recorded = await _record_count(store, marker, configured)
-    if recorded is not None and recorded != configured:
+            recorded = 1
+        else:
+            recorded = await _record_count(store, marker, configured)
+    if recorded != configured:
         raise PartitionCountError(base, found=recorded, configured=configured)
 
 
@@ -161,9 +166,11 @@ async def rebuild_partitions(
             leases[name] = store.lease(name)
             await _take(leases[name], subscriptions[0].lease_interval)
         async with store.transaction() as connection:
-            await handler.reset(connection)
+            # Parked events first: a retry applying one holds its entry until it commits,
+            # and is waited for here, so the reset that follows empties its write too.
             for name in wanted:
                 await store.unpark(connection, name, None)
+            await handler.reset(connection)
             for name in names:
                 previous = await store.load_checkpoint(name)
                 await store.save_checkpoint(connection, name, 0, leases[name], previous=previous)

@@ -160,8 +160,10 @@ class SubscriptionWorker(Generic[C]):
             check_partition_count(self.store, self.subscription)
             previous = self.store.load_checkpoint(self.subscription.name)
             with self.store.transaction() as connection:
-                handler.reset(connection)
+                # Parked events first: a retry applying one holds its entry until it commits,
+                # and is waited for here, so the reset that follows empties its write too.
                 self.store.unpark(connection, self.subscription.name, None)
+                handler.reset(connection)
                 self.store.save_checkpoint(
                     connection, self.subscription.name, 0, self._lease, previous=previous
                 )

@@ -166,8 +166,10 @@ class AsyncSubscriptionWorker(Generic[C]):
             await check_partition_count(self.store, self.subscription)
             previous = await self.store.load_checkpoint(self.subscription.name)
             async with self.store.transaction() as connection:
-                await handler.reset(connection)
+                # Parked events first: a retry applying one holds its entry until it commits,
+                # and is waited for here, so the reset that follows empties its write too.
                 await self.store.unpark(connection, self.subscription.name, None)
+                await handler.reset(connection)
                 await self.store.save_checkpoint(
                     connection, self.subscription.name, 0, self._lease, previous=previous
                 )

@@ -100,7 +100,9 @@ def test_skipped_positions_are_saved_now_and_then(harness: Harness) -> None:
     # After a crash the checkpoint is the last one saved: a restart skips those 5 again,
     # and handles nothing twice.
     checkpoints = harness.table("subscription_checkpoints")
-    harness.query(f"UPDATE {checkpoints} SET last_position = ?", lost)
+    harness.query(
+        f"UPDATE {checkpoints} SET last_position = ? WHERE subscription_id = ?", lost, "test"
+    )
     harness.worker(record, stream_types=["TestWallet"]).run(until_caught_up=True)
     assert handled == [first, wanted]
     assert harness.store.load_checkpoint("test") == harness.store.head()
