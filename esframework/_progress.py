@@ -42,7 +42,9 @@ class Progress:
 
     @property
     def lag(self) -> int:
-        """Events stored but not yet handled (an upper bound when filtering)."""
+        """Events stored but not yet handled, counted in positions: an upper bound when
+        filtering, and across the gap in positions that a PostgreSQL server crash can
+        leave."""
         return max(self.head - self.position, 0)
 
     @property
