@@ -17,6 +17,7 @@ from esframework._records import AppendResult, ExpectedVersion, NewEvent, Stored
 from esframework.errors import (
     ConcurrencyError,
     DuplicateEventIdError,
+    EventEncodingError,
     IdempotencyConflictError,
     InvalidStreamIdError,
     InvalidTimeError,
@@ -29,6 +30,7 @@ __all__ = [
     "check_expected_version",
     "check_stream_type",
     "expected_as_int",
+    "is_utf8",
     "match_retry",
     "stored_by_id",
     "utc_time",
@@ -45,6 +47,8 @@ DEFAULT_PAGE_SIZE = 1000
 
 def validate_stream_id(stream_id: str) -> None:
     """Raise `InvalidStreamIdError` unless every backend can store `stream_id` as it is."""
+    if not isinstance(stream_id, str):  # typed str, but callers may pass anything
+        raise InvalidStreamIdError(repr(stream_id), "it is not a string")
     if not stream_id:
         raise InvalidStreamIdError(stream_id, "it is empty")
     if len(stream_id) > MAX_STREAM_ID_LENGTH:
@@ -53,6 +57,22 @@ def validate_stream_id(stream_id: str) -> None:
         )
     if "\x00" in stream_id:
         raise InvalidStreamIdError(stream_id, "it contains a NUL character")
+    if not is_utf8(stream_id):
+        raise InvalidStreamIdError(
+            stream_id, "it is not valid UTF-8 text (it holds a lone surrogate)"
+        )
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` encodes to UTF-8: a lone surrogate (from bytes decoded with
+    `surrogateescape`, say) does not, and the database drivers fail on it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_type_names(stream_type: str, events: Sequence[NewEvent]) -> None:
@@ -75,6 +95,12 @@ def validate_event_ids(stream_id: str, events: Sequence[NewEvent]) -> None:
     """
     seen: set[UUID] = set()
     for e in events:
+        if type(e.event_id) is not UUID:  # typed UUID, but callers may pass anything
+            reason = (
+                f"its event id {e.event_id!r} is not a UUID (appending to stream "
+                f"{stream_id!r}); nothing was written"
+            )
+            raise EventEncodingError(str(e.event_type), reason)
         if e.event_id in seen:
             raise DuplicateEventIdError(str(e.event_id), stream_id)
         seen.add(e.event_id)

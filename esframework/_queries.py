@@ -15,7 +15,7 @@ from typing import Final, NamedTuple
 import attrs
 
 from esframework._records import NewEvent, StoredEvent
-from esframework.errors import InvalidTagError
+from esframework.errors import InvalidPositionError, InvalidTagError
 
 __all__ = [
     "MAX_TAG_LENGTH",
@@ -26,6 +26,9 @@ __all__ = [
     "validate_event_tags",
     "validate_tag",
 ]
+
+MAX_POSITION: Final = 2**63 - 1
+"""The largest global position every store can hold (a signed 64-bit integer)."""
 
 MAX_TAG_LENGTH: Final = 255
 """The longest tag every store keeps as it is (the PostgreSQL column's `VARCHAR(255)`)."""
@@ -166,7 +169,16 @@ class AppendCondition:
     """
 
     fail_if_events_match: Query
-    after: int | None = None
+    after: int | None = attrs.field(default=None)
+
+    @after.validator
+    def _check_after(self, _: object, after: object) -> None:
+        # A bool is an int to Python, and -1 or a huge value would pass for another position
+        # on some stores and fail on others: refuse them all alike, before any append.
+        if after is None:
+            return
+        if type(after) is not int or not 0 <= after <= MAX_POSITION:
+            raise InvalidPositionError("AppendCondition.after", repr(after))
 
 
 class QueryResult(NamedTuple):

@@ -11,6 +11,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── InvalidStreamIdError (also ValueError)
     ├── InvalidVersionError (stream id, version; also ValueError): a version below 1
     ├── InvalidTimeError (the time; also ValueError): a time without a time zone
+    ├── InvalidPositionError (what, position; also ValueError): a global position below 0
     ├── InvalidTagError (tag, stream id; also ValueError): a tag no store can keep as it is
     ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
     │   └── VersionNotFoundError (stream id, version asked for, stream's version)
@@ -58,6 +59,7 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidConnectionStringError",
+    "InvalidPositionError",
     "InvalidStreamIdError",
     "InvalidSubjectError",
     "InvalidTagError",
@@ -194,6 +196,28 @@ class InvalidTimeError(EsframeworkError, ValueError):
         return (
             f"cannot read as of {self.as_of}: the time has no time zone (give an aware "
             "datetime, such as one with tzinfo=UTC)"
+        )
+
+
+class InvalidPositionError(EsframeworkError, ValueError):
+    """A global position was given that no event can have: positions are whole numbers from 0.
+
+    Nothing was read or written. Positions start at 1; 0 means "before the first event".
+
+    Attributes:
+        what: What the position was given as, such as ``"AppendCondition.after"``.
+        position: The value given, as `repr` shows it.
+    """
+
+    def __init__(self, what: str, position: str) -> None:
+        self.what = what
+        self.position = position
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"invalid position {self.position[:80]} for {self.what}: positions are whole "
+            "numbers from 0 to 2**63 - 1"
         )
 
 

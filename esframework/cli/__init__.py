@@ -10,7 +10,8 @@ Exit codes:
 - 1: it ran and failed: the database refused or is unreachable, a subscription failed, the
   application's code raised, a rebuild was stopped before it finished;
 - 2: a bad command line: an unknown command or option, a module or target that cannot be
-  found, a malformed DSN, an SQLite file that does not exist, an unknown stream or
+  found, a malformed DSN, an SQLite file that does not exist or holds no store, a number
+  out of range, an unknown stream or
   subscription, an invalid data subject id;
 - 3: `verify` found problems in the store.
 

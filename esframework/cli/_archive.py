@@ -16,6 +16,7 @@ from esframework.cli._common import (
     add_store_options,
     open_inspector,
     open_store,
+    positive,
     print_json,
 )
 
@@ -37,7 +38,7 @@ def add_commands(commands: Any) -> None:
     add_store_options(archive)
     archive.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive,
         default=5000,
         metavar="EVENTS",
         help="events moved per transaction (5000)",
@@ -110,17 +111,6 @@ def _report(args: argparse.Namespace, fields: dict[str, Any], text: str) -> None
     else:
         print(text)
         sys.stdout.flush()
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a whole number from 1, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

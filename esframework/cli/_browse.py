@@ -21,9 +21,12 @@ from esframework.cli._common import (
     add_app_option,
     add_store_options,
     load_apps,
+    natural,
     open_inspector,
     open_store,
+    positive,
     print_json,
+    seconds,
     table,
 )
 from esframework.cli._personal import add_keys_option, key_store, with_keys
@@ -35,7 +38,7 @@ def add_commands(commands: Any) -> None:
     streams.add_argument("--stream-type", help="only streams of this type")
     streams.add_argument("--prefix", default="", help="only stream ids starting with this")
     streams.add_argument("--after", default="", metavar="STREAM", help="start after this id")
-    streams.add_argument("--limit", type=_positive, default=100, help="streams per page (100)")
+    streams.add_argument("--limit", type=positive, default=100, help="streams per page (100)")
     streams.set_defaults(handler=_streams)
 
     show = commands.add_parser("show", help="show a stream's events")
@@ -43,8 +46,8 @@ def add_commands(commands: Any) -> None:
     add_store_options(show)
     add_app_option(show)
     add_keys_option(show)
-    show.add_argument("--from-version", type=_positive, default=1, help="first version (1)")
-    show.add_argument("--limit", type=_positive, default=None, help="at most this many events")
+    show.add_argument("--from-version", type=positive, default=1, help="first version (1)")
+    show.add_argument("--limit", type=positive, default=None, help="at most this many events")
     show.add_argument(
         "--include-archived",
         action="store_true",
@@ -57,35 +60,16 @@ def add_commands(commands: Any) -> None:
     add_app_option(tail)
     add_keys_option(tail)
     tail.add_argument(
-        "--after", type=_natural, default=None, help="start after this position (the head)"
+        "--after", type=natural, default=None, help="start after this position (the head)"
     )
     tail.add_argument("--stream-type", action="append", help="only this stream type (repeatable)")
     tail.add_argument(
         "--event-type", action="append", help="only this stored event type (repeatable)"
     )
     tail.add_argument(
-        "--poll", type=float, default=1.0, help="longest wait between reads, in seconds (1)"
+        "--poll", type=seconds, default=1.0, help="longest wait between reads, in seconds (1)"
     )
     tail.set_defaults(handler=_tail)
-
-
-def _positive(text: str) -> int:
-    value = _natural(text)
-    if value < 1:
-        msg = f"expected a whole number from 1, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        msg = f"expected a whole number from 0, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def _streams(args: argparse.Namespace) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import math
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -39,6 +41,47 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+MAX_WHOLE = 2**63 - 1  # positions, versions and counts: a signed 64-bit integer in every store
+MAX_SECONDS = 86_400.0  # a day: longer waits are a typo, and a stop waits for the wait
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number from 1 that every store can compare with."""
+    return _whole(text, 1)
+
+
+def natural(text: str) -> int:
+    """An argparse type: a whole number from 0 that every store can compare with."""
+    return _whole(text, 0)
+
+
+def _whole(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if not minimum <= value <= MAX_WHOLE:
+        msg = f"expected a whole number from {minimum} to {MAX_WHOLE}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a wait in seconds, above 0 and at most a day.
+
+    A wait of 0 (or below, or NaN) would poll without pause; an infinite one would never
+    end, and a Ctrl-C waits for the wait in hand.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_SECONDS:
+        msg = f"expected a number of seconds above 0 and at most {MAX_SECONDS:g}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def add_store_options(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
@@ -78,15 +121,38 @@ def open_store(args: argparse.Namespace) -> Iterator[SubscriptionStore[Any]]:
         from esframework._sqlite import SQLiteEventStore
 
         path: Path = args.db
-        if not path.is_file():  # the store would create an empty one: never from a reader
-            msg = f"no SQLite store at {str(path)!r}"
-            raise UsageError(msg)
+        check_sqlite_store(path)
         with SQLiteEventStore(path) as store:
             yield store
         return
     postgres = postgres_module(args.dsn)
     with postgres.PostgresEventStore(args.dsn, schema=args.schema) as store:
         yield store
+
+
+def check_sqlite_store(path: Path) -> None:
+    """Raise `UsageError` unless `path` is an SQLite file holding an esframework store.
+
+    Opening a store creates its tables: the commands never do that to a file that is not
+    one already (an empty file, another application's database), nor to a missing one.
+    """
+    if not path.is_file():
+        msg = f"no SQLite store at {str(path)!r}"
+        raise UsageError(msg)
+    try:
+        with closing(sqlite3.connect(path)) as db:  # opening alone writes nothing
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+            ).fetchone()
+    except sqlite3.Error as error:
+        msg = f"{str(path)!r} is not an SQLite database ({one_line(error)})"
+        raise UsageError(msg) from None
+    if found is None:
+        msg = (
+            f"{str(path)!r} holds no esframework store (it has no events table); "
+            "the commands never create one"
+        )
+        raise UsageError(msg)
 
 
 @contextmanager

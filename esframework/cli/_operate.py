@@ -22,9 +22,11 @@ from esframework.cli._common import (
     add_store_options,
     open_inspector,
     open_store,
+    positive,
     print_json,
     rich_module,
     rich_table,
+    seconds,
     table,
 )
 from esframework.cli._worker import load_runner
@@ -38,7 +40,7 @@ def add_commands(commands: Any) -> None:
     subscriptions.add_argument("--watch", action="store_true", help="redraw the lag until Ctrl-C")
     subscriptions.add_argument(
         "--interval",
-        type=_positive_seconds,
+        type=seconds,
         default=2.0,
         metavar="SECONDS",
         help="seconds between redraws with --watch (2)",
@@ -62,7 +64,7 @@ def add_commands(commands: Any) -> None:
     drop.add_argument("subscription", metavar="SUBSCRIPTION")
     add_store_options(drop)
     which = drop.add_mutually_exclusive_group(required=True)
-    which.add_argument("--position", type=int, help="the parked event at this position")
+    which.add_argument("--position", type=positive, help="the parked event at this position")
     which.add_argument("--all", action="store_true", help="every parked event")
     drop.set_defaults(handler=_parked_drop)
 
@@ -188,17 +190,6 @@ def _watch(args: argparse.Namespace) -> int:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        msg = f"not a positive number of seconds: {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def _parked_list(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,101 @@ def test_a_failing_command_is_one_line_on_stderr(
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert says in result.stderr
     assert result.stderr.startswith("esframework ")
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tail", "--after", HUGE],
+        ["show", "s", "--from-version", HUGE],
+        ["show", "s", "--limit", HUGE],
+        ["streams", "--limit", HUGE],
+        ["archive", "--batch-size", HUGE],
+        ["parked", "drop", "s", "--position", HUGE],
+        ["parked", "drop", "s", "--position", "-1"],
+    ],
+)
+def test_a_number_no_store_can_compare_with_is_a_bad_command_line(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Past 2**63 - 1, SQLite raised "OverflowError: Python int too large to convert to
+    SQLite INTEGER" (exit 1, after `archive` had printed its first line)."""
+    result = esframework(tmp_path, *args, "--db", "x")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "expected a whole number from" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tail", "--poll", "0"],
+        ["tail", "--poll", "-1"],
+        ["tail", "--poll", "nan"],
+        ["tail", "--poll", "inf"],
+        ["tail", "--poll", "1e300"],
+        ["subscriptions", "--watch", "--interval", "inf"],
+        ["subscriptions", "--watch", "--interval", "1e300"],
+    ],
+)
+def test_a_wait_that_never_ends_or_never_waits_is_a_bad_command_line(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`tail --poll 0` (or -1, or nan) polled at 100% CPU; `--poll inf` never woke, so
+    Ctrl-C and SIGTERM did not stop it; `--interval inf` failed with an OverflowError."""
+    result = esframework(tmp_path, *args, "--db", "x")
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "expected a number of seconds above 0" in result.stderr
+
+
+NOT_A_STORE = {
+    "an empty file": b"",
+    "a text file": b"not a database\n",
+    "another application's database": None,  # made with sqlite3 below
+}
+COMMANDS = [
+    ["streams"],
+    ["show", "s"],
+    ["tail", "--after", "0"],
+    ["subscriptions"],
+    ["parked", "list", "s"],
+    ["parked", "drop", "s", "--all"],
+    ["verify"],
+    ["archive"],
+    ["forget", "someone"],
+    ["purge-keys"],
+]
+
+
+@pytest.mark.parametrize("kind", list(NOT_A_STORE))
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_file_that_is_no_store_is_left_as_it_is(
+    tmp_path: Path, kind: str, command: list[str]
+) -> None:
+    """Every command opened such a file as a store, which created esframework's tables in
+    it (in another application's database too) and went on as on an empty store: `forget`
+    wrote an event into it. `streams` failed with "OperationalError: no such table"."""
+    path = tmp_path / "app.db"
+    content = NOT_A_STORE[kind]
+    if content is None:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+            db.commit()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    result = esframework(tmp_path, *command, "--db", "app.db")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "'app.db'" in result.stderr
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
 def test_importing_the_package_or_the_command_never_imports_rich() -> None:

@@ -200,7 +200,7 @@ def test_subscriptions_watch_refuses_an_interval_that_is_not_positive(target: Ta
     process = target.spawn("subscriptions", "--watch", "--interval", "0")
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
-    assert "--interval: not a positive number of seconds: '0'" in err
+    assert "--interval: expected a number of seconds above 0 and at most 86400, got '0'" in err
 
 
 def test_subscriptions_shows_each_partition_and_not_the_recorded_count(target: Target) -> None:
