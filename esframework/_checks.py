@@ -21,6 +21,7 @@ from esframework.errors import (
     IdempotencyConflictError,
     InvalidStreamIdError,
     InvalidTimeError,
+    InvalidTypeNameError,
     StreamTypeMismatchError,
 )
 
@@ -76,14 +77,22 @@ def is_utf8(text: str) -> bool:
 
 
 def validate_type_names(stream_type: str, events: Sequence[NewEvent]) -> None:
-    """Raise `ValueError` unless every backend can store these type names, or if no events."""
+    """Raise `InvalidTypeNameError` unless every backend can store these type names, and
+    `ValueError` if there are no events."""
     if not events:
         msg = "append needs at least one event"
         raise ValueError(msg)
     for name in (stream_type, *(e.event_type for e in events)):
+        if not isinstance(name, str):  # typed str, but callers may pass anything
+            raise InvalidTypeNameError(repr(name), "it is not a string")
         if not name or len(name) > MAX_STREAM_ID_LENGTH:
-            msg = f"type names need 1 to {MAX_STREAM_ID_LENGTH} characters, got {name[:80]!r}"
-            raise ValueError(msg)
+            reason = f"type names need 1 to {MAX_STREAM_ID_LENGTH} characters"
+            raise InvalidTypeNameError(repr(name[:80]), reason)
+        if "\x00" in name:
+            raise InvalidTypeNameError(repr(name[:80]), "it contains a NUL character")
+        if not is_utf8(name):
+            reason = "it is not valid UTF-8 text (it holds a lone surrogate)"
+            raise InvalidTypeNameError(repr(name[:80]), reason)
 
 
 def validate_event_ids(stream_id: str, events: Sequence[NewEvent]) -> None:

@@ -9,6 +9,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     │   ├── MissingHandlerError (aggregate type, event type)
     │   └── UnsupportedFieldTypeError (class, field): a type that cannot be stored exactly
     ├── InvalidStreamIdError (also ValueError)
+    ├── InvalidTypeNameError (name, reason; also ValueError): a stream or event type name
     ├── InvalidVersionError (stream id, version; also ValueError): a version below 1
     ├── InvalidTimeError (the time; also ValueError): a time without a time zone
     ├── InvalidPositionError (what, position; also ValueError): a global position below 0
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidTagError",
     "InvalidTimeError",
     "InvalidTruncationError",
+    "InvalidTypeNameError",
     "InvalidVersionError",
     "LeaseLostError",
     "MissingHandlerError",
@@ -160,6 +162,24 @@ class InvalidStreamIdError(EsframeworkError, ValueError):
 
     def __str__(self) -> str:
         return f"invalid stream id {self.stream_id[:80]!r}: {self.reason}"
+
+
+class InvalidTypeNameError(EsframeworkError, ValueError):
+    """A stream type or event type name that no store can keep as it is: not a string,
+    empty, too long, or holding a NUL character or a lone surrogate. Nothing was written.
+
+    Attributes:
+        name: The name given, as `repr` shows it (its first 80 characters).
+        reason: Why no store can keep it.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"invalid type name {self.name}: {self.reason}"
 
 
 class InvalidVersionError(EsframeworkError, ValueError):

@@ -17,6 +17,7 @@ from esframework.errors import (
     EventEncodingError,
     InvalidPositionError,
     InvalidStreamIdError,
+    InvalidTypeNameError,
     StoreError,
 )
 from tests.conftest import Backend
@@ -98,12 +99,6 @@ def refused_before_writing(store: EventStore, call: Any) -> EsframeworkError:
     return raised.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="type names are checked for length only: NUL is stored by SQLite and memory and a "
-    "StoreError on PostgreSQL, a lone surrogate a UnicodeEncodeError, empty a plain ValueError; "
-    "there is no framework error for a bad type name yet",
-)
 @pytest.mark.parametrize(
     ("stream_type", "event_type"),
     [("S\x00", "E"), ("S", "E\x00"), ("S\udcff", "E"), ("S", "E\udcff"), ("", "E"), (7, "E")],
@@ -111,12 +106,13 @@ def refused_before_writing(store: EventStore, call: Any) -> EsframeworkError:
 def test_type_names_no_store_can_keep_are_refused(
     store: EventStore, stream_type: Any, event_type: Any
 ) -> None:
-    refused_before_writing(
+    error = refused_before_writing(
         store,
         lambda: store.append(
             "s-1", stream_type, [event(event_type=event_type)], expected_version=0
         ),
     )
+    assert isinstance(error, InvalidTypeNameError), error
 
 
 @pytest.mark.xfail(
