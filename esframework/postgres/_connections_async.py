@@ -11,7 +11,7 @@ import contextvars
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from types import MappingProxyType
 from typing import Any, Final, LiteralString, TypeAlias, TypeVar
 from uuid import UUID
@@ -68,6 +68,13 @@ class OpenUnit:
         """The unit's own events that some read by query returned, in append order."""
         return [event_id for event_id in self.appended if event_id in self.seen]
 
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[OpenUnit | None]:
+        """Hold the unit's connection for one store call; yields None if the unit ended
+        while the call waited for its turn."""
+        async with self.lock:
+            yield None if self.connection is None else self
+
     async def end(self) -> None:
         """Let the call of another task in progress on the connection finish, then clear it:
         later calls run outside the unit, and the unit can commit or roll back."""
@@ -77,6 +84,9 @@ class OpenUnit:
         finally:  # cancelled while waiting, too
             self.connection = None
 
+
+# What `_holding_unit` gives outside a unit of work.
+_NO_UNIT: Final = nullcontext(None)
 
 # The unit of work open in this thread or task, per store: its calls run on that connection.
 UNITS: contextvars.ContextVar[Mapping[int, OpenUnit]] = contextvars.ContextVar(
@@ -116,21 +126,17 @@ class AsyncConnections:
         unit = UNITS.get().get(id(self))
         return None if unit is None or unit.connection is None else unit
 
-    @asynccontextmanager
-    async def _holding_unit(self) -> AsyncIterator[OpenUnit | None]:
+    def _holding_unit(self) -> AbstractAsyncContextManager[OpenUnit | None]:
         """Take the turn of a store call on the open unit of work's connection, if any.
 
         Tasks inside one unit share its connection; a call holds the unit's lock for as
         long as it uses it, so calls of concurrent tasks run one at a time (a call made by
         a call goes on). Yields the unit, or None outside one or if it ended while this
         call waited: the call then runs outside it, as a task that outlives its unit does.
+        Outside a unit (most calls) it costs nothing but the look-up.
         """
         unit = self._open_unit()
-        if unit is None:
-            yield None
-            return
-        async with unit.lock:
-            yield self._open_unit()
+        return _NO_UNIT if unit is None else unit.turn()
 
     async def _fetch(
         self,
