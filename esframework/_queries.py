@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from typing import Final, NamedTuple
+from uuid import UUID
 
 import attrs
 
@@ -158,6 +159,10 @@ class Query:
         return " OR ".join(str(i) for i in self.items)
 
 
+def _event_ids(ids: Iterable[UUID]) -> frozenset[UUID]:
+    return frozenset(ids)
+
+
 @attrs.frozen
 class AppendCondition:
     """What a conditional append requires: no event matching the query after `after`.
@@ -166,10 +171,16 @@ class AppendCondition:
         fail_if_events_match: The query of the events the decision depends on.
         after: The position the decision saw the store up to (usually the `head` of the
             `QueryResult` it read); None requires that no matching event exists at all.
+        seen: The ids of events the decision read that had no position yet: inside a unit
+            of work on PostgreSQL, the unit's own events, which get their positions when it
+            commits. The condition passes over these, and only these, of the unit's own
+            events; `QueryResult.condition` fills them in. (The other stores position
+            every event at once: nothing to fill in there.)
     """
 
     fail_if_events_match: Query
     after: int | None = attrs.field(default=None)
+    seen: frozenset[UUID] = attrs.field(default=frozenset(), converter=_event_ids)
 
     @after.validator
     def _check_after(self, _: object, after: object) -> None:
@@ -179,6 +190,13 @@ class AppendCondition:
             return
         if type(after) is not int or not 0 <= after <= MAX_POSITION:
             raise InvalidPositionError("AppendCondition.after", repr(after))
+
+    @seen.validator
+    def _check_seen(self, _: object, seen: frozenset[object]) -> None:
+        for event_id in seen:
+            if not isinstance(event_id, UUID):
+                msg = f"AppendCondition.seen holds event ids, not {event_id!r}"
+                raise TypeError(msg)
 
 
 class QueryResult(NamedTuple):
@@ -194,3 +212,10 @@ class QueryResult(NamedTuple):
 
     events: list[StoredEvent]
     head: int
+
+    def condition(self, query: Query) -> AppendCondition:
+        """The condition of a decision made from this read of `query`: no event matching
+        it after this read's `head`, passing over the events it returned that have no
+        position yet (a unit of work's own, on PostgreSQL: see `AppendCondition.seen`)."""
+        seen = frozenset(e.event_id for e in self.events if e.position == 0)
+        return AppendCondition(query, after=self.head, seen=seen)

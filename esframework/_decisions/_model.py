@@ -15,14 +15,16 @@ its own vocabulary; the query, a storage matter, is derived here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TypeVar, cast, overload
+from uuid import UUID
 
 import attrs
 from typing_extensions import dataclass_transform
 
 from esframework._aggregates import _HANDLES
-from esframework._queries import Query, QueryItem
+from esframework._queries import AppendCondition, Query, QueryItem, QueryResult
 from esframework._serialization import Serializer
 from esframework._shapes import check_definition
 from esframework._tags import tag_fields, tag_value
@@ -31,6 +33,7 @@ from esframework.errors import DefinitionError, MissingHandlerError
 __all__ = [
     "DecisionModelType",
     "Seen",
+    "condition",
     "decision_model",
     "decision_model_type",
     "seen",
@@ -43,13 +46,42 @@ _SEEN: Final = "__esframework_seen__"  # set on instances a read folded
 
 
 class Seen(NamedTuple):
-    """What a read of a decision model saw: the query it ran and the store's head then.
+    """What a read of a decision model saw: the model's query, the store's head then, and
+    the events it folded that had no position yet (a unit of work's own, on PostgreSQL),
+    by id, with their stored type and tags.
 
-    A save appends with the condition "no event matching `query` after `head`".
+    A save appends with the condition "no event matching `query` after `head`", passing
+    over those unpositioned events (see `condition`).
     """
 
     query: Query
     head: int
+    unpositioned: Mapping[UUID, tuple[str, frozenset[str]]]
+
+
+def condition(views: Sequence[Seen]) -> AppendCondition:
+    """The condition of a decision made from models read as `views` saw them.
+
+    No event matching any of their queries after the earliest head; it passes over an
+    unpositioned event only if every model whose query matches it folded it (models read
+    at different times may have seen different events of the unit).
+    """
+    candidates: dict[UUID, tuple[str, frozenset[str]]] = {}
+    for view in views:
+        candidates.update(view.unpositioned)
+    passed = frozenset(
+        event_id
+        for event_id, (event_type, tags) in candidates.items()
+        if all(
+            event_id in view.unpositioned or not view.query.matches(event_type, tags)
+            for view in views
+        )
+    )
+    return AppendCondition(
+        fail_if_events_match=union(view.query for view in views),
+        after=min(view.head for view in views),
+        seen=passed,
+    )
 
 
 @attrs.frozen
@@ -196,8 +228,14 @@ def seen(model: object) -> Seen:
     return found
 
 
-def mark_seen(model: object, query: Query, head: int) -> None:
-    setattr(model, _SEEN, Seen(query, head))
+def mark_seen(model: object, query: Query, result: QueryResult) -> None:
+    """Note on `model` what the read that folded it with `query` saw."""
+    unpositioned = {
+        e.event_id: (e.event_type, frozenset(e.tags))
+        for e in result.events
+        if e.position == 0 and query.matches(e.event_type, e.tags)
+    }
+    setattr(model, _SEEN, Seen(query, result.head, MappingProxyType(unpositioned)))
 
 
 def union(queries: Iterable[Query]) -> Query:

@@ -9,11 +9,16 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVarTuple, cast
 from uuid import UUID, uuid4
 
-from esframework._decisions._model import decision_model_type, mark_seen, seen, union
+from esframework._decisions._model import (
+    condition,
+    decision_model_type,
+    mark_seen,
+    seen,
+    union,
+)
 from esframework._envelope import NO_METADATA, Metadata
 from esframework._personal._keyring import Keyring
 from esframework._personal._keys import KeyStore
-from esframework._queries import AppendCondition
 from esframework._records import AppendResult, ExpectedVersion
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store import EventStore
@@ -101,7 +106,7 @@ class Decisions:
                         event = self.serializer.decode_event(record, keys)
                     kind.apply(model, event)
         for query, model in zip(queries, folded, strict=True):
-            mark_seen(model, query, result.head)
+            mark_seen(model, query, result)
         return cast("tuple[*Ts]", tuple(folded))
 
     def save(
@@ -165,16 +170,12 @@ class Decisions:
             )
             for e, i in zip(events, event_ids, strict=True)
         ]
-        condition = AppendCondition(
-            fail_if_events_match=union(view.query for view in views),
-            after=min(view.head for view in views),
-        )
         return self.store.append(
             stream_id,
             _stream_type(models),
             records,
             expected_version=ExpectedVersion.NO_STREAM,
-            condition=condition,
+            condition=condition(views),
         )
 
     def decide(

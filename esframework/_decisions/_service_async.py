@@ -10,11 +10,16 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, TypeVarTuple, cast
 from uuid import UUID, uuid4
 
-from esframework._decisions._model import decision_model_type, mark_seen, seen, union
+from esframework._decisions._model import (
+    condition,
+    decision_model_type,
+    mark_seen,
+    seen,
+    union,
+)
 from esframework._envelope import NO_METADATA, Metadata
 from esframework._personal._keyring_async import AsyncKeyring
 from esframework._personal._keys_async import AsyncKeyStore
-from esframework._queries import AppendCondition
 from esframework._records import AppendResult, ExpectedVersion
 from esframework._serialization import DEFAULT_SERIALIZER, Serializer
 from esframework._store_async import AsyncEventStore
@@ -102,7 +107,7 @@ class AsyncDecisions:
                         event = self.serializer.decode_event(record, keys)
                     kind.apply(model, event)
         for query, model in zip(queries, folded, strict=True):
-            mark_seen(model, query, result.head)
+            mark_seen(model, query, result)
         return cast("tuple[*Ts]", tuple(folded))
 
     async def save(
@@ -166,16 +171,12 @@ class AsyncDecisions:
             )
             for e, i in zip(events, event_ids, strict=True)
         ]
-        condition = AppendCondition(
-            fail_if_events_match=union(view.query for view in views),
-            after=min(view.head for view in views),
-        )
         return await self.store.append(
             stream_id,
             _stream_type(models),
             records,
             expected_version=ExpectedVersion.NO_STREAM,
-            condition=condition,
+            condition=condition(views),
         )
 
     async def decide(

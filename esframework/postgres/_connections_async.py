@@ -20,6 +20,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from esframework._queries import AppendCondition
 from esframework._unit_lock import AsyncUnitLock
 from esframework.errors import StoreError, StoreUnavailableError
 from esframework.postgres._errors import (
@@ -51,22 +52,20 @@ class OpenUnit:
     pool.
     """
 
-    __slots__ = ("appended", "connection", "lock", "seen")
+    __slots__ = ("appended", "connection", "lock")
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection: psycopg.AsyncConnection[Any] | None = connection
         self.lock = AsyncUnitLock()
         # The ids of the events appended in the unit, in order: they get positions only
-        # after it commits. A read by query returns those that match, and `seen` holds
-        # those some read returned; a condition passes over those only (not over an own
-        # event appended after the decision's read, which a read of another query did not
-        # return either).
+        # after it commits. A read by query returns those that match; a condition passes
+        # over those of them its decision's read returned (`AppendCondition.seen`).
         self.appended: list[UUID] = []
-        self.seen: set[UUID] = set()
 
-    def returned(self) -> list[UUID]:
-        """The unit's own events that some read by query returned, in append order."""
-        return [event_id for event_id in self.appended if event_id in self.seen]
+    def own(self, condition: AppendCondition) -> list[UUID]:
+        """The unit's own events that `condition` passes over (its decision read them), in
+        append order: only the unit's, whatever else the condition names."""
+        return [event_id for event_id in self.appended if event_id in condition.seen]
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[OpenUnit | None]:

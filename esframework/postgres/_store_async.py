@@ -273,7 +273,7 @@ class AsyncPostgresEventStore(
     ) -> AppendResult:
         expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
-        own = [] if unit is None or condition is None else unit.returned()
+        own = [] if unit is None or condition is None else unit.own(condition)
         locks = dcb_locks(self.schema, events, condition, own)
         params = append_params(
             stream_id, stream_type, events, expected, locks=locks, stream_lock=lock
@@ -474,8 +474,8 @@ class AsyncPostgresEventStore(
         """The open unit's own events that `query` matches, after those already read.
 
         They have no position until the unit commits (0 here), and come after every
-        positioned event, as their positions will. A condition on this read's head passes
-        over them (`OpenUnit.seen`): the decision saw them.
+        positioned event, as their positions will. A condition built from this read passes
+        over them (`QueryResult.condition`): the decision saw them.
         """
         ids = unit.appended
         rows = await self._fetch(
@@ -488,9 +488,7 @@ class AsyncPostgresEventStore(
         )
         matching = [e for e in own if query.matches(e.event_type, e.tags)]
         room = len(matching) if limit is None else limit - read
-        returned = matching[:room]
-        unit.seen.update(e.event_id for e in returned)
-        return returned
+        return matching[:room]
 
     async def head(self) -> int:
         await self._read_own_writes()
