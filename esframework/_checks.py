@@ -13,22 +13,28 @@ from uuid import UUID
 import orjson
 
 from esframework._instrumentation import TRACEPARENT
+from esframework._json import holds_nul
+from esframework._queries import MAX_POSITION
 from esframework._records import AppendResult, ExpectedVersion, NewEvent, StoredEvent
 from esframework.errors import (
     ConcurrencyError,
     DuplicateEventIdError,
     EventEncodingError,
     IdempotencyConflictError,
+    InvalidPositionError,
     InvalidStreamIdError,
     InvalidTimeError,
     InvalidTypeNameError,
+    InvalidVersionError,
     StreamTypeMismatchError,
 )
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_STREAM_ID_LENGTH",
+    "MAX_VERSION",
     "check_expected_version",
+    "check_read_range",
     "check_stream_type",
     "expected_as_int",
     "is_utf8",
@@ -36,6 +42,7 @@ __all__ = [
     "stored_by_id",
     "utc_time",
     "validate_event_ids",
+    "validate_payloads",
     "validate_stream_id",
     "validate_type_names",
 ]
@@ -44,6 +51,9 @@ MAX_STREAM_ID_LENGTH = 255
 """The PostgreSQL column's `VARCHAR(255)`; every backend enforces the same limit."""
 
 DEFAULT_PAGE_SIZE = 1000
+
+MAX_VERSION = 2**63 - 1
+"""The highest stream version a store can hold (PostgreSQL's and SQLite's 64-bit integers)."""
 
 
 def validate_stream_id(stream_id: str) -> None:
@@ -115,6 +125,64 @@ def validate_event_ids(stream_id: str, events: Sequence[NewEvent]) -> None:
         seen.add(e.event_id)
 
 
+def validate_payloads(stream_id: str, events: Sequence[NewEvent]) -> None:
+    """Raise `EventEncodingError` unless each event's data and metadata is a JSON object,
+    as text, that every store keeps and reads back alike.
+
+    Refused: text that is not JSON (NaN and infinities included), a JSON value other than an
+    object (an array, a string), and a string holding a NUL character (``\\u0000``, which
+    PostgreSQL's jsonb refuses). One parse per payload; metadata of ``"{}"`` (none) costs
+    nothing. Checked before anything is read or written: an append-only store could never
+    drop an event it cannot read back.
+    """
+    for e in events:
+        _check_payload(stream_id, e, "data", e.data)
+        if e.metadata != "{}":
+            _check_payload(stream_id, e, "metadata", e.metadata)
+
+
+def _check_payload(stream_id: str, event: NewEvent, name: str, text: object) -> None:
+    if type(text) is not str:  # typed str, but callers may pass anything
+        problem = f"is not a string but {type(text).__name__} {repr(text)[:60]}"
+    else:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as error:  # NaN too: orjson refuses it
+            problem = f"is not valid JSON ({error})"
+        else:
+            if type(value) is not dict:
+                problem = f"is not a JSON object but a JSON {_json_kind(value)}"
+            elif holds_nul(text):
+                problem = "holds a NUL character (\\u0000), which PostgreSQL cannot store"
+            else:
+                return
+    reason = (
+        f"its {name} {problem} (event id {event.event_id}, appending to stream "
+        f"{stream_id!r}); nothing was written"
+    )
+    raise EventEncodingError(str(event.event_type), reason)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return kinds.get(type(value), "null")
+
+
+def check_read_range(method: str, after: object, limit: object, *, unlimited: bool) -> None:
+    """Raise `InvalidPositionError` unless `after` is a position and `limit` a limit (None
+    too, if `unlimited`): whole numbers from 0 to ``2**63 - 1``, bools and floats refused.
+
+    Every store refuses the same reads alike, before reading: -1 read from the start on some
+    and failed on others, and a number past 64 bits overflowed SQLite's integers.
+    """
+    if type(after) is not int or not 0 <= after <= MAX_POSITION:
+        raise InvalidPositionError(f"{method} after", repr(after))
+    if limit is None and unlimited:
+        return
+    if type(limit) is not int or not 0 <= limit <= MAX_POSITION:
+        raise InvalidPositionError(f"{method} limit", repr(limit))
+
+
 def check_stream_type(stream_id: str, stream_type: str, stored_type: str | None) -> None:
     """Raise `StreamTypeMismatchError` if the stream's events have another stream type.
 
@@ -127,15 +195,20 @@ def check_stream_type(stream_id: str, stream_type: str, stored_type: str | None)
         raise StreamTypeMismatchError(stream_id, stream_type, stored_type)
 
 
-def expected_as_int(expected: int | ExpectedVersion) -> int | None:
-    """Return the version an append expects, or None for `ExpectedVersion.ANY`."""
+def expected_as_int(stream_id: str, expected: int | ExpectedVersion) -> int | None:
+    """Return the version an append expects, or None for `ExpectedVersion.ANY`.
+
+    Raises:
+        InvalidVersionError: `expected` is no version a stream can have: below 0, past
+            ``2**63 - 1``, or not an int (a str, a float; a bool too, though Python counts
+            it an int).
+    """
     if expected is ExpectedVersion.ANY:
         return None
     if expected is ExpectedVersion.NO_STREAM:
         return 0
-    if expected < 0:
-        msg = f"expected_version must be 0 or more, got {expected}"
-        raise ValueError(msg)
+    if type(expected) is not int or not 0 <= expected <= MAX_VERSION:
+        raise InvalidVersionError(stream_id, expected, expected=True)
     return expected
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -37,6 +38,7 @@ __all__ = [
     "dumps_json_value",
     "encode_any",
     "expected",
+    "holds_nul",
     "loads",
     "loads_exact",
     "loads_json_value",
@@ -49,6 +51,9 @@ INT_MIN: Final = -(2**63)
 UINT_MAX: Final = 2**64 - 1
 _MAX_ANY_DEPTH: Final = 100  # orjson refuses documents nested deeper than 255 levels
 _FLOAT_AS_INT: Final = 1e16  # from here jsonb prints floats without a fraction
+_NUL: Final = "\\u0000"  # how JSON writes a NUL character inside a string
+# ... unless its backslash is itself escaped: a backslash then "u0000" is text, not a NUL.
+_NUL_ESCAPE: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 
 
 class Invalid(ValueError):  # noqa: N818 -- internal: becomes EventEncodingError or CorruptEventError
@@ -86,6 +91,16 @@ class NeedsExactInts(Exception):  # noqa: N818 -- a signal, not an error
 def loads(text: str | bytes) -> Any:
     """Parse JSON quickly (orjson); integers beyond 64 bits come back as floats."""
     return orjson.loads(text)
+
+
+def holds_nul(json_text: str) -> bool:
+    """Whether JSON text holds a NUL character in a string (which PostgreSQL's jsonb refuses).
+
+    Valid JSON text can only hold one escaped, as ``\\u0000``: the substring test is all most texts
+    pay. A backslash before it may itself be escaped (``\\\\u0000`` is a backslash, then
+    "u0000"): an escape starts after an even run of backslashes.
+    """
+    return _NUL in json_text and _NUL_ESCAPE.search(json_text) is not None
 
 
 def loads_exact(text: str | bytes) -> Any:

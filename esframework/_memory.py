@@ -11,11 +11,13 @@ from uuid import UUID
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_read_range,
     check_stream_type,
     expected_as_int,
     match_retry,
     utc_time,
     validate_event_ids,
+    validate_payloads,
     validate_stream_id,
     validate_type_names,
 )
@@ -77,9 +79,10 @@ class InMemoryEventStore(EventStore):
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        validate_payloads(stream_id, events)
         validate_event_tags(stream_id, events)
         check_tombstone_last(events)
-        expected = expected_as_int(expected_version)
+        expected = expected_as_int(stream_id, expected_version)
         with self._lock:
             stored = {
                 e.event_id: self._by_id[e.event_id] for e in events if e.event_id in self._by_id
@@ -174,9 +177,10 @@ class InMemoryEventStore(EventStore):
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
+        check_read_range("read_all", after, limit, unlimited=False)
         page: list[StoredEvent] = []
         with self._lock:
-            events = self._events[max(after, 0) :]
+            events = self._events[after:]
         for e in events:
             if len(page) == limit:
                 break
@@ -194,8 +198,9 @@ class InMemoryEventStore(EventStore):
                 raise ConditionFailedError(query, condition.after, e.position, stream_id)
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        check_read_range("read_query", after, limit, unlimited=True)
         with self._lock:
-            events = self._events[max(after, 0) :]
+            events = self._events[after:]
             head = len(self._events)
         found: list[StoredEvent] = []
         for e in events:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 from uuid import UUID
@@ -18,6 +17,7 @@ from esframework._json import (
     Invalid,
     NeedsExactInts,
     dumps_json_value,
+    holds_nul,
     loads,
     loads_exact,
     loads_json_value,
@@ -39,9 +39,6 @@ from esframework.errors import (
 
 __all__ = ["DEFAULT_SERIALIZER", "Serializer"]
 
-_NUL: Final = "\\u0000"  # how orjson writes a NUL character inside a JSON string
-# ... unless its backslash is itself escaped: a backslash then "u0000" is text, not a NUL.
-_NUL_ESCAPE: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 _RESERVED_METADATA: Final = frozenset({"correlation_id", "causation_id"})
 _NO_SUBJECTS: Final[frozenset[str]] = frozenset()
 
@@ -113,7 +110,7 @@ class Serializer:
             raise EventEncodingError(
                 kind.name, f"its metadata: {error.reason}", field=_field("metadata.extra", error)
             ) from error
-        if _holds_nul(data) or _holds_nul(encoded_metadata):
+        if holds_nul(data) or holds_nul(encoded_metadata):
             raise EventEncodingError(
                 kind.name, "a string holds a NUL character, which PostgreSQL cannot store"
             )
@@ -398,7 +395,3 @@ def _tags(event: object, extra: Iterable[str], stream_id: str | None) -> tuple[s
     for tag in tags:
         validate_tag(tag, stream_id)
     return tags
-
-
-def _holds_nul(json_text: str) -> bool:
-    return _NUL in json_text and _NUL_ESCAPE.search(json_text) is not None

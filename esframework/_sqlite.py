@@ -15,12 +15,14 @@ from uuid import UUID
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_read_range,
     check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
     utc_time,
     validate_event_ids,
+    validate_payloads,
     validate_stream_id,
     validate_type_names,
 )
@@ -183,9 +185,10 @@ class SQLiteEventStore(
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        validate_payloads(stream_id, events)
         validate_event_tags(stream_id, events)
         check_tombstone_last(events)
-        expected = expected_as_int(expected_version)
+        expected = expected_as_int(stream_id, expected_version)
         with self._writing("append to", stream_id) as db:
             return self._append_locked(
                 db, stream_id, stream_type, events, expected, condition=condition
@@ -346,6 +349,7 @@ class SQLiteEventStore(
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
+        check_read_range("read_all", after, limit, unlimited=False)
         where = "global_position > ?"
         params: list[Any] = [after]
         for column, values in (("stream_type", stream_types), ("event_type", event_types)):
@@ -356,6 +360,7 @@ class SQLiteEventStore(
             return list(map(_to_stored, global_page(db, where, params, limit)))
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        check_read_range("read_query", after, limit, unlimited=True)
         with self._reading() as db, self._errors("read", f"the events of {query}"):
             return query_page(db, query, after, limit, _to_stored)
 

@@ -85,6 +85,12 @@ class EventStore(KeyStore, Protocol):
             IdempotencyConflictError: An event id is stored with different content.
             InvalidStreamIdError: The stream id is empty or too long.
             InvalidTagError: An event's tag cannot be stored.
+            InvalidTypeNameError: The stream type or an event type cannot be stored.
+            InvalidVersionError: `expected_version` is no version a stream can have (below
+                0, past ``2**63 - 1``, not an int); nothing was written.
+            EventEncodingError: An event id is not a `UUID`, or an event's `data` or
+                `metadata` is not a JSON object in text that every store keeps (not JSON,
+                NaN, an array, a string holding ``\\u0000``); nothing was written.
             StoreError: The backend failed.
         """
         ...
@@ -139,6 +145,10 @@ class EventStore(KeyStore, Protocol):
             limit: The page size.
             stream_types: If given, only events of these stream types.
             event_types: If given, only events of these (stored) event types.
+
+        Raises:
+            InvalidPositionError: `after` or `limit` is not a whole number from 0 to
+                ``2**63 - 1``; nothing was read.
         """
         ...
 
@@ -155,6 +165,10 @@ class EventStore(KeyStore, Protocol):
         Returns:
             The events, and the head to use as the `after` of an `AppendCondition` on
             this query: every event it matches up to the head is among the events.
+
+        Raises:
+            InvalidPositionError: `after`, or `limit` unless None, is not a whole number
+                from 0 to ``2**63 - 1``; nothing was read.
         """
         ...
 

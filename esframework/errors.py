@@ -183,19 +183,32 @@ class InvalidTypeNameError(EsframeworkError, ValueError):
 
 
 class InvalidVersionError(EsframeworkError, ValueError):
-    """A stream version was asked for that no stream can have: versions start at 1.
+    """A stream version was asked for, or expected, that no stream can have.
+
+    Raised by `Repository.load(id, at_version=n)` for `n` below 1 (stream versions start
+    at 1), and by appends for an `expected_version` that is not `ExpectedVersion.ANY`,
+    `ExpectedVersion.NO_STREAM` or a whole number from 0 to ``2**63 - 1`` (a negative one, a
+    string, a bool); nothing was read or written.
 
     Attributes:
-        stream_id: The stream the version was asked of.
-        version: The version asked for.
+        stream_id: The stream the version was asked of (or appended to).
+        version: The version given, as it was given (an `int` for `at_version`).
+        expected: Whether it was an append's `expected_version`.
     """
 
-    def __init__(self, stream_id: str, version: int) -> None:
+    def __init__(self, stream_id: str, version: object, *, expected: bool = False) -> None:
         self.stream_id = stream_id
         self.version = version
+        self.expected = expected
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        if self.expected:
+            return (
+                f"invalid expected_version {repr(self.version)[:80]} for stream "
+                f"{self.stream_id[:80]!r}: give ExpectedVersion.ANY, ExpectedVersion.NO_STREAM "
+                "or a whole number from 0 (no stream yet) to 2**63 - 1; nothing was written"
+            )
         return (
             f"invalid version {self.version} for stream {self.stream_id[:80]!r}: "
             "stream versions start at 1"
@@ -220,12 +233,16 @@ class InvalidTimeError(EsframeworkError, ValueError):
 
 
 class InvalidPositionError(EsframeworkError, ValueError):
-    """A global position was given that no event can have: positions are whole numbers from 0.
+    """A global position was given that no event can have, or a read's limit out of range:
+    both are whole numbers from 0 to ``2**63 - 1``.
 
     Nothing was read or written. Positions start at 1; 0 means "before the first event".
+    Raised for `AppendCondition.after`, and for the `after` and `limit` of `read_all` and
+    `read_query`.
 
     Attributes:
-        what: What the position was given as, such as ``"AppendCondition.after"``.
+        what: What the value was given as, such as ``"AppendCondition.after"`` or
+            ``"read_query limit"``.
         position: The value given, as `repr` shows it.
     """
 
@@ -235,9 +252,10 @@ class InvalidPositionError(EsframeworkError, ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        kind = "limit" if self.what.endswith("limit") else "position"
         return (
-            f"invalid position {self.position[:80]} for {self.what}: positions are whole "
-            "numbers from 0 to 2**63 - 1"
+            f"invalid {kind} {self.position[:80]} for {self.what}: {kind}s are whole numbers "
+            "from 0 to 2**63 - 1; nothing was read or written"
         )
 
 

@@ -18,12 +18,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
     check_expected_version,
+    check_read_range,
     check_stream_type,
     expected_as_int,
     match_retry,
     stored_by_id,
     utc_time,
     validate_event_ids,
+    validate_payloads,
     validate_stream_id,
     validate_type_names,
 )
@@ -245,18 +247,15 @@ class PostgresEventStore(
         validate_stream_id(stream_id)
         validate_type_names(stream_type, events)
         validate_event_ids(stream_id, events)
+        validate_payloads(stream_id, events)
         validate_event_tags(stream_id, events)
         check_tombstone_last(events)
+        expected = expected_as_int(stream_id, expected_version)
         # The whole append is one turn on a unit's connection: its savepoint, and the
         # unit's own events it passes over and adds to.
         with self._holding_unit() as unit:
             return self._append(
-                unit,
-                stream_id,
-                stream_type,
-                events,
-                expected_version=expected_version,
-                condition=condition,
+                unit, stream_id, stream_type, events, expected=expected, condition=condition
             )
 
     def _append(
@@ -266,10 +265,9 @@ class PostgresEventStore(
         stream_type: str,
         events: Sequence[NewEvent],
         *,
-        expected_version: int | ExpectedVersion,
+        expected: int | None,
         condition: AppendCondition | None,
     ) -> AppendResult:
-        expected = expected_as_int(expected_version)
         lock = stream_lock_key(self.schema, stream_id) if expected is None else None
         own = [] if unit is None or condition is None else unit.own(condition)
         locks = dcb_locks(self.schema, events, condition, own)
@@ -442,12 +440,14 @@ class PostgresEventStore(
         stream_types: Collection[str] | None = None,
         event_types: Collection[str] | None = None,
     ) -> list[StoredEvent]:
+        check_read_range("read_all", after, limit, unlimited=False)
         query, params = self._statements.read_all(after, limit, stream_types, event_types)
         self._read_own_writes()
         rows = self._fetch(f"read events after position {after}", query, params)
         return list(map(to_stored, rows))
 
     def read_query(self, query: Query, *, after: int = 0, limit: int | None = None) -> QueryResult:
+        check_read_range("read_query", after, limit, unlimited=True)
         statement, params, prepare = self._statements.read_query(query, after, limit)
         self._read_own_writes()
         # One turn on a unit's connection: the read, and the unit's own events it returns.

@@ -9,15 +9,30 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 
-from esframework import AppendCondition, EventStore, NewEvent, Query, QueryItem
+from esframework import (
+    AppendCondition,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    Query,
+    QueryItem,
+    aggregate,
+    applies,
+    emit,
+    new,
+)
+from esframework import event as event_class
 from esframework.errors import (
+    ConcurrencyError,
     EsframeworkError,
     EventEncodingError,
     InvalidPositionError,
     InvalidStreamIdError,
     InvalidTypeNameError,
+    InvalidVersionError,
     StoreError,
 )
 from tests.conftest import Backend
@@ -115,65 +130,173 @@ def test_type_names_no_store_can_keep_are_refused(
     assert isinstance(error, InvalidTypeNameError), error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raw NewEvent payloads are not checked: SQLite and memory store text that is not a "
-    "JSON object (or holds \\u0000, which jsonb cannot), PostgreSQL fails with a StoreError",
-)
 @pytest.mark.parametrize(
-    "fields",
+    ("fields", "reason"),
     [
-        {"data": "not json"},
-        {"data": "[1, 2]"},
-        {"data": '{"a": NaN}'},
-        {"data": '{"a": "x\\u0000y"}'},
-        {"metadata": "nope"},
-        {"metadata": '{"a": "\\u0000"}'},
+        ({"data": "not json"}, "its data is not valid JSON"),
+        ({"data": "[1, 2]"}, "its data is not a JSON object but a JSON array"),
+        ({"data": '"text"'}, "not a JSON object but a JSON string"),
+        ({"data": "null"}, "not a JSON object but a JSON null"),
+        ({"data": '{"a": NaN}'}, "its data is not valid JSON"),
+        ({"data": '{"a": Infinity}'}, "its data is not valid JSON"),
+        ({"data": '{"a": "x\\u0000y"}'}, "its data holds a NUL character"),
+        ({"data": '{"x\\u0000": 1}'}, "its data holds a NUL character"),
+        ({"data": '{"a": "\\\\\\u0000"}'}, "its data holds a NUL character"),
+        ({"data": '{"a": "lone \\ud800"}'}, "its data is not valid JSON"),
+        ({"data": '{"a": "lone \udcff"}'}, "its data is not valid JSON"),
+        ({"data": b'{"n": 1}'}, "its data is not a string but bytes"),
+        ({"data": {"n": 1}}, "its data is not a string but dict"),
+        ({"metadata": "nope"}, "its metadata is not valid JSON"),
+        ({"metadata": "[]"}, "its metadata is not a JSON object"),
+        ({"metadata": '{"a": "\\u0000"}'}, "its metadata holds a NUL character"),
     ],
     ids=repr,
 )
 def test_payloads_that_are_not_json_objects_every_store_keeps_are_refused(
-    store: EventStore, fields: dict[str, str]
+    store: EventStore, fields: dict[str, Any], reason: str
 ) -> None:
+    """Raw payloads are checked as the serializer's are: SQLite and memory stored text that
+    is not a JSON object (or holds \\u0000, which jsonb cannot), PostgreSQL failed with a
+    StoreError. The error names the event id and the stream; a good event before the bad one
+    is not written either."""
+    bad = event(**fields)
     error = refused_before_writing(
-        store, lambda: store.append("s-1", "S", [event(**fields)], expected_version=0)
+        store, lambda: store.append("s-1", "S", [event(), bad], expected_version=0)
     )
     assert isinstance(error, EventEncodingError)
+    assert reason in str(error)
+    assert str(bad.event_id) in str(error)
+    assert "'s-1'" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="expected_version below 0 is a plain ValueError and a str a TypeError (and past "
-    "2**63 - 1 a StoreError on PostgreSQL where the others raise ConcurrencyError)",
-)
-@pytest.mark.parametrize("expected", [-1, "1"])
-def test_an_expected_version_no_stream_can_have_is_refused(
-    store: EventStore, expected: Any
-) -> None:
-    refused_before_writing(
-        store, lambda: store.append("s-1", "S", [event()], expected_version=expected)
-    )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="read positions and limits are not checked: after=-1 reads from the start on memory "
-    "and PostgreSQL, limit=-1 is unlimited in memory and a StoreError on PostgreSQL; past "
-    "2**63 - 1 SQLite raises OverflowError",
-)
 @pytest.mark.parametrize(
-    "read",
+    "fields",
     [
-        {"after": -1},
-        {"limit": -1},
-        {"after": 2**63},
-        {"limit": 2**63},
+        {"data": '{"a": "\\\\u0000"}'},  # a backslash, then "u0000": no NUL
+        {"data": '{"a": "\\\\\\\\u0000", "b": [1, {"c": null}]}'},
+        {"data": '{"a": "x\\u0001y", "b": "\\ud83d\\ude00"}'},
+        {"data": '  {"n": 1.5e300, "big": 18446744073709551616}\n'},
+        {"data": "{}", "metadata": '{"correlation_id": "c"}'},
     ],
     ids=repr,
 )
+def test_payloads_every_store_keeps_are_stored(store: EventStore, fields: dict[str, str]) -> None:
+    """What the check lets through, every store stores, and reads back as the same JSON."""
+    new = event(**fields)
+    store.append("s-1", "S", [new], expected_version=0)
+    (stored,) = store.read_stream("s-1")
+    assert orjson.loads(stored.data) == orjson.loads(new.data)
+    assert orjson.loads(stored.metadata) == orjson.loads(new.metadata)
+
+
+@event_class(name="BadInputCounted")
+class Counted:
+    n: int
+
+
+@aggregate(stream_type="BadInputCounter")
+class Counter:
+    n: int = 0
+
+    @applies(Counted)
+    def _on_counted(self, e: Counted) -> None:
+        self.n = e.n
+
+
+@pytest.mark.parametrize("n", [2**70, -(2**200)])
+def test_a_save_of_big_ints_reads_back(backend: Backend, n: int) -> None:
+    counters = backend.repository(Counter)
+    counter = new(Counter, "c-1")
+    emit(counter, Counted(n=n))
+    counters.save(counter)
+    assert counters.load("c-1").n == n
+
+
+def test_a_save_no_read_could_decode_is_refused(backend: Backend) -> None:
+    """An int past a double's range (10**400) was encoded, stored, and then every load failed
+    with CorruptEventError: orjson, which reads it back, cannot parse it. The store's check
+    refuses it on save, writing nothing."""
+    counters = backend.repository(Counter)
+    counter = new(Counter, "c-1")
+    emit(counter, Counted(n=10**400))
+    with pytest.raises(EventEncodingError, match="its data is not valid JSON"):
+        counters.save(counter)
+    assert backend.store.head() == 0
+
+
+@pytest.mark.parametrize("expected", [-1, "1", 1.0, True, None, "any", 2**63])
+def test_an_expected_version_no_stream_can_have_is_refused(
+    store: EventStore, expected: Any
+) -> None:
+    """expected_version below 0 was a plain ValueError and a str a TypeError; True passed
+    for 1; past 2**63 - 1 PostgreSQL failed with a StoreError where the others raised
+    ConcurrencyError. Every store now refuses them all alike, naming the stream."""
+    error = refused_before_writing(
+        store, lambda: store.append("s-1", "S", [event()], expected_version=expected)
+    )
+    assert isinstance(error, InvalidVersionError), error
+    assert isinstance(error, ValueError)
+    assert (error.stream_id, error.version, error.expected) == ("s-1", expected, True)
+    assert "expected_version" in str(error)
+    assert "'s-1'" in str(error)
+
+
+@pytest.mark.parametrize("expected", [0, ExpectedVersion.NO_STREAM, ExpectedVersion.ANY])
+def test_a_new_stream_takes_every_expectation_it_meets(store: EventStore, expected: Any) -> None:
+    assert store.append("s-1", "S", [event()], expected_version=expected).version == 1
+
+
+def test_the_highest_expected_version_is_a_conflict_not_an_error(store: EventStore) -> None:
+    """2**63 - 1 is a version a stream could have: a conflict, on every store alike."""
+    with pytest.raises(ConcurrencyError):
+        store.append("s-1", "S", [event()], expected_version=2**63 - 1)
+    assert store.head() == 0
+
+
+OUT_OF_RANGE = [
+    {"after": -1},
+    {"limit": -1},
+    {"after": 2**63},
+    {"limit": 2**63},
+    {"after": "3"},
+    {"after": 1.5},
+    {"after": True},
+    {"after": None},
+    {"limit": "2"},
+    {"limit": False},
+]
+
+
+@pytest.mark.parametrize("read", OUT_OF_RANGE, ids=repr)
 def test_reads_by_query_with_positions_or_limits_out_of_range_are_refused(
-    store: EventStore, read: dict[str, int]
+    store: EventStore, read: dict[str, Any]
+) -> None:
+    """after=-1 read from the start on memory and PostgreSQL, limit=-1 was unlimited in
+    memory and a StoreError on PostgreSQL; past 2**63 - 1 SQLite raised OverflowError."""
+    store.append("s-1", "S", [event()], expected_version=0)
+    with pytest.raises(InvalidPositionError) as raised:
+        store.read_query(Query.all(), **read)
+    (what,) = read
+    assert raised.value.what == f"read_query {what}"
+    assert raised.value.position == repr(read[what])
+
+
+@pytest.mark.parametrize("read", [*OUT_OF_RANGE, {"limit": None}], ids=repr)
+def test_reads_of_the_global_order_with_positions_or_limits_out_of_range_are_refused(
+    store: EventStore, read: dict[str, Any]
 ) -> None:
     store.append("s-1", "S", [event()], expected_version=0)
-    with pytest.raises(InvalidPositionError):
-        store.read_query(Query.all(), **read)
+    with pytest.raises(InvalidPositionError) as raised:
+        store.read_all(**read)
+    (what,) = read
+    assert raised.value.what == f"read_all {what}"
+
+
+@pytest.mark.parametrize("after", [0, 1, 2**63 - 1])
+@pytest.mark.parametrize("limit", [0, 1, 2**63 - 1])
+def test_reads_take_every_position_and_limit(store: EventStore, after: int, limit: int) -> None:
+    store.append("s-1", "S", [event()], expected_version=0)
+    expected = 1 if after == 0 and limit > 0 else 0
+    assert len(store.read_query(Query.all(), after=after, limit=limit).events) == expected
+    assert len(store.read_all(after=after, limit=limit)) == expected
+    assert len(store.read_query(Query.all(), after=after).events) == (1 if after == 0 else 0)
