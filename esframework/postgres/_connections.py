@@ -135,6 +135,21 @@ class Connections:
         unit = self._open_unit()
         return _NO_UNIT if unit is None else unit.turn()
 
+    def _turn_on(
+        self, connection: psycopg.Connection[Any]
+    ) -> AbstractContextManager[OpenUnit | None]:
+        """Take the unit's turn for a write given `connection`, if it is the open unit's.
+
+        The subscription worker writes its checkpoint and parks events on the connection of
+        its batch's unit; a handler's task may still be appending there, between its
+        savepoint and that savepoint's release or rollback. Taking turns keeps the write
+        out of the task's savepoint, where the task's rollback would undo it unseen.
+        """
+        unit = self._open_unit()
+        if unit is None or unit.connection is not connection:
+            return _NO_UNIT
+        return unit.turn()
+
     def _fetch(
         self,
         doing: str,

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import psycopg
@@ -32,6 +33,8 @@ class _Store(Protocol):
 
     _statements: Statements
 
+    def _turn_on(self, connection: psycopg.Connection[Any]) -> AbstractContextManager[object]: ...
+
     def _fetch(self, doing: str, query: Statement, params: Params) -> list[Any]: ...
 
 
@@ -57,17 +60,18 @@ class PostgresSubscriptions:
     ) -> None:
         held = lease if isinstance(lease, PostgresLease) else None
         key_high, key_low = lease_key_halves(held.key) if held is not None else (0, 0)
-        cursor = connection.execute(
-            self._statements.save_checkpoint,
-            {
-                "name": subscription,
-                "position": position,
-                "pid": None if held is None else held.pid,
-                "key_high": key_high,
-                "key_low": key_low,
-                "previous": previous,
-            },
-        )
+        with self._turn_on(connection):
+            cursor = connection.execute(
+                self._statements.save_checkpoint,
+                {
+                    "name": subscription,
+                    "position": position,
+                    "pid": None if held is None else held.pid,
+                    "key_high": key_high,
+                    "key_low": key_low,
+                    "previous": previous,
+                },
+            )
         if cursor.rowcount != 1:
             raise LeaseLostError(subscription)
 
@@ -78,17 +82,18 @@ class PostgresSubscriptions:
         event: StoredEvent,
         error: str,
     ) -> None:
-        connection.execute(
-            self._statements.park,
-            (
-                subscription,
-                event.position,
-                event.event_id,
-                event.stream_id,
-                event.event_type,
-                error,
-            ),
-        )
+        with self._turn_on(connection):
+            connection.execute(
+                self._statements.park,
+                (
+                    subscription,
+                    event.position,
+                    event.event_id,
+                    event.stream_id,
+                    event.event_type,
+                    error,
+                ),
+            )
 
     def unpark(
         self: _Store,
@@ -96,9 +101,10 @@ class PostgresSubscriptions:
         subscription: str,
         position: int | None,
     ) -> int:
-        cursor = connection.execute(
-            self._statements.unpark, {"name": subscription, "position": position}
-        )
+        with self._turn_on(connection):
+            cursor = connection.execute(
+                self._statements.unpark, {"name": subscription, "position": position}
+            )
         return cursor.rowcount
 
     def parked_streams(
@@ -109,10 +115,11 @@ class PostgresSubscriptions:
     ) -> frozenset[str]:
         if not stream_ids:
             return frozenset()
-        cursor = connection.execute(
-            self._statements.parked_streams, (subscription, list(stream_ids))
-        )
-        return frozenset(row[0] for row in cursor.fetchall())
+        with self._turn_on(connection):
+            cursor = connection.execute(
+                self._statements.parked_streams, (subscription, list(stream_ids))
+            )
+            return frozenset(row[0] for row in cursor.fetchall())
 
     def parked(self: _Store, subscription: str) -> list[ParkedEvent]:
         rows = self._fetch(

@@ -7,6 +7,7 @@ from it.
 from __future__ import annotations
 
 from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import psycopg
@@ -34,6 +35,10 @@ class _Store(Protocol):
 
     _statements: Statements
 
+    def _turn_on(
+        self, connection: psycopg.AsyncConnection[Any]
+    ) -> AbstractAsyncContextManager[object]: ...
+
     async def _fetch(self, doing: str, query: Statement, params: Params) -> list[Any]: ...
 
 
@@ -59,17 +64,18 @@ class AsyncPostgresSubscriptions:
     ) -> None:
         held = lease if isinstance(lease, AsyncPostgresLease) else None
         key_high, key_low = lease_key_halves(held.key) if held is not None else (0, 0)
-        cursor = await connection.execute(
-            self._statements.save_checkpoint,
-            {
-                "name": subscription,
-                "position": position,
-                "pid": None if held is None else held.pid,
-                "key_high": key_high,
-                "key_low": key_low,
-                "previous": previous,
-            },
-        )
+        async with self._turn_on(connection):
+            cursor = await connection.execute(
+                self._statements.save_checkpoint,
+                {
+                    "name": subscription,
+                    "position": position,
+                    "pid": None if held is None else held.pid,
+                    "key_high": key_high,
+                    "key_low": key_low,
+                    "previous": previous,
+                },
+            )
         if cursor.rowcount != 1:
             raise LeaseLostError(subscription)
 
@@ -80,17 +86,18 @@ class AsyncPostgresSubscriptions:
         event: StoredEvent,
         error: str,
     ) -> None:
-        await connection.execute(
-            self._statements.park,
-            (
-                subscription,
-                event.position,
-                event.event_id,
-                event.stream_id,
-                event.event_type,
-                error,
-            ),
-        )
+        async with self._turn_on(connection):
+            await connection.execute(
+                self._statements.park,
+                (
+                    subscription,
+                    event.position,
+                    event.event_id,
+                    event.stream_id,
+                    event.event_type,
+                    error,
+                ),
+            )
 
     async def unpark(
         self: _Store,
@@ -98,9 +105,10 @@ class AsyncPostgresSubscriptions:
         subscription: str,
         position: int | None,
     ) -> int:
-        cursor = await connection.execute(
-            self._statements.unpark, {"name": subscription, "position": position}
-        )
+        async with self._turn_on(connection):
+            cursor = await connection.execute(
+                self._statements.unpark, {"name": subscription, "position": position}
+            )
         return cursor.rowcount
 
     async def parked_streams(
@@ -111,10 +119,11 @@ class AsyncPostgresSubscriptions:
     ) -> frozenset[str]:
         if not stream_ids:
             return frozenset()
-        cursor = await connection.execute(
-            self._statements.parked_streams, (subscription, list(stream_ids))
-        )
-        return frozenset(row[0] for row in await cursor.fetchall())
+        async with self._turn_on(connection):
+            cursor = await connection.execute(
+                self._statements.parked_streams, (subscription, list(stream_ids))
+            )
+            return frozenset(row[0] for row in await cursor.fetchall())
 
     async def parked(self: _Store, subscription: str) -> list[ParkedEvent]:
         rows = await self._fetch(

@@ -390,3 +390,68 @@ def test_tasks_cancelled_in_and_waiting_for_a_turn_leave_the_unit_to_roll_back(
     assert isinstance(raised, ExceptionGroup)
     assert [type(e) for e in raised.exceptions] == [BoomError]
     assert stored(backend) == [("busy", 1), ("busy", 2), ("other", 1)]
+
+
+@pytest.mark.parametrize("backend", ["postgres-async"], indirect=True)
+def test_a_checkpoint_written_while_a_task_of_the_unit_appends_is_kept(
+    backend: Backend, postgres_dsn: str
+) -> None:
+    """A handler leaves a task appending in the batch's unit, and the worker writes its
+    checkpoint on the unit's connection meanwhile. The task's insert waits for another
+    transaction's insert of the same version, then fails, and the task rolls back to its
+    savepoint: the checkpoint, written in its own turn, commits with the unit. (Written
+    without a turn, it ran between the task's failed insert and its rollback, in the
+    aborted transaction, and failed the whole unit; after an insert that succeeded it ran
+    inside the task's savepoint, for the task's rollback to undo.)"""
+    from esframework.postgres import AsyncPostgresEventStore
+
+    store = backend.raw
+
+    async def insert_waits(other: AsyncPostgresEventStore) -> bool:
+        async with other.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%INSERT INTO%events%'"
+            )
+            row = await cursor.fetchone()
+            return row is not None and row[0] > 0
+
+    async def body() -> None:
+        lease = store.lease("unit-turns")
+        assert await lease.acquire()
+        other = AsyncPostgresEventStore(postgres_dsn, schema=store.schema)
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_version_1() -> None:
+            async with other.transaction():
+                await other.append("s", "S", make(1), expected_version=0)
+                holding.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold_version_1())
+        try:
+            await holding.wait()
+            async with store.transaction() as connection:
+                appending = asyncio.create_task(store.append("s", "S", make(1), expected_version=0))
+                for _ in range(int(GUARD / 0.01)):  # till its insert waits for the other's
+                    if await insert_waits(other):
+                        break
+                    await asyncio.sleep(0.01)
+                saving = asyncio.create_task(
+                    store.save_checkpoint(connection, "unit-turns", 7, lease, previous=None)
+                )
+                for _ in range(5):  # let it queue for the connection
+                    await asyncio.sleep(0)
+                release.set()
+                await holder
+                with pytest.raises(ConcurrencyError):
+                    await appending
+                await saving
+            assert await store.load_checkpoint("unit-turns") == 7
+        finally:
+            release.set()
+            await holder
+            await lease.release()
+            await other.close()
+
+    run(backend, body())
