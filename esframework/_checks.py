@@ -13,7 +13,7 @@ from uuid import UUID
 import orjson
 
 from esframework._instrumentation import TRACEPARENT
-from esframework._json import holds_nul
+from esframework._json import holds_nul, loads
 from esframework._queries import MAX_POSITION
 from esframework._records import AppendResult, ExpectedVersion, NewEvent, StoredEvent
 from esframework.errors import (
@@ -146,8 +146,8 @@ def _check_payload(stream_id: str, event: NewEvent, name: str, text: object) -> 
         problem = f"is not a string but {type(text).__name__} {repr(text)[:60]}"
     else:
         try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError as error:  # NaN too: orjson refuses it
+            value = loads(text)
+        except ValueError as error:  # NaN too, and ints past the parser's digit limit
             problem = f"is not valid JSON ({error})"
         else:
             if type(value) is not dict:

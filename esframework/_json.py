@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -89,8 +90,16 @@ class NeedsExactInts(Exception):  # noqa: N818 -- a signal, not an error
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse JSON quickly (orjson); integers beyond 64 bits come back as floats."""
-    return orjson.loads(text)
+    """Parse JSON quickly (orjson); integers beyond 64 bits come back as floats.
+
+    A document orjson cannot read at all, one holding an integer past a double's range
+    (10**400, which Python's ints and PostgreSQL's jsonb hold), is parsed exactly instead;
+    text that is not JSON still raises `json.JSONDecodeError`.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return loads_exact(text)
 
 
 def holds_nul(json_text: str) -> bool:
@@ -104,13 +113,47 @@ def holds_nul(json_text: str) -> bool:
 
 
 def loads_exact(text: str | bytes) -> Any:
-    """Parse JSON reading every integer exactly (the standard library's parser)."""
-    return json.loads(text)
+    """Parse JSON reading every integer exactly (the standard library's parser).
+
+    As strict as orjson otherwise: NaN, infinities and floats past a double's range are not
+    JSON numbers, and a string escaping half a surrogate pair is no text (orjson and
+    PostgreSQL's jsonb refuse it); both raise `json.JSONDecodeError`.
+    """
+    value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+    if _holds_lone_surrogate(value):
+        raise json.JSONDecodeError("a string holds a lone surrogate", str(text), 0)
+    return value
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if kind is list:
+        return any(_holds_lone_surrogate(item) for item in value)
+    if kind is dict:
+        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
+    return False
+
+
+def _not_a_number(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise json.JSONDecodeError("number is infinity when parsed as double", text, 0)
+    return value
 
 
 def loads_json_value(text: str | bytes) -> Any:
     """Parse a JSON value encoded by `dumps_json_value`, big ints included."""
-    value = orjson.loads(text)
+    value = loads(text)
     return loads_exact(text) if _holds_lost_int(value) else value
 
 
@@ -134,8 +177,19 @@ def decode_any(value: Any, _: object = None) -> Any:
 
 
 def big(value: int) -> Any:
-    """Return an int as orjson can write it: ints beyond 64 bits as raw JSON numbers."""
-    return value if INT_MIN <= value <= UINT_MAX else orjson.Fragment(str(value).encode())
+    """Return an int as orjson can write it: ints beyond 64 bits as raw JSON numbers.
+
+    Raises:
+        Invalid: The int has more digits than Python converts to text and back
+            (`sys.get_int_max_str_digits`), so it could never be read.
+    """
+    if INT_MIN <= value <= UINT_MAX:
+        return value
+    try:
+        return orjson.Fragment(str(value).encode())
+    except ValueError:
+        msg = f"the int has more than {sys.get_int_max_str_digits()} digits, which no load reads"
+        raise Invalid(msg) from None
 
 
 def encode_any(value: Any, depth: int = 0) -> Any:
