@@ -23,6 +23,7 @@ the application's code keeps its traceback, where it is what you need.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -44,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _verify.add_commands(commands)
     _archive.add_commands(commands)
     _personal.add_commands(commands)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's parser: its --help is the one that lists its options
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "tracebacks", False) and not logging.getLogger().handlers:
         # Libraries log what they retry (psycopg_pool a failed connection) and Python's
         # last-resort handler would print it: the command's own line says what failed.
@@ -65,6 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"esframework {name}: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     return code
+
+
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)command's parser that parsed `args`: `parked retry`'s for `parked retry ...`."""
+    while True:
+        chosen = [
+            action.choices[getattr(args, action.dest)]
+            for action in parser._actions  # noqa: SLF001 (argparse keeps subcommands only here)
+            if isinstance(action, argparse._SubParsersAction)  # noqa: SLF001
+            and getattr(args, action.dest, None) in action.choices
+        ]
+        if not chosen:
+            return parser
+        parser = chosen[0]
 
 
 def _stop_writing() -> None:

@@ -153,6 +153,29 @@ def test_a_file_that_is_no_store_is_left_as_it_is(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
+@pytest.mark.parametrize(
+    ("args", "command", "unknown"),
+    [
+        (["streams", "--db", "app.db", "--bogus"], "streams", "--bogus"),
+        (["parked", "retry", "app:runner", "s", "--db", "app.db"], "parked retry", "--db app.db"),
+        (["rebuild", "app:runner", "s", "extra"], "rebuild", "extra"),
+    ],
+)
+def test_an_unknown_argument_is_reported_by_its_command(
+    tmp_path: Path, args: list[str], command: str, unknown: str
+) -> None:
+    """The top-level parser said "esframework: error: unrecognized arguments: --db (see
+    esframework --help)", whose help does not list any command's options."""
+    result = esframework(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"esframework {command}: error: unrecognized arguments: {unknown} "
+        f"(see esframework {command} --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_importing_the_package_or_the_command_never_imports_rich() -> None:
     code = "import sys, esframework, esframework.cli; assert 'rich' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT)}, check=True)
