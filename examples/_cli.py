@@ -4,9 +4,11 @@ server that does not answer)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 # How long the check waits for a PostgreSQL server that does not answer.
@@ -15,6 +17,21 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 class StoreNotOpenedError(Exception):
     """The store the command line names cannot be opened; the message says why."""
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`parser.parse_args(argv)`, but an argument the command does not take (`deposit ann 5
+    EUR`) is reported by the command's parser, whose `--help` lists what it takes."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = [
+            action
+            for action in parser._actions  # noqa: SLF001 (argparse keeps subcommands only here)
+            if isinstance(action, argparse._SubParsersAction)  # noqa: SLF001
+        ]
+        chosen = [c.choices[getattr(args, c.dest)] for c in commands if hasattr(args, c.dest)]
+        (chosen[0] if chosen else parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def quiet_library_logs() -> None:

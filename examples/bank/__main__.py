@@ -18,7 +18,13 @@ from typing import Any, NoReturn
 import attrs
 
 from esframework import EsframeworkError, Runner
-from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs, stop_writing
+from examples._cli import (
+    StoreNotOpenedError,
+    check_store,
+    parse_args,
+    quiet_library_logs,
+    stop_writing,
+)
 from examples.bank.app import Bank
 from examples.bank.domain import FORGOTTEN_OWNER, BankError
 from examples.bank.projections import Views
@@ -39,7 +45,7 @@ class Cli:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(_parser(), argv)
     quiet_library_logs()
     try:
         check_store(args.db, args.dsn, creates=args.creates, hint=NO_DATABASE)
@@ -223,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--schema", default="public", help="PostgreSQL schema (default: public)")
     # Only the commands that start a story may create the database file.
     parser.set_defaults(creates=False)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("demo", help="run a scripted story end to end").set_defaults(
         run=_demo, creates=True

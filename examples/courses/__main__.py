@@ -15,14 +15,20 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from esframework import EsframeworkError, SQLiteEventStore, SubscriptionStore
-from examples._cli import StoreNotOpenedError, check_store, quiet_library_logs, stop_writing
+from examples._cli import (
+    StoreNotOpenedError,
+    check_store,
+    parse_args,
+    quiet_library_logs,
+    stop_writing,
+)
 from examples.courses import projections
 from examples.courses.app import DEFAULT_LIMIT, Courses
 from examples.courses.domain import CoursesError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(_parser(), argv)
     quiet_library_logs()
     try:
         check_store(args.db, args.dsn, creates=args.creates, hint=NO_DATABASE)
@@ -201,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     # Only the commands that start a story may create the database file.
     parser.set_defaults(creates=False)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("demo", help="run a scripted story end to end").set_defaults(
         run=_demo, creates=True
     )

@@ -194,6 +194,17 @@ def test_a_missing_database_file_is_one_line(tmp_path: Path) -> None:
     assert opened.returncode == 0, opened.stderr
 
 
+def test_an_unknown_argument_points_at_its_commands_help(tmp_path: Path) -> None:
+    """`deposit ann 5 EUR` named `python -m examples.bank --help`, which does not show what
+    `deposit` takes; nothing is written."""
+    done = bank("--db", str(tmp_path / "bank.db"), "deposit", "ann", "5", "EUR", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: unrecognized arguments: EUR (see python -m examples.bank deposit --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bad_or_unreachable_dsn_is_one_line(tmp_path: Path) -> None:
     """A DSN that does not parse, or names a server that does not answer, is one line."""
     done = bank("--dsn", "not a dsn", "balance", "ann", cwd=tmp_path)

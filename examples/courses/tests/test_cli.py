@@ -86,6 +86,18 @@ def test_errors_are_one_line(args: tuple[str, ...], error: str, tmp_path: Path) 
     assert "Traceback" not in done.stderr
 
 
+def test_an_unknown_argument_points_at_its_commands_help(tmp_path: Path) -> None:
+    """It named `python -m examples.courses --help`, which does not show what `define` takes."""
+    done = courses(
+        "--db", str(tmp_path / "c.db"), "define", "maths", "Maths", "2", "x", cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: unrecognized arguments: x (see python -m examples.courses define --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_database_file_is_one_line(tmp_path: Path) -> None:
     """A mistyped --db is refused, and not created, by the commands that read or change;
     a server that does not answer or a DSN that does not parse is one line too."""
