@@ -119,9 +119,13 @@ def loads_exact(text: str | bytes) -> Any:
 
     As strict as orjson otherwise: NaN, infinities and floats past a double's range are not
     JSON numbers, and a string escaping half a surrogate pair is no text (orjson and
-    PostgreSQL's jsonb refuse it); both raise `json.JSONDecodeError`.
+    PostgreSQL's jsonb refuse it); both raise `json.JSONDecodeError`, and so does a document
+    nested deeper than Python's recursion limit lets the parser go (about 900 levels).
     """
-    value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+    try:
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+    except RecursionError:  # nested deeper than Python's recursion limit lets it go
+        raise json.JSONDecodeError("the document is nested too deep", str(text), 0) from None
     if _holds_lone_surrogate(value):
         raise json.JSONDecodeError("a string holds a lone surrogate", str(text), 0)
     return value
