@@ -6,14 +6,14 @@ conflict, is this append a retry of one already stored) live here, once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Final
 from uuid import UUID
 
-import orjson
-
 from esframework._instrumentation import TRACEPARENT
-from esframework._json import holds_nul, loads
+from esframework._json import holds_nul, loads, loads_compared
 from esframework._queries import MAX_POSITION
 from esframework._records import AppendResult, ExpectedVersion, NewEvent, StoredEvent
 from esframework.errors import (
@@ -154,6 +154,12 @@ def _check_payload(stream_id: str, event: NewEvent, name: str, text: object) -> 
                 problem = f"is not a JSON object but a JSON {_json_kind(value)}"
             elif holds_nul(text):
                 problem = "holds a NUL character (\\u0000), which PostgreSQL cannot store"
+            elif (number := numeric_overflow(text)) is not None:
+                problem = (
+                    f"holds the number {number}, which PostgreSQL cannot store (its numeric "
+                    f"keeps {NUMERIC_SCALE_MAX} digits after the point, and "
+                    f"{NUMERIC_DIGITS_MAX} before)"
+                )
             else:
                 return
     reason = (
@@ -161,6 +167,64 @@ def _check_payload(stream_id: str, event: NewEvent, name: str, text: object) -> 
         f"{stream_id!r}); nothing was written"
     )
     raise EventEncodingError(str(event.event_type), reason)
+
+
+NUMERIC_SCALE_MAX: Final = 16383
+"""The most digits after the point that PostgreSQL's numeric (jsonb's numbers) keeps: as
+JSON, `1e-16384` and even `0e-16384` overflow it, though they parse as 0.0."""
+
+NUMERIC_DIGITS_MAX: Final = 131072
+"""The most digits before the point that PostgreSQL's numeric keeps."""
+
+_NUMERIC_EXPONENT_MAX: Final = 2**30 - 1  # PostgreSQL refuses exponents past this, 0e… too
+
+# A number has more than NUMERIC_SCALE_MAX digits after the point only with an exponent of
+# -1000 or less, or else a fraction of more than LONG_FRACTION digits: payloads with neither
+# (nearly all) pay two substring searches, and a length test.
+_LONG_FRACTION: Final = NUMERIC_SCALE_MAX - 999
+_NEGATIVE_EXPONENT: Final = re.compile(r"[eE]-[0-9]{4}")
+_DIGIT_RUNS: Final = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))  # noqa: PLR2004
+_LONG_RUN: Final = b"0" * (_LONG_FRACTION + 1)
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NUMBER: Final = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)([0-9]+))?")
+
+
+def numeric_overflow(json_text: str) -> str | None:
+    """The first number of valid JSON text that PostgreSQL's numeric cannot hold, as it is
+    written (shortened), or None.
+
+    jsonb keeps numbers exactly, as numeric: at most `NUMERIC_SCALE_MAX` digits after the
+    point (the digits of the fraction less the exponent) and `NUMERIC_DIGITS_MAX` before.
+    Larger numbers than that are past a double's range, which the parsers refuse already;
+    smaller ones (`1e-20000`) parse as 0.0, and PostgreSQL fails on them.
+    """
+    exponent_found = ("e-" in json_text or "E-" in json_text) and bool(
+        _NEGATIVE_EXPONENT.search(json_text)
+    )
+    if not exponent_found and (
+        len(json_text) <= _LONG_FRACTION
+        or _LONG_RUN not in json_text.encode(errors="surrogatepass").translate(_DIGIT_RUNS)
+    ):
+        return None
+    for match in _NUMBER.finditer(_STRING.sub('""', json_text)):
+        whole, fraction, sign, digits = match.groups()
+        fraction = fraction or ""
+        exponent = 0
+        if digits is not None:
+            digits = digits.lstrip("0") or "0"
+            exponent = int(digits) if len(digits) <= 10 else _NUMERIC_EXPONENT_MAX + 1  # noqa: PLR2004
+            exponent = -exponent if sign == "-" else exponent
+        significant = (whole + fraction).lstrip("0")
+        # The digits before the point, once the exponent moved it, less the leading zeros.
+        before = len(whole) + exponent - (len(whole) + len(fraction) - len(significant))
+        if (
+            abs(exponent) > _NUMERIC_EXPONENT_MAX
+            or len(fraction) - exponent > NUMERIC_SCALE_MAX
+            or (significant and before > NUMERIC_DIGITS_MAX)
+        ):
+            number = match[0]
+            return number if len(number) <= 40 else f"{number[:20]}...{number[-17:]}"  # noqa: PLR2004
+    return None
 
 
 def _json_kind(value: object) -> str:
@@ -256,22 +320,30 @@ def match_retry(
 
 
 def _same_content(stream_id: str, stream_type: str, new: NewEvent, old: StoredEvent) -> bool:
-    # Compare decoded JSON: a database may store it with other spacing or key order.
+    # Compare JSON values, numbers by their exact value: a database may store the text with
+    # other spacing, key order or spelling of a number (jsonb writes 1e2 as 100).
     return (
         old.stream_id == stream_id
         and old.stream_type == stream_type
         and old.event_type == new.event_type
         and old.schema_version == new.schema_version
         and old.tags == tuple(sorted(set(new.tags)))
-        and orjson.loads(old.data) == orjson.loads(new.data)
+        and (old.data == new.data or _compared(old.data) == _compared(new.data))
         and _without_trace(old.metadata) == _without_trace(new.metadata)
     )
+
+
+def _compared(text: str) -> object:
+    try:
+        return loads_compared(text)
+    except RecursionError:  # nested deeper than the exact parser goes (orjson reads 1024)
+        return loads(text)
 
 
 def _without_trace(metadata: str) -> object:
     # The trace context tells which attempt wrote the events, not what they are: a retry
     # from another trace (a client that resent its request) is still the same write.
-    fields = orjson.loads(metadata)
+    fields = _compared(metadata)
     if isinstance(fields, dict):
         fields.pop(TRACEPARENT, None)
     return fields

@@ -23,7 +23,8 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, Final
+from decimal import Decimal
+from typing import Any, Final, final
 
 import orjson
 
@@ -41,6 +42,7 @@ __all__ = [
     "expected",
     "holds_nul",
     "loads",
+    "loads_compared",
     "loads_exact",
     "loads_json_value",
 ]
@@ -117,9 +119,13 @@ def loads_exact(text: str | bytes) -> Any:
 
     As strict as orjson otherwise: NaN, infinities and floats past a double's range are not
     JSON numbers, and a string escaping half a surrogate pair is no text (orjson and
-    PostgreSQL's jsonb refuse it); both raise `json.JSONDecodeError`.
+    PostgreSQL's jsonb refuse it); both raise `json.JSONDecodeError`, and so does a document
+    nested deeper than Python's recursion limit lets the parser go (about 900 levels).
     """
-    value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+    try:
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+    except RecursionError:  # nested deeper than Python's recursion limit lets it go
+        raise json.JSONDecodeError("the document is nested too deep", str(text), 0) from None
     if _holds_lone_surrogate(value):
         raise json.JSONDecodeError("a string holds a lone surrogate", str(text), 0)
     return value
@@ -149,6 +155,33 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise json.JSONDecodeError("number is infinity when parsed as double", text, 0)
     return value
+
+
+@final
+class _Number:
+    """A JSON number as `loads_compared` reads it: its exact value, equal to no bool."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, text: str) -> None:
+        self.value = Decimal(text)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Number and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def loads_compared(text: str | bytes) -> Any:
+    """Parse JSON to compare it as a JSON value (is a retried event the stored one?).
+
+    Numbers compare by their exact value, whatever their spelling: PostgreSQL's jsonb keeps
+    1.2345678901234567e18 as 1234567890123456700 and 1e2 as 100, and those are the same
+    numbers; ints past 64 bits stay exact (orjson reads them as doubles, 2**70 + 1 equal to
+    2**70, and cannot read 10**400); and no number equals true or false.
+    """
+    return json.loads(text, parse_int=_Number, parse_float=_Number)
 
 
 def loads_json_value(text: str | bytes) -> Any:

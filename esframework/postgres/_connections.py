@@ -55,9 +55,11 @@ class OpenUnit:
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.connection: psycopg.Connection[Any] | None = connection
         self.lock = UnitLock()
-        # The ids of the events appended in the unit, in order: they get positions only
-        # after it commits. A read by query returns those that match; a condition passes
-        # over those of them its decision's read returned (`AppendCondition.seen`).
+        # The ids of the events the unit wrote, in order: they get positions only after it
+        # commits. A read by query returns those that match; a condition passes over those
+        # of them its decision's read returned (`AppendCondition.seen`). A retry's ids are
+        # not here: its events are another transaction's (or here already), and get their
+        # positions from that one's commit.
         self.appended: list[UUID] = []
 
     def own(self, condition: AppendCondition) -> list[UUID]:

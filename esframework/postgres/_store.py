@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
+from uuid import UUID
 
 import psycopg
 from psycopg import pq
@@ -278,7 +279,10 @@ class PostgresEventStore(
             len(events), any_version=lock is not None, conditional=condition is not None
         )
 
+        written: list[UUID] = []  # the ids of the events the attempt that answered wrote
+
         def attempt(conn: psycopg.Connection[Any]) -> AppendResult:
+            written.clear()
             in_unit = conn is self._unit()
             conflict: int | None = None
             try:
@@ -300,6 +304,7 @@ class PostgresEventStore(
                 if lock is not None and violated == "unique_stream_version":
                     rows, conflict = self._append_in_line(conn, lock, query, params)
             if rows:
+                written.extend(e.event_id for e in events)
                 return AppendResult(stream_id=stream_id, version=rows[-1][0], positions=())
             # Nothing was written: a retry of a committed append (archived events too), or a
             # conflict. A retry is a no-op even if its condition fails now (on its own events).
@@ -321,8 +326,8 @@ class PostgresEventStore(
         result = self._run(f"append to stream {stream_id!r}", attempt)
         if unit is None:  # in a unit of work, the commit wakes the sequencer
             self._sequencer.committed()
-        else:  # a retry's ids too: the condition passes over unpositioned ones only
-            unit.appended.extend(e.event_id for e in events)
+        else:  # not a retry's ids: its events are another transaction's, or here already
+            unit.appended.extend(written)
         return result
 
     def _condition_failed(

@@ -29,6 +29,7 @@ from esframework import (
 from esframework.errors import StoreUnavailableError
 from esframework.postgres import PostgresEventStore
 from esframework.postgres._sql import dcb_key, lease_key_halves, stream_lock_key
+from tests.conftest import Backend
 from tests.fixtures.cluster import Cluster
 from tests.fixtures.proxy import FaultyProxy
 from tests.postgres.test_consistency import WAIT, stream, tagged, wait_until
@@ -550,3 +551,55 @@ def test_a_read_cut_short_returns_a_head_that_passes_no_match(
             condition=AppendCondition(query, seen.head),
         )
     assert failed.value.position == limit + 1
+
+
+# A unit of work's retry of an event another transaction committed: not the unit's own.
+
+
+@pytest.mark.parametrize("backend", ["postgres", "postgres-async"], indirect=True)
+def test_a_condition_does_not_pass_over_an_event_the_unit_only_retried(
+    backend: Backend, postgres_dsn: str
+) -> None:
+    """Another transaction committed a booking that has no position yet; a unit of work
+    reads the room (the booking is not there), retries that booking's append (a no-op),
+    and appends with a condition on its read naming the booking's id in `seen`. The unit
+    never wrote the booking, so it is not its own: the condition must fail on it, as on the
+    stores that position events at once. (The unit counted a retry's ids among its own, so
+    the check passed over the booking, and a decision that never read it went through.)"""
+    store = backend.store
+    schema = backend.raw.schema
+    query = Query.of(QueryItem(tags=["room:retried"]))
+    store.head()  # the store's sequencer has run: the booking below stays unpositioned
+    booking = tagged("QueryFaultsSeatBooked", "room:retried")
+    ghost = stream()
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.events (id, stream_id, stream_type, event_type, schema_version, "
+                "event_data, metadata, version, tags) VALUES (%s, %s, 'Ghost', %s, 1, %s, '{{}}', "
+                "1, %s)"
+            ).format(sql.Identifier(schema)),
+            (booking.event_id, ghost, booking.event_type, booking.data, list(booking.tags)),
+        )
+    retried = tagged("Booked", "room:retried")
+    if backend.loop is None:
+        with pytest.raises(ConditionFailedError), store.transaction():
+            read = store.read_query(query)
+            assert read.events == []
+            store.append(ghost, "Ghost", [booking], expected_version=0)  # a retry: no-op
+            condition = AppendCondition(query, after=read.head, seen={booking.event_id})
+            store.append(stream(), "S", [retried], expected_version=0, condition=condition)
+    else:
+        raw = backend.raw
+
+        async def body() -> None:
+            async with raw.transaction():
+                read = await raw.read_query(query)
+                assert read.events == []
+                await raw.append(ghost, "Ghost", [booking], expected_version=0)
+                condition = AppendCondition(query, after=read.head, seen={booking.event_id})
+                await raw.append(stream(), "S", [retried], expected_version=0, condition=condition)
+
+        with pytest.raises(ConditionFailedError):
+            backend.loop.run(body())
+    assert retried.event_id not in {e.event_id for e in store.read_all()}

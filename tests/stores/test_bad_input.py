@@ -149,8 +149,20 @@ def test_type_names_no_store_can_keep_are_refused(
         ({"metadata": "nope"}, "its metadata is not valid JSON"),
         ({"metadata": "[]"}, "its metadata is not a JSON object"),
         ({"metadata": '{"a": "\\u0000"}'}, "its metadata holds a NUL character"),
+        # PostgreSQL's numeric keeps at most 16383 digits after the point: 1e-20000 is 0.0
+        # to orjson, and "value overflows numeric format" (a StoreError) to jsonb.
+        ({"data": '{"a": 1e-20000}'}, "its data holds the number 1e-20000, which PostgreSQL"),
+        ({"data": '{"a": [0e-16384]}'}, "holds the number 0e-16384"),
+        ({"data": '{"a": 1.55e-16382}'}, "holds the number 1.55e-16382"),
+        ({"data": '{"a": 1' + "0" * 17000 + "e-17000}"}, "which PostgreSQL cannot store"),
+        ({"data": '{"a": 1e999999999999}'}, "its data is not valid JSON"),
+        ({"data": '{"a": 0.' + "1" * 16384 + "}"}, "which PostgreSQL cannot store"),
+        ({"metadata": '{"a": 1e-20000}'}, "its metadata holds the number 1e-20000"),
+        # Nested deeper than the parsers go: a RecursionError, on every store.
+        ({"data": '{"a": ' + "[" * 5000 + "]" * 5000 + "}"}, "its data is not valid JSON"),
+        ({"data": '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"}, "its data is not valid JSON"),
     ],
-    ids=repr,
+    ids=lambda fields: repr(fields)[:60],
 )
 def test_payloads_that_are_not_json_objects_every_store_keeps_are_refused(
     store: EventStore, fields: dict[str, Any], reason: str
@@ -177,8 +189,13 @@ def test_payloads_that_are_not_json_objects_every_store_keeps_are_refused(
         {"data": '{"a": "x\\u0001y", "b": "\\ud83d\\ude00"}'},
         {"data": '  {"n": 1.5e300, "big": 18446744073709551616}\n'},
         {"data": "{}", "metadata": '{"correlation_id": "c"}'},
+        # As many digits after the point as PostgreSQL's numeric keeps, and a string that
+        # spells a number it could not.
+        {"data": '{"a": 1e-16383, "b": 1.5e-16382, "c": 0.1e-16382, "d": "1e-20000"}'},
+        {"data": '{"a": 0.' + "0" * 17000 + '1e17000, "b": 0e99999}'},
+        {"data": '{"a": ' + "[" * 600 + "]" * 600 + "}"},  # deeper than orjson writes
     ],
-    ids=repr,
+    ids=lambda fields: repr(fields)[:60],
 )
 def test_payloads_every_store_keeps_are_stored(store: EventStore, fields: dict[str, str]) -> None:
     """What the check lets through, every store stores, and reads back as the same JSON."""

@@ -165,6 +165,80 @@ def test_same_event_id_with_other_content_is_a_conflict(store: EventStore) -> No
     assert store.stream_version("s") == 1
 
 
+BIG = "1" + "0" * 400  # an int past a double's range, which a save of an int field writes
+
+
+@pytest.mark.parametrize(
+    ("data", "metadata"),
+    [
+        ('{"x": 1.2345678901234567e18}', "{}"),  # a float field's value, as orjson writes it
+        ('{"x": 1.5e300, "y": -0.0, "z": 1e-7}', "{}"),
+        (f'{{"n": {BIG}}}', "{}"),
+        ("{}", f'{{"count": {BIG}}}'),
+    ],
+    ids=["float-1e18", "floats", "int-1e400", "metadata-int-1e400"],
+)
+def test_a_retry_of_numbers_a_store_rewrites_is_a_no_op(
+    store: EventStore, data: str, metadata: str
+) -> None:
+    """A retry of a stored append is a no-op whatever numbers its payloads hold. PostgreSQL
+    prints a float of 1e16 or more as the integer its shortest digits spell (1234567890123456700,
+    not the double's 1234567890123456768), which the retry's float did not equal: it failed
+    with IdempotencyConflictError; an int past a double's range, which saves store, made
+    every store's retry fail with orjson's JSONDecodeError."""
+    events = [NewEvent(uuid.uuid4(), "Happened", 1, data, metadata=metadata)]
+    first = store.append("s", "S", events, expected_version=0)
+    again = store.append("s", "S", events, expected_version=0)
+    assert again.version == first.version == 1
+    assert store.head() == 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "retried"),
+    [
+        (f'{{"n": {2**70}}}', f'{{"n": {2**70 + 1}}}'),  # equal as doubles
+        (f'{{"n": {BIG}}}', f'{{"n": {BIG}1}}'),
+        ('{"flag": true}', '{"flag": 1}'),
+        ('{"n": 0}', '{"n": false}'),
+    ],
+    ids=["int-2**70", "int-1e400", "true-1", "0-false"],
+)
+def test_a_retry_with_other_json_values_is_a_conflict(
+    store: EventStore, stored: str, retried: str
+) -> None:
+    """Payloads compare as JSON values, numbers exactly: ints past 64 bits read as doubles
+    (2**70 and 2**70 + 1) and true and 1 compared equal, so a different event under a stored
+    id was taken for a retry, and dropped unseen."""
+    (original,) = make()
+    original = original._replace(data=stored)
+    store.append("s", "S", [original], expected_version=0)
+    with pytest.raises(IdempotencyConflictError):
+        store.append("s", "S", [original._replace(data=retried)], expected_version=0)
+    (kept,) = store.read_stream("s")
+    assert kept.event_id == original.event_id
+
+
+@pytest.mark.parametrize(
+    ("stored", "retried"),
+    [
+        ('{"n": 1e2}', '{"n": 100}'),
+        ('{"n": 1.50}', '{"n": 1.5}'),
+        ('{"a":1,"b":[2]}', '{"b":[2],"a":1}'),
+    ],
+    ids=["exponent", "trailing-zero", "key-order"],
+)
+def test_a_retry_of_the_same_json_written_otherwise_is_a_no_op(
+    store: EventStore, stored: str, retried: str
+) -> None:
+    """JSON that spells the same values otherwise (PostgreSQL rewrites 1e2 as 100, and
+    reorders keys) is the same write."""
+    (original,) = make()
+    original = original._replace(data=stored)
+    store.append("s", "S", [original], expected_version=0)
+    again = store.append("s", "S", [original._replace(data=retried)], expected_version=0)
+    assert again.version == 1
+
+
 def test_stored_event_id_on_another_stream_is_a_conflict(store: EventStore) -> None:
     """An event id belongs to one stream: reusing it elsewhere fails."""
     events = make()

@@ -623,3 +623,127 @@ def test_the_conflict_named_is_the_first_though_it_is_archived(backend: Any, que
             condition=AppendCondition(query, after=0),
         )
     assert failed.value.position == 1
+
+
+# Schedules inside one unit of work on PostgreSQL, the memory store as the oracle.
+
+PREFIXED_ITEMS = st.lists(
+    st.tuples(
+        st.frozensets(st.sampled_from(TYPES), min_size=1, max_size=2),
+        st.frozensets(st.sampled_from(TAGS), max_size=2),
+    ),
+    min_size=1,
+    max_size=2,
+)
+UNIT_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), new_events),
+        st.tuples(st.just("read"), PREFIXED_ITEMS, st.none() | st.integers(0, 3)),
+        st.tuples(st.just("decide"), new_events, st.integers(0, 9)),
+        st.tuples(st.just("models"), new_events, st.integers(0, 9), st.integers(0, 9)),
+        st.tuples(st.just("retry"), st.integers(0, 9), st.integers(0, 9)),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+def run_in_one_unit(store: EventStore, prefix: str, before: list[Any], ops: list[Any]) -> list[Any]:
+    """Run `ops` in one unit of work after appending `before`: what each op answered.
+
+    Types and tags carry `prefix`, so the examples sharing one schema never meet. A
+    decision appends with the condition of one read (`QueryResult.condition`), or of two
+    models' reads (`Decisions`' rule), a retry appends again a batch the unit appended."""
+    from types import MappingProxyType
+
+    from esframework._decisions._model import Seen, condition
+
+    def query(spec: list[Any]) -> Query:
+        return Query.of(
+            *(
+                QueryItem(types=[prefix + t for t in kinds], tags=[prefix + t for t in tags])
+                for kinds, tags in spec
+            )
+        )
+
+    def events(spec: list[Any]) -> list[NewEvent]:
+        return make([(prefix + kind, frozenset(prefix + t for t in tags)) for kind, tags in spec])
+
+    def seen(read: tuple[Query, Any]) -> Seen:
+        q, result = read
+        own = {
+            e.event_id: (e.event_type, frozenset(e.tags))
+            for e in result.events
+            if e.position == 0 and q.matches(e.event_type, e.tags)
+        }
+        return Seen(q, result.head, MappingProxyType(own))
+
+    answers: list[Any] = []
+    for n, spec in enumerate(before):
+        store.append(f"{prefix}before{n}", "S", events(spec), expected_version=0)
+    reads: list[tuple[Query, Any]] = []
+    batches: list[tuple[str, list[NewEvent]]] = []
+    with store.transaction():
+        for n, op in enumerate(ops):
+            stream_id, cond = f"{prefix}s{n}", None
+            if op[0] == "read":
+                q = query(op[1])
+                result = store.read_query(q, limit=op[2])
+                reads.append((q, result))
+                answers.append(len(result.events))
+                continue
+            if op[0] != "append" and not (reads and (op[0] != "retry" or batches)):
+                answers.append(None)
+                continue
+            batch = events(op[1]) if op[0] != "retry" else batches[op[1] % len(batches)][1]
+            if op[0] == "decide":
+                q, result = reads[op[2] % len(reads)]
+                cond = result.condition(q)
+            elif op[0] == "models":
+                cond = condition([seen(reads[i % len(reads)]) for i in op[2:]])
+            elif op[0] == "retry":
+                stream_id = batches[op[1] % len(batches)][0]
+                q, result = reads[op[2] % len(reads)]
+                cond = result.condition(q)
+            try:
+                store.append(stream_id, "S", batch, expected_version=0, condition=cond)
+            except ConditionFailedError:
+                answers.append("failed")
+                continue
+            answers.append("appended")
+            if op[0] != "retry":
+                batches.append((stream_id, batch))
+    return answers
+
+
+@pytest.fixture(scope="module")
+def shared_postgres_store(postgres_dsn: str) -> Iterator[Any]:
+    from esframework.postgres import PostgresEventStore
+
+    dsn = postgres_dsn
+    schema = f"unit_{uuid.uuid4().hex[:12]}"
+    try:
+        with PostgresEventStore(dsn, schema=schema, max_size=2) as store:
+            store.migrate()
+            yield store
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(before=st.lists(new_events, max_size=3), ops=UNIT_OPS)
+def test_decisions_in_one_postgres_unit_answer_as_the_memory_store(
+    shared_postgres_store: Any, before: list[Any], ops: list[Any]
+) -> None:
+    """Reads, plain appends, decisions on one read or on two models' reads, and retries,
+    interleaved in one unit of work: PostgreSQL, where the unit's events have no position
+    till it commits (a condition passes over those its reads returned), answers every step
+    as the memory store does, where they have positions at once."""
+    prefix = f"p{uuid.uuid4().hex[:8]}_"
+    expected = run_in_one_unit(InMemoryEventStore(), prefix, before, ops)
+    assert run_in_one_unit(shared_postgres_store, prefix, before, ops) == expected
