@@ -16,7 +16,7 @@ from uuid import UUID
 import attrs
 
 from esframework._records import NewEvent, StoredEvent
-from esframework.errors import InvalidPositionError, InvalidTagError
+from esframework.errors import InvalidEventIdError, InvalidPositionError, InvalidTagError
 
 __all__ = [
     "MAX_TAG_LENGTH",
@@ -195,8 +195,7 @@ class AppendCondition:
     def _check_seen(self, _: object, seen: frozenset[object]) -> None:
         for event_id in seen:
             if not isinstance(event_id, UUID):
-                msg = f"AppendCondition.seen holds event ids, not {event_id!r}"
-                raise TypeError(msg)
+                raise InvalidEventIdError("AppendCondition.seen", repr(event_id))
 
 
 class QueryResult(NamedTuple):

@@ -13,6 +13,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
     ├── InvalidVersionError (stream id, version; also ValueError): a version below 1
     ├── InvalidTimeError (the time; also ValueError): a time without a time zone
     ├── InvalidPositionError (what, position; also ValueError): a global position below 0
+    ├── InvalidEventIdError (what, event id; also ValueError): an event id that is no UUID
     ├── InvalidTagError (tag, stream id; also ValueError): a tag no store can keep as it is
     ├── AggregateNotFoundError (stream id, aggregate type; also LookupError)
     │   └── VersionNotFoundError (stream id, version asked for, stream's version)
@@ -60,6 +61,7 @@ __all__ = [
     "EventEncodingError",
     "IdempotencyConflictError",
     "InvalidConnectionStringError",
+    "InvalidEventIdError",
     "InvalidPositionError",
     "InvalidStreamIdError",
     "InvalidSubjectError",
@@ -257,6 +259,25 @@ class InvalidPositionError(EsframeworkError, ValueError):
             f"invalid {kind} {self.position[:80]} for {self.what}: {kind}s are whole numbers "
             "from 0 to 2**63 - 1; nothing was read or written"
         )
+
+
+class InvalidEventIdError(EsframeworkError, ValueError):
+    """An event id was given that is not a `uuid.UUID`; nothing was read or written.
+
+    Raised for the ids of `AppendCondition.seen`.
+
+    Attributes:
+        what: What the value was given as, such as ``"AppendCondition.seen"``.
+        event_id: The value given, as `repr` shows it.
+    """
+
+    def __init__(self, what: str, event_id: str) -> None:
+        self.what = what
+        self.event_id = event_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"invalid event id {self.event_id[:80]} in {self.what}: event ids are UUIDs"
 
 
 class AggregateNotFoundError(EsframeworkError, LookupError):

@@ -9,12 +9,12 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self
 
-import orjson
 from opentelemetry import metrics, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from esframework._instrumentation import TRACEPARENT, Instrumentation, Probe
+from esframework._json import loads
 from esframework._records import AppendResult, NewEvent, StoredEvent
 
 __all__ = ["OpenTelemetryInstrumentation"]
@@ -367,8 +367,8 @@ def _links(record: StoredEvent) -> Iterator[trace.Link]:
     if _TRACEPARENT_KEY not in record.metadata:
         return
     try:
-        fields = orjson.loads(record.metadata)
-    except orjson.JSONDecodeError:  # decoding reports it to the handler; a link is optional
+        fields = loads(record.metadata)  # an int past a double's range too
+    except ValueError:  # decoding reports it to the handler; a link is optional
         return
     value = fields.get(TRACEPARENT) if isinstance(fields, dict) else None
     if not isinstance(value, str):

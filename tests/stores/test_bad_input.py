@@ -29,6 +29,7 @@ from esframework.errors import (
     ConcurrencyError,
     EsframeworkError,
     EventEncodingError,
+    InvalidEventIdError,
     InvalidPositionError,
     InvalidStreamIdError,
     InvalidTypeNameError,
@@ -102,6 +103,12 @@ def test_an_append_condition_after_no_position_can_be_is_refused(after: Any) -> 
 @pytest.mark.parametrize("after", [0, 5, 2**63 - 1, None])
 def test_append_conditions_take_every_position(after: int | None) -> None:
     assert AppendCondition(Query.all(), after=after).after == after
+
+
+@pytest.mark.parametrize("seen", [["3f1c"], [1], [None], [uuid.uuid4(), b"id"]], ids=repr)
+def test_an_append_condition_seeing_what_is_no_event_id_is_refused(seen: list[Any]) -> None:
+    with pytest.raises(InvalidEventIdError, match=r"AppendCondition\.seen"):
+        AppendCondition(Query.all(), after=0, seen=seen)
 
 
 def refused_before_writing(store: EventStore, call: Any) -> EsframeworkError:

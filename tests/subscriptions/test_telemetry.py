@@ -162,6 +162,27 @@ def test_a_retried_save_from_another_trace_is_still_idempotent(
         backend.store.append("w-1", "TestWallet", [changed], expected_version=0)
 
 
+def test_the_link_survives_metadata_orjson_cannot_parse(harness: Harness, otel: Telemetry) -> None:
+    """Metadata holding an int past a double's range (which orjson cannot parse, and the
+    events load back exactly) kept the handler span from linking to the save."""
+
+    def handle(_envelope: Envelope[Any], _: Sql) -> None:
+        pass
+
+    tracer = otel.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("request"):
+        harness.repository(Wallet).save(
+            Wallet.open("w-1", "ada"), metadata=Metadata(extra={"n": 10**400})
+        )
+    save = otel.span("esframework.save")
+    harness.worker(handle, name="projector").run(until_caught_up=True)
+    (link,) = otel.span("esframework.handle").links
+    assert (link.context.trace_id, link.context.span_id) == (
+        save.context.trace_id,
+        save.context.span_id,
+    )
+
+
 def test_the_handler_span_links_to_the_save_that_stored_the_event(
     harness: Harness, otel: Telemetry
 ) -> None:
