@@ -212,7 +212,9 @@ def main() -> None:
     base = statistics.median(timings["store"])
     for name, values in timings.items():
         median = statistics.median(values)
+        rounds = " ".join(f"{v:.0f}" for v in values)
         print(f"{name:18} {median:7.0f} us per 3 appends + pass  ({base / median:.2f}x store)")
+        print(f"{'':18} rounds: {rounds}")
 
 
 if __name__ == "__main__":
