@@ -582,16 +582,20 @@ class SQLiteEventStore(
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             # Freed bytes (a forgotten subject's key, a rewritten read model row) are zeroed.
             db.execute("PRAGMA secure_delete = ON")
-            db.execute("BEGIN IMMEDIATE")
+            # A file with every table already is only read: setting `user_version` again, in
+            # a write transaction, would rewrite its header on every open, a read's too.
             (applied,) = db.execute("PRAGMA user_version").fetchone()
-            if applied > len(SCHEMA):
-                db.close()
-                msg = f"SQLite store {self.path} was written by a newer esframework release"
-                raise StoreError(msg)
-            for statement in SCHEMA[applied:]:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {len(SCHEMA)}")
-            db.execute("COMMIT")
+            if applied != len(SCHEMA):
+                db.execute("BEGIN IMMEDIATE")  # another process may be creating them too
+                (applied,) = db.execute("PRAGMA user_version").fetchone()
+                if applied > len(SCHEMA):
+                    db.close()
+                    msg = f"SQLite store {self.path} was written by a newer esframework release"
+                    raise StoreError(msg)
+                for statement in SCHEMA[applied:]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {len(SCHEMA)}")
+                db.execute("COMMIT")
         except sqlite3.Error as error:
             db.close()
             raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {error}") from error

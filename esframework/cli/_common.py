@@ -123,6 +123,9 @@ def open_store(args: argparse.Namespace) -> Iterator[SubscriptionStore[Any]]:
         path: Path = args.db
         check_sqlite_store(path)
         with SQLiteEventStore(path) as store:
+            # Its connection opened first is closed last, after the inspector's read-only
+            # one, which cannot: the last to close takes the -wal and -shm files away.
+            store.head()
             yield store
         return
     postgres = postgres_module(args.dsn)
