@@ -136,7 +136,9 @@ class BlueGreen:
             if live == version:
                 raise ProjectionVersionError(self.projection, version, "is the active version")
             self.create_tables(connection, version)
-        new = self.subscription(version)
+        # From the first event whatever the subscription says: started at the head (as a
+        # live projection may be), the version would hold none of what readers see now.
+        new = attrs.evolve(self.subscription(version), start="beginning")
         worker = SubscriptionWorker(store, new, serializer=serializer, stopper=stopper)
         with _replay():
             while not stopper.is_set():

@@ -84,3 +84,28 @@ def test_a_version_rebuilt_after_it_was_retired_replays_every_event(
 
     assert SEEN.rebuild(store, "blue")
     assert served(store) == 8
+
+
+def test_a_version_whose_subscription_starts_at_the_end_is_built_from_the_first_event(
+    store: SubscriptionStore[Any],
+) -> None:
+    """`rebuild` builds a version from the first event. A subscription made to start at the
+    end (as a live projection interested only in what happens from its deployment on may
+    be) began the new version at the head instead: readers were switched to a read model
+    holding none of the events the live version showed them."""
+
+    def from_the_end(version: str) -> Subscription[Any]:
+        return Subscription(name=f"seen-{version}", handler=Seen(version), start="end")
+
+    seen = BlueGreen(
+        projection="seen",
+        subscription=from_the_end,
+        create_tables=SEEN.create_tables,
+        drop_tables=SEEN.drop_tables,
+    )
+    seen.install(store, "blue")
+    open_wallets(store, 0, 5)
+    SubscriptionWorker(store, subscription("blue")).run(until_caught_up=True)
+    assert served(store) == 5
+    assert seen.rebuild(store, "green")
+    assert served(store) == 5
