@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import math
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -57,6 +58,28 @@ def check_unique_names(subscriptions: Sequence[Subscription[Any]]) -> None:
         raise ValueError(msg)
 
 
+def _at_least_one(subscription: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    # 0 events a page read nothing: the worker took the store for caught up, and with a
+    # filter moved its checkpoint past every event unhandled.
+    if type(value) is not int or value < 1:
+        name, setting = subscription.name, attribute.name
+        msg = f"subscription {name!r}: {setting} must be a whole number from 1, not {value!r}"
+        raise ValueError(msg)
+
+
+def _seconds(*, above_zero: bool) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(subscription: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+        number = value if isinstance(value, int | float) and type(value) is not bool else None
+        if number is None or not math.isfinite(number) or number < 0 or (above_zero and not number):
+            least = "above 0" if above_zero else "from 0"
+            name, setting = subscription.name, attribute.name
+            msg = f"subscription {name!r}: {setting} must be a number of seconds {least}"
+            msg += f", not {value!r}"
+            raise ValueError(msg)
+
+    return check
+
+
 def _frozen(values: Collection[Any] | None) -> frozenset[Any] | None:
     return None if values is None else frozenset(values)
 
@@ -77,7 +100,8 @@ class Subscription(Generic[C]):
         ignored_event_types: Stored event type names the `event_types` check passes over:
             events of another application, which this one has no classes for.
         start: Where a new subscription starts: at the first event, or after the last one.
-        batch_size: Events per transaction when all goes well (and the page size).
+        batch_size: Events per transaction when all goes well (and the page size). The
+            counts are whole numbers from 1, the intervals seconds (ValueError otherwise).
         max_attempts: How often a failing event is tried before parking or stopping.
         retry_delay: Seconds before the first retry; it doubles with each attempt.
         dead_letter: After `max_attempts`, park the event and go on (True), or stop with a
@@ -108,16 +132,16 @@ class Subscription(Generic[C]):
     event_types: Collection[type[Any]] | None = attrs.field(default=None, converter=_frozen)
     ignored_event_types: Collection[str] = attrs.field(default=(), converter=frozenset)
     start: Literal["beginning", "end"] = "beginning"
-    batch_size: int = 100
-    max_attempts: int = 5
-    retry_delay: float = 0.1
+    batch_size: int = attrs.field(default=100, validator=_at_least_one)
+    max_attempts: int = attrs.field(default=5, validator=_at_least_one)
+    retry_delay: float = attrs.field(default=0.1, validator=_seconds(above_zero=False))
     dead_letter: bool = False
     on_poison: Literal["park_stream", "skip"] = attrs.field(
         default="park_stream", validator=attrs.validators.in_(("park_stream", "skip"))
     )
-    poll_interval: float = 1.0
-    lease_interval: float = 1.0
-    skip_checkpoint_interval: float = 5.0
-    skip_checkpoint_positions: int = 1000
+    poll_interval: float = attrs.field(default=1.0, validator=_seconds(above_zero=True))
+    lease_interval: float = attrs.field(default=1.0, validator=_seconds(above_zero=True))
+    skip_checkpoint_interval: float = attrs.field(default=5.0, validator=_seconds(above_zero=False))
+    skip_checkpoint_positions: int = attrs.field(default=1000, validator=_at_least_one)
     partition: Partition | None = None
     query: Query | None = None
