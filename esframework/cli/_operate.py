@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Self
 
-from esframework._partition import is_count_marker, partition_of
+from esframework._partition import count_marker, is_count_marker, partition_of
 from esframework._progress import Progress
 from esframework._subscription_worker import SubscriptionWorker
 from esframework.cli._common import (
@@ -98,10 +98,17 @@ def _lag_rows(store: Any, inspector: Any) -> tuple[int, list[dict[str, Any]]]:
     head_at = inspector.recorded_at(head) if head else None
     parked = inspector.parked_counts()
     rows: list[dict[str, Any]] = []
-    for checkpoint in inspector.checkpoints():
+    checkpoints = inspector.checkpoints()
+    # The partition count each partitioned subscription runs with: a rebuild that changed
+    # it left the other layout's checkpoints behind, unused, no longer moving.
+    positions = {c.subscription: c.position for c in checkpoints}
+    for checkpoint in checkpoints:
         if is_count_marker(checkpoint.subscription):
             continue  # a partitioned subscription's recorded count, not a subscription
         partition = partition_of(checkpoint.subscription)
+        base, count = (checkpoint.subscription, 1) if partition is None else partition[0::2]
+        if positions.get(count_marker(base), count) != count:
+            continue
         position = checkpoint.position or 0
         lag = max(head - position, 0)
         behind = 0.0

@@ -220,3 +220,35 @@ def test_subscriptions_shows_each_partition_and_not_the_recorded_count(target: T
     text = target.run("subscriptions").out
     assert text.splitlines()[0].split()[-1] == "PARTITION"
     assert "split:partitions" not in text
+
+
+def test_subscriptions_leaves_out_the_checkpoints_of_a_partition_count_given_up(
+    target: Target,
+) -> None:
+    """`rebuild_partitions` changing the count leaves the old layout's checkpoints behind,
+    unused: the command showed them as partitions falling further behind for ever, beside
+    the ones that run (and the unpartitioned subscription's row, once partitioned)."""
+    from typing import Any
+
+    from esframework import Subscription, SubscriptionWorker, partitioned, rebuild_partitions
+
+    class Nothing:
+        def handle(self, *_: object) -> None:
+            return None
+
+        def reset(self, *_: object) -> None:
+            return None
+
+    nothing = Nothing()
+    target.accounts(3)
+    single = Subscription[Any](name="split", handler=nothing)
+    SubscriptionWorker(target.store, single).run(until_caught_up=True)
+    rebuild_partitions(target.store, partitioned(single, 2))
+    rebuild_partitions(target.store, partitioned(single, 3))
+    repository = Repository(Account, store=target.store)
+    repository.save(Account.open("late", "late"))  # the partitions run, the head moves on
+    for partition in partitioned(single, 3):
+        SubscriptionWorker(target.store, partition).run(until_caught_up=True)
+    rows = target.run("subscriptions", "--json").json()
+    assert [row["subscription"] for row in rows] == ["split:0/3", "split:1/3", "split:2/3"]
+    assert [row["lag_events"] for row in rows] == [0, 0, 0]
