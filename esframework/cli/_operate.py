@@ -199,9 +199,19 @@ def _watch(args: argparse.Namespace) -> int:
             signal.signal(number, handler)
 
 
+def _check_known(store: Any, subscription: str) -> None:
+    """Raise `UsageError` if the store knows nothing of `subscription`: a mistyped name
+    would show as a subscription with nothing parked."""
+    if store.load_checkpoint(subscription) is None:
+        msg = f"no subscription {subscription!r} in the store (no checkpoint, no parked event)"
+        raise UsageError(msg)
+
+
 def _parked_list(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         parked = store.parked(args.subscription)
+        if not parked:
+            _check_known(store, args.subscription)
     if args.json:
         for event in parked:
             print_json(
@@ -224,8 +234,13 @@ def _parked_list(args: argparse.Namespace) -> int:
 
 
 def _parked_drop(args: argparse.Namespace) -> int:
-    with open_store(args) as store, store.transaction() as connection:
-        dropped = store.unpark(connection, args.subscription, None if args.all else args.position)
+    with open_store(args) as store:
+        with store.transaction() as connection:
+            dropped = store.unpark(
+                connection, args.subscription, None if args.all else args.position
+            )
+        if not dropped:
+            _check_known(store, args.subscription)
     if not dropped and not args.all:
         msg = f"{args.subscription!r} has no parked event at position {args.position}"
         raise UsageError(msg)

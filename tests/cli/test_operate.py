@@ -252,3 +252,23 @@ def test_subscriptions_leaves_out_the_checkpoints_of_a_partition_count_given_up(
     rows = target.run("subscriptions", "--json").json()
     assert [row["subscription"] for row in rows] == ["split:0/3", "split:1/3", "split:2/3"]
     assert [row["lag_events"] for row in rows] == [0, 0, 0]
+
+
+def test_parked_list_and_drop_name_a_subscription_the_store_knows_nothing_of(
+    target: Target,
+) -> None:
+    """A mistyped subscription listed as one with nothing parked (exit 0), and `drop --all`
+    said it dropped 0: an operator read that nothing was parked. It is an unknown
+    subscription, exit code 2, as for the other commands; a known one with nothing parked
+    still lists nothing."""
+    target.accounts(1)
+    _catch_up(target)
+    assert target.run("parked", "list", "totals").code == 0
+    assert target.run("parked", "drop", "totals", "--all").code == 0
+    for command in (["list"], ["drop", "--all"], ["drop", "--position", "1"]):
+        result = target.run("parked", command[0], "totlas", *command[1:])
+        assert (result.code, result.out) == (2, "")
+        assert result.err == (
+            f"esframework parked {command[0]}: no subscription 'totlas' in the store "
+            "(no checkpoint, no parked event)\n"
+        )
