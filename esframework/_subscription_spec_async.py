@@ -16,6 +16,7 @@ from esframework._checks import MAX_STREAM_ID_LENGTH
 from esframework._envelope import Envelope
 from esframework._partition import Partition
 from esframework._queries import Query
+from esframework.errors import InvalidSubscriptionError
 
 __all__ = [
     "AsyncHandler",
@@ -49,15 +50,16 @@ class AsyncProjection(Protocol[C_contra]):
 def _storable_name(_: object, __: object, name: str) -> None:
     if not 1 <= len(name) <= MAX_STREAM_ID_LENGTH:
         msg = f"subscription names need 1 to {MAX_STREAM_ID_LENGTH} characters: {name[:80]!r}"
-        raise ValueError(msg)
+        raise InvalidSubscriptionError(msg)
 
 
 def check_unique_names(subscriptions: Sequence[AsyncSubscription[Any]]) -> None:
-    """Raise `ValueError` if two subscriptions share a name (and so a checkpoint)."""
+    """Raise `InvalidSubscriptionError` if two subscriptions share a name (and so a
+    checkpoint)."""
     names = [s.name for s in subscriptions]
     if len(set(names)) != len(names):
         msg = f"subscription names must be unique, got {names}"
-        raise ValueError(msg)
+        raise InvalidSubscriptionError(msg)
 
 
 def _at_least_one(subscription: Any, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -66,7 +68,7 @@ def _at_least_one(subscription: Any, attribute: attrs.Attribute[Any], value: obj
     if type(value) is not int or value < 1:
         name, setting = subscription.name, attribute.name
         msg = f"subscription {name!r}: {setting} must be a whole number from 1, not {value!r}"
-        raise ValueError(msg)
+        raise InvalidSubscriptionError(msg)
 
 
 def _seconds(*, above_zero: bool) -> Callable[[object, attrs.Attribute[Any], object], None]:
@@ -77,7 +79,7 @@ def _seconds(*, above_zero: bool) -> Callable[[object, attrs.Attribute[Any], obj
             name, setting = subscription.name, attribute.name
             msg = f"subscription {name!r}: {setting} must be a number of seconds {least}"
             msg += f", not {value!r}"
-            raise ValueError(msg)
+            raise InvalidSubscriptionError(msg)
 
     return check
 
@@ -103,7 +105,8 @@ class AsyncSubscription(Generic[C]):
             events of another application, which this one has no classes for.
         start: Where a new subscription starts: at the first event, or after the last one.
         batch_size: Events per transaction when all goes well (and the page size). The
-            counts are whole numbers from 1, the intervals seconds (ValueError otherwise).
+            counts are whole numbers from 1, the intervals seconds
+            (`InvalidSubscriptionError` otherwise).
         max_attempts: How often a failing event is tried before parking or stopping.
         retry_delay: Seconds before the first retry; it doubles with each attempt.
         dead_letter: After `max_attempts`, park the event and go on (True), or stop with a

@@ -5,6 +5,7 @@ message from them. Errors pickle cleanly, so they can cross process boundaries::
 
     EsframeworkError
     ├── DefinitionError
+    │   ├── InvalidSubscriptionError (also ValueError): a subscription's name or settings
     │   ├── DuplicateEventTypeError (name, version, classes)
     │   ├── MissingHandlerError (aggregate type, event type)
     │   └── UnsupportedFieldTypeError (class, field): a type that cannot be stored exactly
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidPositionError",
     "InvalidStreamIdError",
     "InvalidSubjectError",
+    "InvalidSubscriptionError",
     "InvalidTagError",
     "InvalidTimeError",
     "InvalidTruncationError",
@@ -113,6 +115,12 @@ class DefinitionError(EsframeworkError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class InvalidSubscriptionError(DefinitionError, ValueError):
+    """A subscription is defined with what no worker can run: a name no checkpoint table
+    holds or another subscription's, a count below 1, or an interval that is no finite
+    number of seconds. Raised when the subscription (or a runner of several) is made."""
 
 
 class DuplicateEventTypeError(DefinitionError):

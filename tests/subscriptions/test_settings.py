@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from esframework import AsyncSubscription, Subscription
+from esframework.errors import InvalidSubscriptionError
 
 
 def _handler(envelope: Any, connection: Any) -> None:
@@ -39,7 +40,9 @@ def test_a_setting_out_of_range_is_refused_naming_it(
     """`batch_size=0` made each page a read of 0 events: the worker took the store for
     caught up, and with a filter (`stream_types`, `event_types`) moved its checkpoint to the
     head, past every event, none delivered. The other settings made no sense either."""
-    with pytest.raises(ValueError, match=rf"subscription 'orders': {setting} must be"):
+    with pytest.raises(
+        InvalidSubscriptionError, match=rf"subscription 'orders': {setting} must be"
+    ):
         kind(name="orders", handler=_handler, **{setting: value})
 
 
