@@ -7,13 +7,15 @@ stored, every personal value of the event it is about is replaced by `REDACTED`.
 
 What is replaced is text equal to a value as the codec encodes it (names, e-mail
 addresses, dates in ISO form, decimals, numbers), as written or as `repr` quotes and
-escapes it; a value the handler reformatted (a date spelled out, a name upper-cased) is not
-recognized.
+escapes it, and its start where a message shortened it before an ellipsis (the codec's own
+"got str '...'" does, and so do `reprlib` and handlers that cut long values); a value the
+handler reformatted (a date spelled out, a name upper-cased) is not recognized.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from typing import Any, Final
 
 from esframework._json import loads
@@ -24,6 +26,8 @@ __all__ = ["REDACTED", "redact_personal_data"]
 REDACTED: Final = "[personal data]"
 # Shorter texts are not replaced: "1" or "a" would be cut out of every word and number.
 _SHORTEST: Final = 2
+# Where a message shortened a value: what comes before it may be the start of one.
+_ELLIPSIS: Final = re.compile(r"\.\.\.|\u2026")
 
 
 def redact_personal_data(text: str, data: str, keys: Keys) -> str:
@@ -46,7 +50,25 @@ def redact_personal_data(text: str, data: str, keys: Keys) -> str:
     for secret in sorted(secrets, key=len, reverse=True):  # "Ada Lovelace" before "Ada"
         if len(secret) >= _SHORTEST:
             text = text.replace(secret, REDACTED)
-    return text
+    return _cut_shortened(text, secrets)
+
+
+def _cut_shortened(text: str, secrets: Collection[str]) -> str:
+    """Replace the start of a value that `text` shortened before an ellipsis."""
+    pieces: list[str] = []
+    done = 0  # text[:done] is in pieces
+    for match in _ELLIPSIS.finditer(text):
+        end = match.start()
+        start = end
+        for secret in secrets:  # the longest start of any secret wins
+            for begin in range(max(done, end - len(secret) + 1), start - _SHORTEST + 1):
+                if secret.startswith(text[begin:end]):
+                    start = begin
+                    break
+        if start < end:
+            pieces += (text[done:start], REDACTED)
+            done = end
+    return "".join((*pieces, text[done:]))
 
 
 def _leaves(value: Any) -> Iterator[set[str]]:

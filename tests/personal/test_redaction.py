@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
+import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from esframework import Serializer
+from esframework._personal._fields import personal_fields
 from esframework._personal._redaction import REDACTED, redact_personal_data
-from esframework._personal._sealing import new_key
+from esframework._personal._sealing import new_key, seal
+from esframework._records import StoredEvent
+from esframework.errors import CorruptEventError
 from tests.personal.domain import FORGOTTEN, CustomerRegistered, Referred
 
+NOW = datetime.now(UTC)
 KEYS = {"c-1": new_key(), "c-2": new_key()}
 # Around a core that escaping leaves as it is and REDACTED does not hold: wherever the core
 # is in a redacted text, a form of the value was left there.
@@ -63,3 +70,45 @@ def test_a_forgotten_subjects_placeholder_and_unsealed_data_stay() -> None:
 def test_data_that_does_not_unseal_leaves_the_text() -> None:
     data = _sealed("ada@example.com")
     assert redact_personal_data("ada@example.com", data, {"c-1": new_key()}) == "ada@example.com"
+
+
+@given(
+    email=values,
+    keep=st.integers(min_value=3, max_value=80),
+    ellipsis=st.sampled_from(["...", "\u2026"]),
+)
+def test_a_personal_value_shortened_in_a_message_is_gone_too(
+    email: str, keep: int, ellipsis: str
+) -> None:
+    """A message that shortens a long value (the codec's own "got str '...'", `reprlib`,
+    a handler's `value[:50]`) keeps its start: that start is personal data too."""
+    email = "ZQ" + email + "x" * 60
+    data = _sealed(email)
+    for form in (email, repr(email)):
+        text = f"refused {form[:keep]}{ellipsis} on plan pro"
+        redacted = redact_personal_data(text, data, KEYS)
+        assert form[:keep] not in redacted, redacted
+        assert "ZQ" not in redacted
+        assert redacted.endswith(f"{ellipsis} on plan pro")
+
+
+def test_a_decoding_error_quoting_a_long_personal_value_is_redacted() -> None:
+    """The codec's message for a payload that does not fit quotes the value, shortened (an
+    upcaster that left a personal field of another type, say): the parked error keeps none."""
+    address = "Ada Lovelace, 12 Marylebone Road, London NW1 5LR, born 10 December 1815"
+    event_id = uuid.uuid4()
+    encoded = {"customer_id": "c-1", "email": [address], "name": address, "plan": "pro"}
+    placeholders = {"email": FORGOTTEN, "name": FORGOTTEN}
+    fields = personal_fields(CustomerRegistered)
+    seal(encoded, fields, placeholders, KEYS, nonce=event_id, what="test")
+    data = orjson.dumps(encoded).decode()
+    record = StoredEvent(
+        event_id, "c-1", "test.Customer", "test.CustomerRegistered", 2, data, "{}", 1, 1, NOW
+    )
+    with pytest.raises(CorruptEventError) as refused:
+        Serializer().decode(record, KEYS)
+    text = repr(refused.value)
+    assert "Ada Lovelace, 12" in text  # the codec quotes it, cut short
+    redacted = redact_personal_data(text, data, KEYS)
+    assert "Lovelace" not in redacted, redacted
+    assert "field 'email'" in redacted
