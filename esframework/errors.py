@@ -642,19 +642,25 @@ class PersonalDataError(EsframeworkError):
         return self.message
 
 
+_SUBJECT_IDS = "subject ids are 1 to 200 characters"
+
+
 class InvalidSubjectError(PersonalDataError, ValueError):
-    """A data subject's id is not a string of 1 to 200 characters; nothing was written.
+    """A data subject's id is not a string of 1 to 200 characters that every store can
+    keep (no NUL character, no lone surrogate); nothing was written.
 
     Attributes:
         subject: The id given, as `repr` shows it.
+        reason: What is wrong with it.
     """
 
-    def __init__(self, subject: str) -> None:
+    def __init__(self, subject: str, reason: str = _SUBJECT_IDS) -> None:
         self.subject = subject
+        self.reason = reason
         PersonalDataError.__init__(self, str(self))
 
     def __str__(self) -> str:
-        return f"invalid data subject {self.subject}: subject ids are 1 to 200 characters"
+        return f"invalid data subject {self.subject}: {self.reason}"
 
 
 class SubjectForgottenError(PersonalDataError):

@@ -167,6 +167,27 @@ def test_keys_are_made_once_per_subject_and_forgotten_for_good(backend: Backend)
         store.personal_data_keys(["x" * 201], create=True)
 
 
+@pytest.mark.parametrize("subject", ["c\x00-1", "c-\udc80"], ids=["nul", "surrogate"])
+def test_a_subject_id_no_store_can_keep_is_refused_before_anything_is_written(
+    backend: Backend, subject: str
+) -> None:
+    """A NUL character or a lone surrogate in a subject id: PostgreSQL's text refuses both.
+    Every store refuses it as `InvalidSubjectError` before making or deleting a key, and
+    saves and forgetting write nothing."""
+    store = backend.store
+    head = store.head()
+    customer = new(Customer, "c-9")
+    emit(customer, CustomerRegistered(customer_id=subject, email=EMAIL, name="Ada", plan="x"))
+    with pytest.raises(InvalidSubjectError) as refused:
+        backend.repository(Customer).save(customer)
+    assert repr(subject) in str(refused.value)
+    with pytest.raises(InvalidSubjectError):
+        store.personal_data_keys([subject], create=True)
+    with pytest.raises(InvalidSubjectError):
+        store.forget_personal_data(subject)
+    assert store.head() == head
+
+
 def test_old_versions_are_unsealed_before_upcasting(backend: Backend) -> None:
     store = backend.store
     keys = store.personal_data_keys(["c-1"], create=True)
