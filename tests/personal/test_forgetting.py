@@ -27,7 +27,7 @@ from esframework import (
 )
 from esframework._personal._forgetting import FORGOTTEN_EVENT_TYPE, forgotten_stream
 from esframework._personal._sealing import new_key
-from esframework.errors import InvalidSubjectError
+from esframework.errors import EventEncodingError, InvalidSubjectError
 from tests.conftest import Backend
 from tests.personal.domain import (
     FORGOTTEN,
@@ -186,6 +186,23 @@ def test_a_subject_id_no_store_can_keep_is_refused_before_anything_is_written(
     with pytest.raises(InvalidSubjectError):
         store.forget_personal_data(subject)
     assert store.head() == head
+
+
+@pytest.mark.parametrize("metadata", ["who asked", "[1]", '{"by": NaN}', '{"by": "\\u0000"}'])
+def test_forgetting_with_bad_metadata_keeps_the_key_and_records_nothing(
+    backend: Backend, metadata: str
+) -> None:
+    """Metadata the record of forgetting cannot hold is refused before the key is deleted:
+    else the key would be gone for good and no subscription ever told."""
+    customers = backend.repository(Customer)
+    customers.save(Customer.register("c-1", EMAIL))
+    head = backend.store.head()
+    with pytest.raises(EventEncodingError):
+        backend.store.forget_personal_data("c-1", metadata=metadata)
+    assert backend.store.head() == head
+    assert customers.load("c-1").email == EMAIL
+    assert backend.store.forget_personal_data("c-1", metadata='{"by": "ops"}').version == 1
+    assert customers.load("c-1").email == FORGOTTEN
 
 
 def test_old_versions_are_unsealed_before_upcasting(backend: Backend) -> None:
