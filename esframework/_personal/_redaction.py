@@ -18,7 +18,7 @@ import re
 from collections.abc import Collection, Iterator
 from typing import Any, Final
 
-from esframework._json import loads
+from esframework._json import loads, loads_exact
 from esframework._personal._sealing import MARKER, Keys, unseal
 
 __all__ = ["REDACTED", "redact_personal_data"]
@@ -43,7 +43,7 @@ def redact_personal_data(text: str, data: str, keys: Keys) -> str:
         document = loads(data)
         sealed = document[MARKER]["fields"].items()
         fields = [name for name, (subject, _) in sealed if keys.get(subject) is not None]
-        unseal(document, keys)
+        unseal(document, keys, loads_exact)  # an int past 64 bits as the message has it
     except (ValueError, TypeError, KeyError):
         return text
     secrets = {form for name in fields for leaf in _leaves(document[name]) for form in leaf}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from esframework import Serializer
+from esframework import Serializer, event, personal
 from esframework._personal._fields import personal_fields
 from esframework._personal._redaction import REDACTED, redact_personal_data
 from esframework._personal._sealing import new_key, seal
@@ -112,3 +112,20 @@ def test_a_decoding_error_quoting_a_long_personal_value_is_redacted() -> None:
     redacted = redact_personal_data(text, data, KEYS)
     assert "Lovelace" not in redacted, redacted
     assert "field 'email'" in redacted
+
+
+@event(name="test.redaction.Numbered")
+class Numbered:
+    customer_id: str
+    number: int = personal(subject="customer_id", forgotten=0)
+    numbers: list[int] = personal(subject="customer_id", forgotten=[])
+
+
+@given(number=st.integers(min_value=2**64, max_value=10**30) | st.integers(max_value=-(2**63) - 1))
+def test_an_int_past_64_bits_is_redacted_as_the_message_writes_it(number: int) -> None:
+    """orjson reads such an int as a float (`1.1805916207174113e+21`): the message has its
+    digits, and those are what must go."""
+    numbered = Numbered(customer_id="c-1", number=number, numbers=[number + 1])
+    data = Serializer().encode(numbered, event_id=uuid.uuid4(), keys=KEYS).data
+    text = f"no record {number}; nor {[number + 1]}"
+    assert redact_personal_data(text, data, KEYS) == f"no record {REDACTED}; nor [{REDACTED}]"
