@@ -6,8 +6,9 @@ after the subject is forgotten, where no key can reach it. So before an error te
 stored, every personal value of the event it is about is replaced by `REDACTED`.
 
 What is replaced is text equal to a value as the codec encodes it (names, e-mail
-addresses, dates in ISO form, decimals, numbers), as written or as `repr` quotes and
-escapes it, and its start where a message shortened it before an ellipsis (the codec's own
+addresses, dates and times in ISO form, decimals, numbers) or as `str` writes it (a
+datetime with a space for the "T"), as written or as `repr` quotes and escapes it, and its
+start where a message shortened it before an ellipsis (the codec's own
 "got str '...'" does, and so do `reprlib` and handlers that cut long values); a value the
 handler reformatted (a date spelled out, a name upper-cased) is not recognized.
 """
@@ -27,6 +28,8 @@ REDACTED: Final = "[personal data]"
 # Shorter texts are not replaced: "1" or "a" would be cut out of every word and number.
 _SHORTEST: Final = 2
 # Where a message shortened a value: what comes before it may be the start of one.
+# How the codec writes a datetime (`isoformat()`); `str(value)` has a space for the "T".
+_ISO_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 _ELLIPSIS: Final = re.compile(r"\.\.\.|\u2026")
 
 
@@ -84,6 +87,8 @@ def _leaves(value: Any) -> Iterator[set[str]]:
         # the message of an error that wraps it (`{error!r}`), in the `repr` of the error
         # that is stored.
         forms = level = {value}
+        if _ISO_TIME.match(value):  # a datetime: as `str` and f-strings write it, too
+            forms = level = {value, f"{value[:10]} {value[11:]}"}
         for _ in range(3):
             level = {quoted for form in level for quoted in _quoted(form)}
             forms |= level

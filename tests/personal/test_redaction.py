@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -129,3 +129,19 @@ def test_an_int_past_64_bits_is_redacted_as_the_message_writes_it(number: int) -
     data = Serializer().encode(numbered, event_id=uuid.uuid4(), keys=KEYS).data
     text = f"no record {number}; nor {[number + 1]}"
     assert redact_personal_data(text, data, KEYS) == f"no record {REDACTED}; nor [{REDACTED}]"
+
+
+@event(name="test.redaction.Booked")
+class Booked:
+    customer_id: str
+    born: datetime = personal(subject="customer_id", forgotten=datetime(1970, 1, 1, tzinfo=UTC))
+
+
+@given(born=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3))])))
+def test_a_datetime_is_redacted_as_an_f_string_writes_it(born: datetime) -> None:
+    """`f"{event.born}"` writes `str(born)`: ISO, with a space for the "T"."""
+    booked = Booked(customer_id="c-1", born=born)
+    data = Serializer().encode(booked, event_id=uuid.uuid4(), keys=KEYS).data
+    for text in (f"born {born}", f"born {born.isoformat()}"):
+        assert redact_personal_data(text, data, KEYS) == f"born {REDACTED}"
+    assert redact_personal_data(f"born {str(born)!r}", data, KEYS) == f"born '{REDACTED}'"
