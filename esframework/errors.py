@@ -468,9 +468,11 @@ class InvalidTruncationError(EsframeworkError, ValueError):
     Truncating before a version says loads no longer need the events before it, which holds
     only at or below the stream's latest snapshot: loads start there.
 
+    Raised too for a version that is not an `int` (a float, a bool, a string).
+
     Attributes:
         stream_id: The stream asked to truncate.
-        version: The version asked for (events before it would be truncated).
+        version: The version asked for (events before it would be truncated), as given.
         snapshot_version: The version of the stream's latest snapshot; None if it has none.
     """
 
@@ -481,6 +483,11 @@ class InvalidTruncationError(EsframeworkError, ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        if type(self.version) is not int:
+            return (
+                f"cannot truncate stream {self.stream_id[:80]!r} before version "
+                f"{repr(self.version)[:80]}: a version is a whole number (an int)"
+            )
         where = f"cannot truncate stream {self.stream_id[:80]!r} before version {self.version}"
         if self.version < 1:
             return f"{where}: stream versions start at 1"

@@ -167,13 +167,17 @@ def test_keys_are_made_once_per_subject_and_forgotten_for_good(backend: Backend)
         store.personal_data_keys(["x" * 201], create=True)
 
 
-@pytest.mark.parametrize("subject", ["c\x00-1", "c-\udc80"], ids=["nul", "surrogate"])
 def test_a_subject_id_no_store_can_keep_is_refused_before_anything_is_written(
-    backend: Backend, subject: str
+    backend: Backend,
 ) -> None:
     """A NUL character or a lone surrogate in a subject id: PostgreSQL's text refuses both.
     Every store refuses it as `InvalidSubjectError` before making or deleting a key, and
     saves and forgetting write nothing."""
+    for subject in ("c\x00-1", "c-\udc80"):
+        _refused_subject(backend, subject)
+
+
+def _refused_subject(backend: Backend, subject: str) -> None:
     store = backend.store
     head = store.head()
     customer = new(Customer, "c-9")
@@ -188,17 +192,17 @@ def test_a_subject_id_no_store_can_keep_is_refused_before_anything_is_written(
     assert store.head() == head
 
 
-@pytest.mark.parametrize("metadata", ["who asked", "[1]", '{"by": NaN}', '{"by": "\\u0000"}'])
 def test_forgetting_with_bad_metadata_keeps_the_key_and_records_nothing(
-    backend: Backend, metadata: str
+    backend: Backend,
 ) -> None:
     """Metadata the record of forgetting cannot hold is refused before the key is deleted:
     else the key would be gone for good and no subscription ever told."""
     customers = backend.repository(Customer)
     customers.save(Customer.register("c-1", EMAIL))
     head = backend.store.head()
-    with pytest.raises(EventEncodingError):
-        backend.store.forget_personal_data("c-1", metadata=metadata)
+    for metadata in ("who asked", "[1]", '{"by": NaN}', '{"by": "\\u0000"}'):
+        with pytest.raises(EventEncodingError):
+            backend.store.forget_personal_data("c-1", metadata=metadata)
     assert backend.store.head() == head
     assert customers.load("c-1").email == EMAIL
     assert backend.store.forget_personal_data("c-1", metadata='{"by": "ops"}').version == 1

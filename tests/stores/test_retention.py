@@ -147,6 +147,21 @@ def test_truncate_before_needs_a_snapshot_at_or_after_the_version(store: EventSt
     assert [e.version for e in store.read_stream("s")] == list(range(1, 11))
 
 
+def test_truncate_before_takes_an_int_only(store: EventStore) -> None:
+    """A version that is no int is refused before anything is written: 1.5 broke every read
+    of the stream on the memory store, and SQLite and PostgreSQL rounded it up."""
+    store.append("s", "S", make(4), expected_version=0)
+    _snapshot(store, "s", 3)
+    version: Any
+    for version in (1.5, 2.0, True, "2", None):
+        with pytest.raises(InvalidTruncationError, match="whole number") as caught:
+            store.truncate_before("s", version)
+        assert caught.value.version is version
+    assert [e.version for e in store.read_stream("s")] == [1, 2, 3, 4]
+    store.truncate_before("s", 2)
+    assert [e.version for e in store.read_stream("s")] == [2, 3, 4]
+
+
 def test_a_truncated_stream_reads_from_its_truncation_point(store: EventStore) -> None:
     """Stream reads skip the truncated part; global reads and include_archived do not; an
     earlier truncation point never moves the point back."""
