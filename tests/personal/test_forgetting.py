@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,7 @@ from tests.personal.domain import (
     CustomerRegisteredV1,
     EmailChanged,
 )
+from tests.stores.test_unit_of_work import BoomError, run
 
 EMAIL = "ada.lovelace@example.com"
 
@@ -207,6 +209,29 @@ def test_forgetting_with_bad_metadata_keeps_the_key_and_records_nothing(
     assert customers.load("c-1").email == EMAIL
     assert backend.store.forget_personal_data("c-1", metadata='{"by": "ops"}').version == 1
     assert customers.load("c-1").email == FORGOTTEN
+
+
+def test_forgetting_in_a_unit_of_work_that_fails_forgets_nothing(backend: Backend) -> None:
+    """The key's deletion and the record of forgetting commit together, or neither: the
+    memory store deleted the key for good while the unit undid the record."""
+    customers = backend.repository(Customer)
+    customers.save(Customer.register("c-1", EMAIL))
+    head = backend.store.head()
+
+    def sync(store: Any) -> None:
+        with pytest.raises(BoomError), store.transaction():
+            store.forget_personal_data("c-1")
+            raise BoomError
+
+    async def async_(store: Any) -> None:
+        with pytest.raises(BoomError):
+            async with store.transaction():
+                await store.forget_personal_data("c-1")
+                raise BoomError
+
+    run(backend, sync, async_)
+    assert backend.store.head() == head
+    assert customers.load("c-1").email == EMAIL
 
 
 def test_old_versions_are_unsealed_before_upcasting(backend: Backend) -> None:
