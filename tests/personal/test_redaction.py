@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from esframework import Serializer, event, personal
+from esframework import (
+    Envelope,
+    Repository,
+    Serializer,
+    SQLiteEventStore,
+    Subscription,
+    SubscriptionWorker,
+    event,
+    personal,
+)
 from esframework._personal._fields import personal_fields
 from esframework._personal._redaction import REDACTED, redact_personal_data
 from esframework._personal._sealing import new_key, seal
 from esframework._records import StoredEvent
 from esframework.errors import CorruptEventError
-from tests.personal.domain import FORGOTTEN, CustomerRegistered, Referred
+from tests.personal.domain import FORGOTTEN, Customer, CustomerRegistered, Referred
 
 NOW = datetime.now(UTC)
 KEYS = {"c-1": new_key(), "c-2": new_key()}
@@ -145,3 +157,50 @@ def test_a_datetime_is_redacted_as_an_f_string_writes_it(born: datetime) -> None
     for text in (f"born {born}", f"born {born.isoformat()}"):
         assert redact_personal_data(text, data, KEYS) == f"born {REDACTED}"
     assert redact_personal_data(f"born {str(born)!r}", data, KEYS) == f"born '{REDACTED}'"
+
+
+class ForgettingKeys:
+    """A key store whose subjects another process forgets once `forget_next` is set: just
+    before the next read of their keys."""
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self.store, self.forget_next = store, False
+
+    def personal_data_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, bytes | None]:
+        if self.forget_next:
+            for subject in subjects:
+                self.store.delete_personal_data_key(subject)
+        return self.store.personal_data_keys(subjects, create=create)
+
+    def delete_personal_data_key(self, subject: str) -> None:
+        self.store.delete_personal_data_key(subject)
+
+
+def test_a_subject_forgotten_while_its_event_fails_is_redacted_from_the_parked_error(
+    tmp_path: Path,
+) -> None:
+    """The handler read the plaintext, then the subject was forgotten before the event was
+    parked: the error is redacted with the keys the handler's event was decoded with."""
+    store = SQLiteEventStore(tmp_path / "events.db")
+    Repository(Customer, store=store).save(Customer.register("c-1", "ada@example.com"))
+
+    keys = ForgettingKeys(store)
+    emails: list[str] = []
+
+    def refuse(envelope: Envelope[Any], _: object) -> None:
+        emails.append(envelope.event.email)
+        # Delivered in its page, then alone: forgotten after that last attempt, before the
+        # event is parked.
+        keys.forget_next = len(emails) == 2
+        raise ValueError(f"cannot mail {envelope.event.email}")
+
+    subscription = Subscription(name="mail", handler=refuse, max_attempts=1, dead_letter=True)
+    SubscriptionWorker(store, subscription, keys=keys).run(until_caught_up=True)
+    assert emails == ["ada@example.com", "ada@example.com"]
+    store.forget_personal_data("c-1")  # if no read of keys came after the last attempt
+    [parked] = store.parked("mail")
+    assert "ada@example.com" not in parked.error
+    assert REDACTED in parked.error
+    store.close()
