@@ -58,20 +58,59 @@ def redact_personal_data(text: str, data: str, keys: Keys) -> str:
 
 def _cut_shortened(text: str, secrets: Collection[str]) -> str:
     """Replace the start of a value that `text` shortened before an ellipsis."""
+    ends = [match.start() for match in _ELLIPSIS.finditer(text)]
+    if not ends:  # the common case
+        return text
+    # For each ellipsis, the longest start of each secret that ends right before it: one
+    # pass of the secret's prefix automaton (Knuth-Morris-Pratt) over the text.
+    found = [
+        (secret, _prefix_links(secret), _starts_ending_at(text, secret, ends)) for secret in secrets
+    ]
     pieces: list[str] = []
     done = 0  # text[:done] is in pieces
-    for match in _ELLIPSIS.finditer(text):
-        end = match.start()
+    for index, end in enumerate(ends):
         start = end
-        for secret in secrets:  # the longest start of any secret wins
-            for begin in range(max(done, end - len(secret) + 1), start - _SHORTEST + 1):
-                if secret.startswith(text[begin:end]):
-                    start = begin
-                    break
+        for _, links, lengths in found:
+            length = lengths[index]
+            while length and end - length < done:  # overlaps what was replaced before
+                length = links[length - 1]
+            if length >= _SHORTEST:
+                start = min(start, end - length)
         if start < end:
             pieces += (text[done:start], REDACTED)
             done = end
     return "".join((*pieces, text[done:]))
+
+
+def _prefix_links(secret: str) -> list[int]:
+    """For each start of `secret`, the length of its longest proper end that starts it too."""
+    links = [0] * len(secret)
+    length = 0
+    for i in range(1, len(secret)):
+        while length and secret[i] != secret[length]:
+            length = links[length - 1]
+        if secret[i] == secret[length]:
+            length += 1
+        links[i] = length
+    return links
+
+
+def _starts_ending_at(text: str, secret: str, ends: list[int]) -> list[int]:
+    """For each of `ends`, the length of the longest start of `secret` that ends there
+    (shorter than `secret`: the whole of it was replaced before)."""
+    links = _prefix_links(secret)
+    lengths: list[int] = []
+    length = 0
+    position = 0
+    for end in ends:
+        for char in text[position:end]:
+            while length and (length == len(secret) or char != secret[length]):
+                length = links[length - 1]
+            if char == secret[length]:
+                length += 1
+        position = end
+        lengths.append(length if length < len(secret) else links[length - 1])
+    return lengths
 
 
 def _leaves(value: Any) -> Iterator[set[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from esframework import (
     personal,
 )
 from esframework._personal._fields import personal_fields
-from esframework._personal._redaction import REDACTED, redact_personal_data
+from esframework._personal._redaction import REDACTED, _cut_shortened, redact_personal_data
 from esframework._personal._sealing import new_key, seal
 from esframework._records import StoredEvent
 from esframework.errors import CorruptEventError
@@ -204,3 +205,29 @@ def test_a_subject_forgotten_while_its_event_fails_is_redacted_from_the_parked_e
     assert "ada@example.com" not in parked.error
     assert REDACTED in parked.error
     store.close()
+
+
+def _cut_naively(text: str, secrets: list[str]) -> str:
+    """The reference: at each ellipsis, the longest start of a secret just before it."""
+    pieces, done = [], 0
+    for match in re.finditer(r"\.\.\.|\u2026", text):
+        end, start = match.start(), match.start()
+        for secret in secrets:
+            for begin in range(done, end - 1):
+                if len(text[begin:end]) < len(secret) and secret.startswith(text[begin:end]):
+                    start = min(start, begin)
+                    break
+        if start < end:
+            pieces += [text[done:start], REDACTED]
+            done = end
+    return "".join([*pieces, text[done:]])
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from("ab.\u2026"), max_size=40),
+    secrets=st.lists(st.text(alphabet="ab.", min_size=2, max_size=8), max_size=3),
+)
+def test_shortened_values_are_found_as_a_plain_search_finds_them(
+    text: str, secrets: list[str]
+) -> None:
+    assert _cut_shortened(text, secrets) == _cut_naively(text, secrets)
