@@ -307,6 +307,9 @@ class SQLiteEventStore(
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            include_archived = True
 
     def read_payloads(
         self,
@@ -332,6 +335,9 @@ class SQLiteEventStore(
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][1] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            include_archived = True
 
     def stream_version(self, stream_id: str) -> int:
         with self._reading() as db, self._errors("read", stream_id):
