@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from esframework._personal._sealing import Keys
 from esframework.errors import LeaseLostError, StoreUnavailableError
 
 __all__ = ["HandlerFailedError", "delivery_failure"]
@@ -14,9 +15,11 @@ class HandlerFailedError(Exception):
     are not wrapped: they are retried from the checkpoint, not charged to the event.
     """
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: Exception, keys: Keys | None = None) -> None:
         super().__init__(repr(error))
         self.error = error
+        # The keys the event was decoded with: what the handler saw, and may have quoted.
+        self.keys = keys
 
 
 def delivery_failure(error: BaseException) -> StoreUnavailableError | LeaseLostError | None:

@@ -262,8 +262,8 @@ class InMemoryEventStore(EventStore):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Open a unit of work: appends and snapshots in this block are kept together, or
-        undone together if it raises.
+        """Open a unit of work: appends, snapshots, truncations and the keys made or
+        forgotten in this block are kept together, or undone together if it raises.
 
         The calling thread holds the store until the block ends: other threads' calls wait
         (a memory store has one writer at a time, like SQLite).
@@ -274,6 +274,7 @@ class InMemoryEventStore(EventStore):
             snapshots = dict(self._snapshots)
             cuts = dict(self._cuts)
             event_types = set(self._event_types)
+            keys = dict(self._keys)  # forgetting in the unit is undone too, as in SQL
             try:
                 yield
             except BaseException:
@@ -281,7 +282,7 @@ class InMemoryEventStore(EventStore):
                     del self._by_id[e.event_id]
                 del self._events[events:]
                 self._streams, self._snapshots, self._cuts = streams, snapshots, cuts
-                self._event_types = event_types
+                self._event_types, self._keys = event_types, keys
                 raise
 
     def close(self) -> None:

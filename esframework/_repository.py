@@ -141,16 +141,17 @@ class Repository(Generic[A]):
         The stream read starts at the stream's truncation point. If that is past `version`
         (no usable snapshot covers the truncated part), the read skips ahead or, without a
         snapshot, may find nothing: then the events are read again, the archived ones too.
-        A read that starts at a tombstone raises at once, without reading the history it
-        closed.
+        So does a read that a truncation overtook between two of its pages: it goes on
+        after the last event applied, never applying one twice. A read that starts at a
+        tombstone raises at once, without reading the history it closed.
 
         Raises:
             StreamClosedError: The read met the stream's tombstone.
         """
-        applied = self._apply_from(instance, aggregate_id, version, at_version, False)
-        if applied is None or applied == 0:
-            applied = self._apply_from(instance, aggregate_id, version, at_version, True)
-        return version if applied is None else applied
+        applied, whole = self._apply_from(instance, aggregate_id, version, at_version, False)
+        if not whole or applied == 0:
+            applied, _ = self._apply_from(instance, aggregate_id, applied, at_version, True)
+        return applied
 
     def _apply_from(
         self,
@@ -159,8 +160,9 @@ class Repository(Generic[A]):
         version: int,
         at_version: int | None,
         include_archived: bool,
-    ) -> int | None:
-        """Apply the events a read yields; None if it skipped past `version + 1`."""
+    ) -> tuple[int, bool]:
+        """Apply the events a read yields; return the last version applied, and False if
+        the read skipped past the next one (the events after it are left unapplied)."""
         stream_type = self._type.stream_type
         apply, decode = self._type.apply, self.serializer.decode_event
         keyring = Keyring(self.keys)
@@ -175,11 +177,11 @@ class Repository(Generic[A]):
                 raise StreamTypeMismatchError(aggregate_id, stream_type, payload.stream_type)
             if is_tombstone(payload.event_type):
                 raise StreamClosedError(aggregate_id, payload.version)
-            if payload.version != applied + 1:  # only the first can: the read was truncated
-                return None
+            if payload.version != applied + 1:  # the read was truncated, before or meanwhile
+                return applied, False
             apply(instance, decode(payload, keyring.for_data(payload.data)))
             applied = payload.version
-        return applied
+        return applied, True
 
     def tombstone(self, aggregate: A, *, metadata: Metadata | None = None) -> AppendResult:
         """Close the aggregate's stream for good, after saving its pending events.

@@ -142,16 +142,17 @@ class AsyncRepository(Generic[A]):
         The stream read starts at the stream's truncation point. If that is past `version`
         (no usable snapshot covers the truncated part), the read skips ahead or, without a
         snapshot, may find nothing: then the events are read again, the archived ones too.
-        A read that starts at a tombstone raises at once, without reading the history it
-        closed.
+        So does a read that a truncation overtook between two of its pages: it goes on
+        after the last event applied, never applying one twice. A read that starts at a
+        tombstone raises at once, without reading the history it closed.
 
         Raises:
             StreamClosedError: The read met the stream's tombstone.
         """
-        applied = await self._apply_from(instance, aggregate_id, version, at_version, False)
-        if applied is None or applied == 0:
-            applied = await self._apply_from(instance, aggregate_id, version, at_version, True)
-        return version if applied is None else applied
+        applied, whole = await self._apply_from(instance, aggregate_id, version, at_version, False)
+        if not whole or applied == 0:
+            applied, _ = await self._apply_from(instance, aggregate_id, applied, at_version, True)
+        return applied
 
     async def _apply_from(
         self,
@@ -160,8 +161,9 @@ class AsyncRepository(Generic[A]):
         version: int,
         at_version: int | None,
         include_archived: bool,
-    ) -> int | None:
-        """Apply the events a read yields; None if it skipped past `version + 1`."""
+    ) -> tuple[int, bool]:
+        """Apply the events a read yields; return the last version applied, and False if
+        the read skipped past the next one (the events after it are left unapplied)."""
         stream_type = self._type.stream_type
         apply, decode = self._type.apply, self.serializer.decode_event
         keyring = AsyncKeyring(self.keys)
@@ -176,11 +178,11 @@ class AsyncRepository(Generic[A]):
                 raise StreamTypeMismatchError(aggregate_id, stream_type, payload.stream_type)
             if is_tombstone(payload.event_type):
                 raise StreamClosedError(aggregate_id, payload.version)
-            if payload.version != applied + 1:  # only the first can: the read was truncated
-                return None
+            if payload.version != applied + 1:  # the read was truncated, before or meanwhile
+                return applied, False
             apply(instance, decode(payload, await keyring.for_data(payload.data)))
             applied = payload.version
-        return applied
+        return applied, True
 
     async def tombstone(self, aggregate: A, *, metadata: Metadata | None = None) -> AppendResult:
         """Close the aggregate's stream for good, after saving its pending events.

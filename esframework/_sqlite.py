@@ -307,6 +307,9 @@ class SQLiteEventStore(
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            include_archived = True
 
     def read_payloads(
         self,
@@ -332,6 +335,9 @@ class SQLiteEventStore(
             if len(rows) < DEFAULT_PAGE_SIZE:
                 return
             from_version = rows[-1][1] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            include_archived = True
 
     def stream_version(self, stream_id: str) -> int:
         with self._reading() as db, self._errors("read", stream_id):
@@ -374,11 +380,16 @@ class SQLiteEventStore(
     def version_at(self, stream_id: str, as_of: datetime) -> int:
         recorded = utc_time(as_of).isoformat()  # the form appends record: it sorts as text
         with self._reading() as db, self._errors("read", stream_id):
+            # The archived events too: the first event after the time may be one of them.
+            # The stream's last event never leaves `events`.
             (version,) = db.execute(
-                "SELECT coalesce((SELECT min(version) - 1 FROM events "
-                "WHERE stream_id = ? AND created_at > ?), "
-                "(SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?))",
-                (stream_id, recorded, stream_id),
+                "SELECT coalesce((SELECT min(version) - 1 FROM ("
+                "SELECT min(version) AS version FROM events "
+                "WHERE stream_id = ?1 AND created_at > ?2 UNION ALL "
+                "SELECT min(version) FROM events_archive "
+                "WHERE stream_id = ?1 AND created_at > ?2)), "
+                "(SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1))",
+                (stream_id, recorded),
             ).fetchone()
         return int(version)
 
@@ -386,8 +397,11 @@ class SQLiteEventStore(
         recorded = utc_time(as_of).isoformat()
         with self._reading() as db, self._errors("read", "the position as of a time"):
             (position,) = db.execute(
-                "SELECT coalesce((SELECT min(global_position) - 1 FROM events "
-                "WHERE created_at > ?), (SELECT coalesce(max(global_position), 0) FROM events))",
+                "SELECT coalesce((SELECT min(position) - 1 FROM ("
+                "SELECT min(global_position) AS position FROM events WHERE created_at > ?1 "
+                "UNION ALL SELECT min(global_position) FROM events_archive "
+                "WHERE created_at > ?1)), "
+                "(SELECT coalesce(max(global_position), 0) FROM events))",
                 (recorded,),
             ).fetchone()
         return int(position)

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from esframework._checks import DEFAULT_PAGE_SIZE, validate_stream_id
+from esframework._checks import DEFAULT_PAGE_SIZE, validate_payloads, validate_stream_id
 from esframework._personal._forgetting import (
     FORGOTTEN_STREAM_TYPE,
     forgotten_event,
@@ -308,10 +308,13 @@ class EventStore(KeyStore, Protocol):
 
         Raises:
             InvalidSubjectError: The subject id is empty or too long; nothing was done.
+            EventEncodingError: The metadata is not a JSON object that every store keeps;
+                nothing was done.
         """
         stream_id = forgotten_stream(subject)
-        (keys or self).delete_personal_data_key(subject)
         record = forgotten_event(subject, metadata)
+        validate_payloads(stream_id, [record])  # bad metadata: refused before the key goes
+        (keys or self).delete_personal_data_key(subject)
         try:
             return self.append(
                 stream_id, FORGOTTEN_STREAM_TYPE, [record], expected_version=ExpectedVersion.ANY

@@ -509,13 +509,15 @@ class AsyncSubscriptionWorker(Generic[C]):
                         return False  # the checkpoint stays before the event
                     attempt += 1
                     continue
-                await self._give_up(record, attempt, failure.error)
+                await self._give_up(record, attempt, failure.error, failure.keys)
             else:
                 self._log_parked_behind([record] if held else [])
             self._committed(record, 1)
             return True
 
-    async def _give_up(self, record: StoredEvent, attempts: int, error: Exception) -> None:
+    async def _give_up(
+        self, record: StoredEvent, attempts: int, error: Exception, seen: Keys | None
+    ) -> None:
         if not self.subscription.dead_letter:
             raise SubscriptionError(
                 self.subscription.name,
@@ -525,8 +527,10 @@ class AsyncSubscriptionWorker(Generic[C]):
                 attempts=attempts,
             ) from error
         # The text is kept with the parked event: it must not keep personal data past
-        # forgetting, as the handler's message may quote the event.
-        keys = await AsyncKeyring(self.keys).for_data(record.data)
+        # forgetting, as the handler's message may quote the event. Redacted with the keys
+        # the handler's event was decoded with: a subject forgotten since has no key now,
+        # but the message may still hold what the handler read.
+        keys = seen if seen is not None else await AsyncKeyring(self.keys).for_data(record.data)
         text = redact_personal_data(repr(error), record.data, keys)
         async with self.store.transaction() as connection:
             await self.store.park(connection, self.subscription.name, record, text)
@@ -567,7 +571,7 @@ class AsyncSubscriptionWorker(Generic[C]):
                 raise LeaseLostError(delivery.subscription, delivery.reason) from error
             if delivery is not None:  # raised as the handler's own error: unwrap it
                 raise StoreUnavailableError(str(delivery)) from error
-            raise HandlerFailedError(error) from error
+            raise HandlerFailedError(error, keys) from error
 
     def _committed(self, last: StoredEvent, handled: int) -> None:
         position = last.position

@@ -476,9 +476,11 @@ class InvalidTruncationError(EsframeworkError, ValueError):
     Truncating before a version says loads no longer need the events before it, which holds
     only at or below the stream's latest snapshot: loads start there.
 
+    Raised too for a version that is not an `int` (a float, a bool, a string).
+
     Attributes:
         stream_id: The stream asked to truncate.
-        version: The version asked for (events before it would be truncated).
+        version: The version asked for (events before it would be truncated), as given.
         snapshot_version: The version of the stream's latest snapshot; None if it has none.
     """
 
@@ -489,6 +491,11 @@ class InvalidTruncationError(EsframeworkError, ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        if type(self.version) is not int:
+            return (
+                f"cannot truncate stream {self.stream_id[:80]!r} before version "
+                f"{repr(self.version)[:80]}: a version is a whole number (an int)"
+            )
         where = f"cannot truncate stream {self.stream_id[:80]!r} before version {self.version}"
         if self.version < 1:
             return f"{where}: stream versions start at 1"
@@ -650,19 +657,25 @@ class PersonalDataError(EsframeworkError):
         return self.message
 
 
+_SUBJECT_IDS = "subject ids are 1 to 200 characters"
+
+
 class InvalidSubjectError(PersonalDataError, ValueError):
-    """A data subject's id is not a string of 1 to 200 characters; nothing was written.
+    """A data subject's id is not a string of 1 to 200 characters that every store can
+    keep (no NUL character, no lone surrogate); nothing was written.
 
     Attributes:
         subject: The id given, as `repr` shows it.
+        reason: What is wrong with it.
     """
 
-    def __init__(self, subject: str) -> None:
+    def __init__(self, subject: str, reason: str = _SUBJECT_IDS) -> None:
         self.subject = subject
+        self.reason = reason
         PersonalDataError.__init__(self, str(self))
 
     def __str__(self) -> str:
-        return f"invalid data subject {self.subject}: subject ids are 1 to 200 characters"
+        return f"invalid data subject {self.subject}: {self.reason}"
 
 
 class SubjectForgottenError(PersonalDataError):

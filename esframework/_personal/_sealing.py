@@ -24,6 +24,7 @@ from uuid import UUID
 
 import orjson
 
+from esframework._checks import is_utf8
 from esframework._json import loads
 from esframework._personal._fields import PersonalField
 from esframework.errors import InvalidSubjectError, PersonalDataError, SubjectForgottenError
@@ -85,6 +86,12 @@ def validate_subject(subject: object) -> str:
     """Return `subject` if it is a valid subject id; raise `InvalidSubjectError` if not."""
     if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
         raise InvalidSubjectError(repr(subject))
+    # Checked here, not left to the stores: PostgreSQL's text refuses both (a StoreError,
+    # once the memory store and SQLite had made a key), and forgetting's stream id too.
+    if "\x00" in subject:
+        raise InvalidSubjectError(repr(subject), "it holds a NUL character")
+    if not is_utf8(subject):  # a lone surrogate (bytes decoded with surrogateescape)
+        raise InvalidSubjectError(repr(subject), "it is not valid UTF-8 text")
     return subject
 
 

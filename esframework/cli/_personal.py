@@ -172,15 +172,10 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _subject(text: str) -> str:
-    try:
-        subject = validate_subject(text)
-        subject.encode()  # not a lone surrogate, from bytes of the command line not UTF-8
+    try:  # a lone surrogate too, from bytes of the command line not UTF-8
+        return validate_subject(text)
     except InvalidSubjectError as error:
         raise UsageError(str(error)) from None
-    except UnicodeEncodeError:
-        msg = f"invalid data subject {text!r}: it is not valid UTF-8 text"
-        raise UsageError(msg) from None
-    return subject
 
 
 def _metadata(reason: str | None) -> str:

@@ -227,14 +227,22 @@ class Statements:
         self.head = q("SELECT coalesce(max(global_position), 0) FROM {s}.events")
         # As of a time: up to the first event recorded after it (the stream's, or the
         # global order's), or all of it.
+        # The archived events too: the first event after the time may be one of them (the
+        # stream's last event, and the highest position, never leave `events`).
         self.version_at = q(
-            "SELECT coalesce((SELECT min(version) - 1 FROM {s}.events "
+            "SELECT coalesce(least("
+            "(SELECT min(version) FROM {s}.events "
             "WHERE stream_id = %(stream)s AND created_at > %(as_of)s), "
+            "(SELECT min(version) FROM {s}.events_archive "
+            "WHERE stream_id = %(stream)s AND created_at > %(as_of)s)) - 1, "
             "(SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = %(stream)s))"
         )
         self.position_at = q(
-            "SELECT coalesce((SELECT min(global_position) - 1 FROM {s}.events "
+            "SELECT coalesce(least("
+            "(SELECT min(global_position) FROM {s}.events "
             "WHERE created_at > %(as_of)s AND global_position IS NOT NULL), "
+            "(SELECT min(global_position) FROM {s}.events_archive "
+            "WHERE created_at > %(as_of)s)) - 1, "
             "(SELECT coalesce(max(global_position), 0) FROM {s}.events))"
         )
         # One sequencing pass (migration 3's function): -1 if another pass holds the lock.

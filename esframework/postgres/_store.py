@@ -404,6 +404,9 @@ class PostgresEventStore(
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            query = self._statements.read_archived_stream
 
     def read_payloads(
         self,
@@ -430,6 +433,9 @@ class PostgresEventStore(
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][1] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            query = self._statements.read_archived_payloads
 
     def stream_version(self, stream_id: str) -> int:
         rows = self._fetch(

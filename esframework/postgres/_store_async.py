@@ -406,6 +406,9 @@ class AsyncPostgresEventStore(
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][7] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            query = self._statements.read_archived_stream
 
     async def read_payloads(
         self,
@@ -432,6 +435,9 @@ class AsyncPostgresEventStore(
             if len(rows) < STREAM_PAGE_SIZE:
                 return
             from_version = rows[-1][1] + 1
+            # The next pages go on from there, wherever the events are: a truncation (and
+            # an archive pass) since the first page must not open a gap in the read.
+            query = self._statements.read_archived_payloads
 
     async def stream_version(self, stream_id: str) -> int:
         rows = await self._fetch(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from esframework import (
 )
 from esframework._personal._forgetting import FORGOTTEN_EVENT_TYPE, forgotten_stream
 from esframework._personal._sealing import new_key
-from esframework.errors import InvalidSubjectError
+from esframework.errors import EventEncodingError, InvalidSubjectError
 from tests.conftest import Backend
 from tests.personal.domain import (
     FORGOTTEN,
@@ -36,6 +37,7 @@ from tests.personal.domain import (
     CustomerRegisteredV1,
     EmailChanged,
 )
+from tests.stores.test_unit_of_work import BoomError, run
 
 EMAIL = "ada.lovelace@example.com"
 
@@ -165,6 +167,71 @@ def test_keys_are_made_once_per_subject_and_forgotten_for_good(backend: Backend)
         store.delete_personal_data_key("")
     with pytest.raises(InvalidSubjectError):
         store.personal_data_keys(["x" * 201], create=True)
+
+
+def test_a_subject_id_no_store_can_keep_is_refused_before_anything_is_written(
+    backend: Backend,
+) -> None:
+    """A NUL character or a lone surrogate in a subject id: PostgreSQL's text refuses both.
+    Every store refuses it as `InvalidSubjectError` before making or deleting a key, and
+    saves and forgetting write nothing."""
+    for subject in ("c\x00-1", "c-\udc80"):
+        _refused_subject(backend, subject)
+
+
+def _refused_subject(backend: Backend, subject: str) -> None:
+    store = backend.store
+    head = store.head()
+    customer = new(Customer, "c-9")
+    emit(customer, CustomerRegistered(customer_id=subject, email=EMAIL, name="Ada", plan="x"))
+    with pytest.raises(InvalidSubjectError) as refused:
+        backend.repository(Customer).save(customer)
+    assert repr(subject) in str(refused.value)
+    with pytest.raises(InvalidSubjectError):
+        store.personal_data_keys([subject], create=True)
+    with pytest.raises(InvalidSubjectError):
+        store.forget_personal_data(subject)
+    assert store.head() == head
+
+
+def test_forgetting_with_bad_metadata_keeps_the_key_and_records_nothing(
+    backend: Backend,
+) -> None:
+    """Metadata the record of forgetting cannot hold is refused before the key is deleted:
+    else the key would be gone for good and no subscription ever told."""
+    customers = backend.repository(Customer)
+    customers.save(Customer.register("c-1", EMAIL))
+    head = backend.store.head()
+    for metadata in ("who asked", "[1]", '{"by": NaN}', '{"by": "\\u0000"}'):
+        with pytest.raises(EventEncodingError):
+            backend.store.forget_personal_data("c-1", metadata=metadata)
+    assert backend.store.head() == head
+    assert customers.load("c-1").email == EMAIL
+    assert backend.store.forget_personal_data("c-1", metadata='{"by": "ops"}').version == 1
+    assert customers.load("c-1").email == FORGOTTEN
+
+
+def test_forgetting_in_a_unit_of_work_that_fails_forgets_nothing(backend: Backend) -> None:
+    """The key's deletion and the record of forgetting commit together, or neither: the
+    memory store deleted the key for good while the unit undid the record."""
+    customers = backend.repository(Customer)
+    customers.save(Customer.register("c-1", EMAIL))
+    head = backend.store.head()
+
+    def sync(store: Any) -> None:
+        with pytest.raises(BoomError), store.transaction():
+            store.forget_personal_data("c-1")
+            raise BoomError
+
+    async def async_(store: Any) -> None:
+        with pytest.raises(BoomError):
+            async with store.transaction():
+                await store.forget_personal_data("c-1")
+                raise BoomError
+
+    run(backend, sync, async_)
+    assert backend.store.head() == head
+    assert customers.load("c-1").email == EMAIL
 
 
 def test_old_versions_are_unsealed_before_upcasting(backend: Backend) -> None:
