@@ -142,12 +142,17 @@ class BlueGreen:
         worker = SubscriptionWorker(store, new, serializer=serializer, stopper=stopper)
         with _replay():
             while not stopper.is_set():
+                before = worker.progress.position
                 worker.run(until_caught_up=True)
                 if stopper.is_set():
                     break
                 # The live worker may be ahead of the catch-up's end: go round until not.
                 if self._switch(store, live, new.name, version):
                     return True
+                # A round that moved nothing on (another instance holds this version's
+                # lease, and builds it) waits a poll before looking again, not spinning.
+                if worker.progress.position == before and stopper.sleep(new.poll_interval):
+                    break
         return False
 
     def _switch(self, store: SubscriptionStore[Any], live: str, new: str, version: str) -> bool:

@@ -15,6 +15,7 @@ from esframework import (
     SubscriptionWorker,
     execute_sql,
 )
+from esframework._stopping import Stopper
 from tests.domain import Wallet
 
 
@@ -109,3 +110,46 @@ def test_a_version_whose_subscription_starts_at_the_end_is_built_from_the_first_
     assert served(store) == 5
     assert seen.rebuild(store, "green")
     assert served(store) == 5
+
+
+class _CountingStopper(Stopper):
+    """Counts the rebuild's waits, and stops it at the first (or, spinning, after many
+    looks at whether it is stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        if self.looks > 10_000:
+            self.set()
+        return super().is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        assert seconds > 0  # a poll interval
+        self.waits += 1
+        self.set()
+        return True
+
+
+def test_a_rebuild_whose_version_another_instance_builds_waits_between_looks(
+    store: SubscriptionStore[Any],
+) -> None:
+    """While another instance holds the new version's lease, each round of `rebuild` moves
+    nothing on and the switch finds the version behind: it waits a poll before the next
+    look. (It went round at once, spinning a core until the other instance finished.)"""
+    SEEN.install(store, "blue")
+    open_wallets(store, 0, 3)
+    SubscriptionWorker(store, subscription("blue")).run(until_caught_up=True)
+    other = store.lease(subscription("green").name)
+    assert other.acquire()
+    try:
+        stopper = _CountingStopper()
+        assert not SEEN.rebuild(store, "green", stopper=stopper)
+        assert stopper.waits == 1
+    finally:
+        other.release()
+    with store.transaction() as connection:
+        assert SEEN.active(connection) == "blue"
