@@ -14,8 +14,9 @@ from uuid import UUID
 
 from esframework._instrumentation import TRACEPARENT
 from esframework._json import holds_nul, loads, loads_compared
-from esframework._queries import MAX_POSITION
+from esframework._queries import MAX_POSITION, validate_event_tags
 from esframework._records import AppendResult, ExpectedVersion, NewEvent, StoredEvent
+from esframework._retention import check_tombstone_last
 from esframework.errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_STREAM_ID_LENGTH",
     "MAX_VERSION",
+    "check_append",
     "check_expected_version",
     "check_read_range",
     "check_stream_type",
@@ -123,6 +125,27 @@ def validate_event_ids(stream_id: str, events: Sequence[NewEvent]) -> None:
         if e.event_id in seen:
             raise DuplicateEventIdError(str(e.event_id), stream_id)
         seen.add(e.event_id)
+
+
+def check_append(
+    stream_id: str,
+    stream_type: str,
+    events: Sequence[NewEvent],
+    expected_version: int | ExpectedVersion,
+) -> int | None:
+    """Check an append's input as every store does, before it reads or writes anything,
+    and return the version it expects (None for `ExpectedVersion.ANY`).
+
+    Raises the framework's error for the first thing wrong: the stream id, a type name, an
+    event id, a payload, a tag, a tombstone that is not last, the expected version.
+    """
+    validate_stream_id(stream_id)
+    validate_type_names(stream_type, events)
+    validate_event_ids(stream_id, events)
+    validate_payloads(stream_id, events)
+    validate_event_tags(stream_id, events)
+    check_tombstone_last(events)
+    return expected_as_int(stream_id, expected_version)
 
 
 def validate_payloads(stream_id: str, events: Sequence[NewEvent]) -> None:

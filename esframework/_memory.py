@@ -10,16 +10,13 @@ from uuid import UUID
 
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
+    check_append,
     check_expected_version,
     check_read_range,
     check_stream_type,
-    expected_as_int,
     match_retry,
     utc_time,
-    validate_event_ids,
-    validate_payloads,
     validate_stream_id,
-    validate_type_names,
 )
 from esframework._personal._sealing import new_key, validate_subject
 from esframework._queries import (
@@ -27,7 +24,6 @@ from esframework._queries import (
     Query,
     QueryResult,
     stored_tags,
-    validate_event_tags,
 )
 from esframework._records import (
     AppendResult,
@@ -39,7 +35,6 @@ from esframework._records import (
 )
 from esframework._retention import (
     check_open,
-    check_tombstone_last,
     check_truncation,
     is_tombstone,
 )
@@ -76,13 +71,7 @@ class InMemoryEventStore(EventStore):
         expected_version: int | ExpectedVersion,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        validate_stream_id(stream_id)
-        validate_type_names(stream_type, events)
-        validate_event_ids(stream_id, events)
-        validate_payloads(stream_id, events)
-        validate_event_tags(stream_id, events)
-        check_tombstone_last(events)
-        expected = expected_as_int(stream_id, expected_version)
+        expected = check_append(stream_id, stream_type, events, expected_version)
         with self._lock:
             stored = {
                 e.event_id: self._by_id[e.event_id] for e in events if e.event_id in self._by_id

@@ -73,9 +73,12 @@ def check_truncation(stream_id: str, version: int, snapshot_version: int | None)
     # An int only: a float or a bool passed through, stored as it was (1.5 broke every read
     # of the memory store's stream, and the SQL stores rounded it to a truncation point not
     # asked for), and other types failed with TypeError or StoreError.
-    if type(version) is not int or version < 1:
-        raise InvalidTruncationError(stream_id, version, snapshot_version)
-    if snapshot_version is None or version > snapshot_version:
+    if (
+        type(version) is not int
+        or version < 1
+        or snapshot_version is None
+        or version > snapshot_version
+    ):
         raise InvalidTruncationError(stream_id, version, snapshot_version)
 
 

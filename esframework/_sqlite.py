@@ -14,24 +14,19 @@ from uuid import UUID
 
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
+    check_append,
     check_expected_version,
     check_read_range,
     check_stream_type,
-    expected_as_int,
     match_retry,
     stored_by_id,
     utc_time,
-    validate_event_ids,
-    validate_payloads,
-    validate_stream_id,
-    validate_type_names,
 )
 from esframework._queries import (
     AppendCondition,
     Query,
     QueryResult,
     stored_tags,
-    validate_event_tags,
 )
 from esframework._records import (
     AppendResult,
@@ -41,7 +36,7 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._retention import check_open, check_tombstone_last
+from esframework._retention import check_open
 from esframework._sqlite_errors import SQLiteErrors
 from esframework._sqlite_keys import SQLitePersonalKeys
 from esframework._sqlite_lease import DEFAULT_LEASE_TIMEOUT, SQLiteLease
@@ -182,13 +177,7 @@ class SQLiteEventStore(
         expected_version: int | ExpectedVersion,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        validate_stream_id(stream_id)
-        validate_type_names(stream_type, events)
-        validate_event_ids(stream_id, events)
-        validate_payloads(stream_id, events)
-        validate_event_tags(stream_id, events)
-        check_tombstone_last(events)
-        expected = expected_as_int(stream_id, expected_version)
+        expected = check_append(stream_id, stream_type, events, expected_version)
         with self._writing("append to", stream_id) as db:
             return self._append_locked(
                 db, stream_id, stream_type, events, expected, condition=condition

@@ -20,19 +20,15 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from esframework._checks import (
     DEFAULT_PAGE_SIZE,
+    check_append,
     check_expected_version,
     check_read_range,
     check_stream_type,
-    expected_as_int,
     match_retry,
     stored_by_id,
     utc_time,
-    validate_event_ids,
-    validate_payloads,
-    validate_stream_id,
-    validate_type_names,
 )
-from esframework._queries import AppendCondition, Query, QueryResult, validate_event_tags
+from esframework._queries import AppendCondition, Query, QueryResult
 from esframework._records import (
     AppendResult,
     EventPayload,
@@ -41,7 +37,7 @@ from esframework._records import (
     SnapshotRecord,
     StoredEvent,
 )
-from esframework._retention import check_open, check_tombstone_last
+from esframework._retention import check_open
 from esframework._subscription_store_async import AsyncSubscriptionStore
 from esframework.errors import (
     AppendDeadlockError,
@@ -247,13 +243,7 @@ class AsyncPostgresEventStore(
         expected_version: int | ExpectedVersion,
         condition: AppendCondition | None = None,
     ) -> AppendResult:
-        validate_stream_id(stream_id)
-        validate_type_names(stream_type, events)
-        validate_event_ids(stream_id, events)
-        validate_payloads(stream_id, events)
-        validate_event_tags(stream_id, events)
-        check_tombstone_last(events)
-        expected = expected_as_int(stream_id, expected_version)
+        expected = check_append(stream_id, stream_type, events, expected_version)
         # The whole append is one turn on a unit's connection: its savepoint, and the
         # unit's own events it passes over and adds to.
         async with self._holding_unit() as unit:
