@@ -83,9 +83,12 @@ def test_a_locked_second_store_is_retried_not_parked(
 
 
 def _terminate(dsn: str, pid: int | None) -> None:
+    """End the session `pid` and wait until it has gone: a session signalled but not yet
+    gone still holds its locks (a lease's too, so a checkpoint's move could still pass)."""
     assert pid is not None
     with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        (gone,) = admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone()
+        assert gone, f"session {pid} still there 10 s after it was told to end"
 
 
 @pytest.mark.parametrize("victim", ["handler", "lease"])
